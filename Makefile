@@ -1,0 +1,38 @@
+# rrhf: `make demo` runs the pipeline, `make test` runs lint and the tests; both install into .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch, installed before the project so pip never pulls a CUDA build on a machine
+# without a GPU. On a GPU machine: `make install TORCH=torch` (or install torch yourself first).
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+OUT ?= out
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+# Until the sample/score/train stages land, the demo reads every example input format and summarises it.
+demo: $(STAMP)
+	@mkdir -p $(OUT)/demo
+	@for f in examples/prompts.jsonl examples/hh.jsonl examples/reference.jsonl examples/pairs.jsonl examples/scored.jsonl; do \
+		$(BIN)/rrhf inspect $$f || exit 1; \
+	done
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_io.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""The `rrhf` command: wires the commands and maps known failures to one line and an exit status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from rrhf_cli import __version__
+from rrhf_cli.errors import RrhfError
+from rrhf_cli.options import debug_enabled
+
+
+class RrhfGroup(TyperGroup):
+    """Turns RrhfError (and OS errors such as a full disk) into one line unless --debug is given."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (RrhfError, OSError) as err:
+            if debug_enabled():
+                raise
+            typer.echo(f"rrhf: error: {err}", err=True)
+            raise typer.Exit(err.exit_code if isinstance(err, RrhfError) else 1) from None
+
+
+def new_app(**settings: Any) -> typer.Typer:
+    """A Typer app with the settings every rrhf command group shares."""
+    return typer.Typer(
+        cls=RrhfGroup,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        add_completion=False,
+        rich_markup_mode=None,
+        **settings,
+    )
+
+
+app = new_app(
+    name="rrhf", help="Align a language model by ranking sampled responses (RRHF): sample, score, rank, train."
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rrhf {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Align a language model by ranking sampled responses (RRHF): sample, score, rank, train."""
+
+
+def _register() -> None:
+    from rrhf_cli.commands import inspect, pending
+
+    for name, fn in pending.COMMANDS.items():
+        app.command(name)(fn)
+    app.command("inspect")(inspect.inspect_command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,151 @@
+"""Reading inputs into validated records and writing artifacts atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from rrhf_cli.errors import BadInput, Location
+from rrhf_cli.formats import FormatError, detect_format, to_contract
+from rrhf_cli.ids import IdAssigner
+from rrhf_cli.readers import HF_PREFIX, iter_rows
+from rrhf_cli.schema import PROMPT_TAGS, Record, kind_of
+
+
+@dataclass
+class LoadedInput:
+    """An input fully read and validated: its records, detected format and content hash."""
+
+    spec: str
+    format: str
+    records: list[Record]
+    sha256: str | None
+
+
+def load_records(spec: str | Path, input_format: str = "auto") -> LoadedInput:
+    """Read every record of an input, mapping its format onto the contract; BadInput on the first bad row."""
+    fmt = None if input_format == "auto" else input_format
+    assign_id = IdAssigner()
+    seen: dict[str, Location] = {}
+    records: list[Record] = []
+    for where, row in iter_rows(spec):
+        if not isinstance(row, dict):
+            raise BadInput(where, f"expected a JSON object, got {kind_of(row)}")
+        try:
+            fmt = fmt or detect_format(row)
+            fields = to_contract(row, fmt)
+        except FormatError as err:
+            raise BadInput(where, str(err)) from None
+        record = record_from_fields(where, fields, assign_id)
+        if record.id in seen:
+            raise BadInput(where, f"duplicate id '{record.id}' (first at {seen[record.id]})")
+        seen[record.id] = where
+        records.append(record)
+    if not records:
+        raise BadInput(str(spec), "no records (the input is empty)")
+    text = str(spec)
+    digest = None if text.startswith(HF_PREFIX) else file_sha256(Path(text))
+    return LoadedInput(spec=text, format=fmt or "rrhf", records=records, sha256=digest)
+
+
+def record_from_fields(where: Location, fields: dict[str, Any], assign_id: IdAssigner) -> Record:
+    """Validate contract fields into a Record, deriving the id from the prompt when none is given."""
+    fields = dict(fields)
+    given = fields.get("id")
+    if given is None:
+        fields["id"] = assign_id(fields.get("prompt"))
+    elif isinstance(given, int) and not isinstance(given, bool):
+        fields["id"] = str(given)
+    try:
+        return Record.model_validate(fields)
+    except ValidationError as err:
+        raise BadInput(where, describe_validation_error(err)) from None
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """One line for the first problem pydantic found, with the field path written as JSON-ish `a[0].b`."""
+    first = err.errors()[0]
+    path = ""
+    for part in first["loc"]:
+        if part in PROMPT_TAGS:
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    message = message[:1].lower() + message[1:]
+    if first["type"] == "missing":
+        return f"'{path}' is missing"
+    if first.get("input", ...) is None and first["type"] != "value_error":
+        return f"'{path}' is null"
+    return f"'{path}' {message}" if first["type"] == "value_error" else f"'{path}': {message}"
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def atomic_open(path: Path) -> Iterator[IO[str]]:
+    """Write to a temp file beside `path`, then fsync and rename; on error the old file is untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_records(path: Path, records: Iterable[Record]) -> int:
+    """Write records as JSONL atomically; returns how many were written."""
+    count = 0
+    with atomic_open(path) as handle:
+        for record in records:
+            handle.write(dumps(record.to_json_dict()) + "\n")
+            count += 1
+    return count
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write one JSON document atomically, indented for people to read."""
+    with atomic_open(path) as handle:
+        handle.write(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def dumps(value: Any) -> str:
+    """One compact JSONL line; NaN and infinities are refused rather than written as invalid JSON."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not every filesystem allows opening a folder.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""One module per `rrhf` command; each only parses options and calls library code."""

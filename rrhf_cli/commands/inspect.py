@@ -1,0 +1,82 @@
+"""`rrhf inspect`: summarise any artifact or input file, with its meta sidecar."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rrhf_cli.artifacts import load_records
+from rrhf_cli.meta import read_meta
+from rrhf_cli.options import InputArg, InputFormatOpt, JsonOpt, command
+from rrhf_cli.summary import Stats, Summary, summarize
+
+
+@command()
+def inspect_command(path: InputArg, json_output: JsonOpt = False, input_format: InputFormatOpt = "auto") -> None:
+    """Summarise an artifact: records, responses per prompt, sources, score statistics and its meta.
+
+    Examples:
+
+        rrhf inspect scored.jsonl
+
+        rrhf inspect pairs.jsonl --json | jq .summary.pairs
+
+        rrhf inspect hf:Anthropic/hh-rlhf:test
+    """
+    loaded = load_records(path, input_format)
+    summary = summarize(loaded.records, loaded.format)
+    meta = read_meta(Path(path)) if not path.startswith("hf:") else None
+    meta_dict = meta.model_dump(mode="json") if meta else None
+    if json_output:
+        print(json.dumps({"path": path, "summary": summary.model_dump(mode="json"), "meta": meta_dict}, indent=2))
+        return
+    _render(path, summary, meta_dict)
+
+
+def _render(path: str, summary: Summary, meta: dict | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    overview = Table(title=path, show_header=False, title_justify="left")
+    overview.add_column(style="bold")
+    overview.add_column()
+    overview.add_row("format", summary.format)
+    overview.add_row("records", str(summary.records))
+    overview.add_row("chat prompts", str(summary.chat_prompts))
+    overview.add_row("responses", str(summary.responses))
+    if summary.responses_per_prompt:
+        overview.add_row("responses per prompt", _range(summary.responses_per_prompt, digits=1))
+    overview.add_row("scored / unscored", f"{summary.scored} / {summary.unscored}")
+    if summary.score:
+        overview.add_row("score", _range(summary.score))
+    for name, stats in summary.named_scores.items():
+        overview.add_row(f"scores.{name}", _range(stats))
+    if summary.pairs is not None:
+        overview.add_row("pairs", str(summary.pairs))
+    console.print(overview)
+    if summary.sources:
+        sources = Table("source", "responses", title="sources", title_justify="left")
+        for source, count in summary.sources.items():
+            sources.add_row(source, str(count))
+        console.print(sources)
+    if meta:
+        table = Table(show_header=False, title="meta", title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("stage", f"{meta['stage']} (rrhf {meta['rrhf_version']})")
+        table.add_row("time", f"{meta['started_at']} to {meta.get('finished_at') or '?'}")
+        for item in meta["inputs"]:
+            table.add_row(
+                "input", f"{item['path']} ({item.get('format') or '?'}, sha256 {str(item.get('sha256'))[:12]})"
+            )
+        table.add_row("counts", ", ".join(f"{k}={v}" for k, v in meta["counts"].items()))
+        table.add_row("config", json.dumps(meta["config"], ensure_ascii=False))
+        console.print(table)
+
+
+def _range(stats: Stats, digits: int = 3) -> str:
+    return (
+        f"mean {stats.mean:.{digits}f}  std {stats.std:.{digits}f}  "
+        f"min {stats.min:.{digits}f}  max {stats.max:.{digits}f}"
+    )

@@ -1,0 +1,44 @@
+"""The few exceptions the CLI boundary turns into one line on stderr and an exit status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RrhfError(Exception):
+    """A failure the user can act on; exit status 1 (a runtime failure)."""
+
+    exit_code = 1
+
+
+class UsageError(RrhfError):
+    """Bad options or configuration; exit status 2."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in an input a record came from: a file plus a line (text formats) or a row (tables, datasets)."""
+
+    source: str
+    index: int | None = None
+    unit: str = "line"
+
+    def __str__(self) -> str:
+        if self.index is None:
+            return self.source
+        if self.unit == "line":
+            return f"{self.source}:{self.index}"
+        return f"{self.source}: {self.unit} {self.index}"
+
+
+class BadInput(RrhfError):
+    """An input record or file is malformed; exit status 2, message names the file and line."""
+
+    exit_code = 2
+
+    def __init__(self, where: Location | str, problem: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")

@@ -1,0 +1,147 @@
+"""Input formats users already have, detected from a record's fields and mapped onto the rrhf contract.
+
+Pure functions: they take one decoded row and return the contract's fields, raising FormatError on a
+malformed row; the caller adds the file and line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rrhf_cli.schema import kind_of
+from rrhf_cli.transcripts import parse_hh_transcript, split_final_replies
+
+FORMATS: dict[str, str] = {
+    "rrhf": "rrhf records: {id?, prompt, responses: [{text, source, score?}]}",
+    "trl-prompt": "TRL prompt-only: {prompt}",
+    "rrhf-reference": "RRHF reference repo: {query, responses: [str], scores: [float]}",
+    "trl-preference": "TRL preference: {prompt, chosen, rejected} (string or conversational)",
+    "hh": "Anthropic HH / TRL implicit prompt: {chosen, rejected} full conversations",
+}
+
+
+class FormatError(ValueError):
+    """A row does not fit its format; the message says what is wrong."""
+
+
+def detect_format(row: dict[str, Any]) -> str:
+    """Name the format of a row from its fields."""
+    keys = set(row)
+    if {"chosen", "rejected"} <= keys:
+        return "trl-preference" if "prompt" in keys else "hh"
+    if {"query", "responses"} <= keys:
+        return "rrhf-reference"
+    if "prompt" in keys:
+        return "rrhf" if "responses" in keys else "trl-prompt"
+    seen = ", ".join(sorted(keys)) or "none"
+    raise FormatError(
+        f"cannot tell the input format from its fields ({seen}); expected 'prompt' "
+        "(with 'responses', or 'chosen'/'rejected'), 'query'+'responses'+'scores', or 'chosen'+'rejected'"
+    )
+
+
+def to_contract(row: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """Map a row of format `fmt` onto the contract's fields (id optional); other fields are kept."""
+    try:
+        convert = _CONVERTERS[fmt]
+    except KeyError:
+        raise FormatError(f"unknown input format '{fmt}'; choose one of {', '.join(FORMATS)}") from None
+    return convert(row)
+
+
+def _native(row: dict[str, Any]) -> dict[str, Any]:
+    _require(row, "prompt")
+    out = dict(row)
+    responses = row.get("responses", [])
+    if not isinstance(responses, list):
+        raise FormatError(f"'responses' must be a list, got {kind_of(responses)}")
+    # A bare string is a response with unknown provenance.
+    out["responses"] = [{"text": r, "source": "input"} if isinstance(r, str) else r for r in responses]
+    return out
+
+
+def _reference(row: dict[str, Any]) -> dict[str, Any]:
+    _require(row, "query")
+    responses, scores = row.get("responses"), row.get("scores")
+    if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
+        raise FormatError("'responses' must be a list of strings")
+    if scores is None:
+        scores = [None] * len(responses)
+    elif not isinstance(scores, list):
+        raise FormatError(f"'scores' must be a list, got {kind_of(scores)}")
+    if len(scores) != len(responses):
+        raise FormatError(f"'responses' has {len(responses)} items but 'scores' has {len(scores)}")
+    out = {k: v for k, v in row.items() if k not in ("query", "responses", "scores")}
+    out["prompt"] = row["query"]
+    out["responses"] = [
+        {"text": text, "source": "input"} | ({} if score is None else {"score": score})
+        for text, score in zip(responses, scores, strict=True)
+    ]
+    return out
+
+
+def _preference(row: dict[str, Any]) -> dict[str, Any]:
+    _require(row, "prompt")
+    prompt = row["prompt"]
+    replies = [_reply(row, name, conversational=isinstance(prompt, list)) for name in ("chosen", "rejected")]
+    return _pair_record(row, prompt, *replies)
+
+
+def _hh(row: dict[str, Any]) -> dict[str, Any]:
+    conversations = []
+    for name in ("chosen", "rejected"):
+        value = row.get(name)
+        if isinstance(value, str):
+            try:
+                conversations.append(parse_hh_transcript(value))
+            except ValueError as err:
+                raise FormatError(f"'{name}' {err}") from None
+        elif isinstance(value, list) and all(isinstance(m, dict) for m in value):
+            conversations.append(value)
+        else:
+            raise FormatError(f"'{name}' must be a transcript string or a list of messages, got {kind_of(value)}")
+    try:
+        prompt, chosen, rejected = split_final_replies(*conversations)
+    except ValueError as err:
+        raise FormatError(str(err)) from None
+    return _pair_record(row, prompt, chosen, rejected)
+
+
+def _pair_record(row: dict[str, Any], prompt: Any, chosen: str, rejected: str) -> dict[str, Any]:
+    consumed = ("prompt", "chosen", "rejected", "score_chosen", "score_rejected")
+    out = {k: v for k, v in row.items() if k not in consumed}
+    out["prompt"] = prompt
+    out["responses"] = [
+        {"text": text, "source": name}
+        | ({"score": row[f"score_{name}"]} if row.get(f"score_{name}") is not None else {})
+        for name, text in (("chosen", chosen), ("rejected", rejected))
+    ]
+    return out
+
+
+def _reply(row: dict[str, Any], name: str, conversational: bool) -> str:
+    value = row.get(name)
+    if isinstance(value, str) and not conversational:
+        return value
+    if conversational and isinstance(value, list):
+        if len(value) == 1 and isinstance(value[0], dict) and value[0].get("role") == "assistant":
+            content = value[0].get("content")
+            if isinstance(content, str):
+                return content
+        raise FormatError(f"'{name}' must be a list holding one assistant message")
+    expected = "a list of messages, as the prompt is" if conversational else "a string, as the prompt is"
+    raise FormatError(f"'{name}' must be {expected}; got {kind_of(value)}")
+
+
+def _require(row: dict[str, Any], field: str) -> None:
+    if row.get(field) is None:
+        raise FormatError(f"'{field}' is {'null' if field in row else 'missing'}")
+
+
+_CONVERTERS = {
+    "rrhf": _native,
+    "trl-prompt": _native,
+    "rrhf-reference": _reference,
+    "trl-preference": _preference,
+    "hh": _hh,
+}

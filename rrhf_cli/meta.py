@@ -1,0 +1,88 @@
+"""The `FILE.meta.json` sidecar: what made an artifact, from which inputs, with which settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from rrhf_cli import __version__
+from rrhf_cli.artifacts import write_json
+
+REDACTED = "<redacted>"
+# Keys that may hold credentials; `*_env` keys name an environment variable, not its value.
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I)
+_SECRET_VALUE = re.compile(r"^(sk-|hf_|Bearer\s)[A-Za-z0-9_\-\.]{8,}")
+
+
+class InputInfo(BaseModel):
+    """One input of a stage: where it came from, its format and its content hash."""
+
+    path: str
+    format: str | None = None
+    sha256: str | None = None
+    records: int | None = None
+
+
+class Meta(BaseModel):
+    """The sidecar of one artifact."""
+
+    stage: str
+    rrhf_version: str = __version__
+    config: dict[str, Any] = {}
+    inputs: list[InputInfo] = []
+    counts: dict[str, int] = {}
+    started_at: str
+    finished_at: str | None = None
+
+
+def now() -> str:
+    """The current UTC time in ISO 8601, to the second."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def meta_path(artifact: Path) -> Path:
+    """`FILE.meta.json` beside a file artifact, `DIR/meta.json` inside a folder artifact."""
+    if artifact.is_dir():
+        return artifact / "meta.json"
+    return artifact.with_name(artifact.name + ".meta.json")
+
+
+def write_meta(artifact: Path, meta: Meta) -> None:
+    """Write the sidecar atomically, with every secret-looking value redacted."""
+    write_json(meta_path(artifact), redact(meta.model_dump(mode="json")))
+
+
+def read_meta(artifact: Path) -> Meta | None:
+    """The sidecar of an artifact, or None when it has none or it is unreadable."""
+    path = meta_path(artifact)
+    if not path.is_file():
+        return None
+    try:
+        return Meta.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError):
+        return None
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Replace values under credential-like keys, and credential-shaped strings, with a marker."""
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if value is None or key.lower().endswith("_env"):
+        return value
+    if _SECRET_KEY.search(key) or (isinstance(value, str) and _SECRET_VALUE.match(value)):
+        return REDACTED
+    return value
+
+
+def fingerprint(stage: str, config: dict[str, Any], inputs: list[InputInfo]) -> str:
+    """A hash of what determines a stage's output, so a journal is only resumed by the same run."""
+    payload = {"stage": stage, "config": config, "inputs": [i.sha256 or i.path for i in inputs]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,175 @@
+"""Shared option types and the decorator that turns a stage's config model into command-line flags."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import typer
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from rrhf_cli.config import flag_name, load_config_file, resolve_config
+from rrhf_cli.console import setup_logging
+
+InputArg = Annotated[
+    str, typer.Argument(help="Input: .jsonl, .json, .csv, .parquet, or hf:NAME[:SPLIT].", metavar="INPUT")
+]
+OutputOpt = Annotated[
+    Path, typer.Option("-o", "--output", help="Artifact to write (JSONL); a FILE.meta.json sidecar goes beside it.")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Start over, discarding a journal left by an interrupted run.")]
+InputFormat = Literal["auto", "rrhf", "trl-prompt", "rrhf-reference", "trl-preference", "hh"]
+InputFormatOpt = Annotated[
+    InputFormat,
+    typer.Option("--input-format", help="Input format; auto-detected from the first record's fields by default."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of tables.")]
+
+GENERAL = "General"
+_debug = {"on": False}
+
+
+def debug_enabled() -> bool:
+    """Whether the current command asked for tracebacks instead of one-line errors."""
+    return _debug["on"]
+
+
+def command(model: type[BaseModel] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the shared flags (-q, -v, --debug, and --config when it has a model) plus one flag per
+    model field; the wrapped function receives `config`, resolved from the file then the flags."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "config"]
+        fields = _field_params(model) if model else []
+        general = _general_params(with_config=model is not None)
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            _debug["on"] = bool(kwargs.pop("debug"))
+            setup_logging(verbose=kwargs.pop("verbose"), quiet=kwargs.pop("quiet"))
+            if model is None:
+                return fn(**kwargs)
+            config_file = kwargs.pop("config_file")
+            flags = {p.name: kwargs.pop(p.name) for p in fields}
+            flags = {name: value for name, value in flags.items() if value is not None}
+            file_values = load_config_file(config_file) if config_file else {}
+            source = str(config_file) if config_file else "config"
+            return fn(**kwargs, config=resolve_config(model, file_values, flags, source=source))
+
+        wrapper.__signature__ = signature.replace(parameters=[*own, *fields, *general])  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def _general_params(with_config: bool) -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = []
+    if with_config:
+        params.append(
+            inspect.Parameter(
+                "config_file",
+                kw,
+                default=None,
+                annotation=Annotated[
+                    Path | None,
+                    typer.Option(
+                        "--config",
+                        help="YAML or TOML file whose keys mirror the flags; flags win.",
+                        rich_help_panel=GENERAL,
+                    ),
+                ],
+            )
+        )
+    params += [
+        inspect.Parameter(
+            "quiet",
+            kw,
+            default=False,
+            annotation=Annotated[
+                bool,
+                typer.Option("-q", "--quiet", help="Only warnings and errors; no progress.", rich_help_panel=GENERAL),
+            ],
+        ),
+        inspect.Parameter(
+            "verbose",
+            kw,
+            default=0,
+            annotation=Annotated[
+                int,
+                typer.Option("-v", "--verbose", count=True, help="More detail in the logs.", rich_help_panel=GENERAL),
+            ],
+        ),
+        inspect.Parameter(
+            "debug",
+            kw,
+            default=False,
+            annotation=Annotated[
+                bool,
+                typer.Option("--debug", help="Show tracebacks instead of one-line errors.", rich_help_panel=GENERAL),
+            ],
+        ),
+    ]
+    return params
+
+
+def _field_params(model: type[BaseModel]) -> list[inspect.Parameter]:
+    params = []
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("cli") is False:
+            continue
+        py_type = _cli_type(field.annotation)
+        if py_type is None:
+            continue  # nested settings are for the config file only
+        flag = flag_name(name)
+        decls = [f"{flag}/--no-{flag[2:]}"] if py_type is bool else [flag]
+        decls += list(extra.get("aliases", []))
+        default = field.default if field.default is not PydanticUndefined else None
+        if field.default_factory is not None:
+            default = field.default_factory()  # type: ignore[call-arg]
+        shown = "required" if field.is_required() else _show(default)
+        option = typer.Option(
+            *decls,
+            help=f"{field.description or ''} [{shown}]".strip(),
+            show_default=False,
+            metavar=extra.get("metavar"),
+        )
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[py_type | None, option]
+            )
+        )
+    return params
+
+
+def _cli_type(annotation: Any) -> Any:
+    """The flag type of a field, or None for fields that only a config file can set."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return _cli_type(args[0]) if len(args) == 1 else None
+    if origin is Literal:
+        return annotation
+    if origin is list:
+        return annotation if get_args(annotation)[0] in (str, int, float) else None
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return annotation
+    return annotation if annotation in (str, int, float, bool, Path) else None
+
+
+def _show(default: Any) -> str:
+    if default is None or default == []:
+        return "default: none"
+    if isinstance(default, enum.Enum):
+        default = default.value
+    if isinstance(default, bool):
+        return "default: yes" if default else "default: no"
+    return f"default: {default}"

@@ -1,0 +1,42 @@
+"""Bookkeeping shared by every stage run: inputs, journal, the finished artifact and its sidecar."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from rrhf_cli.artifacts import LoadedInput, write_records
+from rrhf_cli.journal import Journal
+from rrhf_cli.meta import InputInfo, Meta, fingerprint, now, redact, write_meta
+from rrhf_cli.schema import Record
+
+
+class StageRun:
+    """One run of a stage writing `output` from `inputs` under `config`."""
+
+    def __init__(
+        self, stage: str, config: BaseModel, output: Path, inputs: Sequence[LoadedInput], force: bool = False
+    ) -> None:
+        self.stage = stage
+        self.output = output
+        self.started_at = now()
+        self.config = redact(config.model_dump(mode="json"))
+        self.inputs = [InputInfo(path=i.spec, format=i.format, sha256=i.sha256, records=len(i.records)) for i in inputs]
+        self.journal = Journal(output, fingerprint(stage, self.config, self.inputs), force=force)
+
+    def finish(self, records: Sequence[Record], counts: dict[str, int] | None = None) -> Meta:
+        """Write the artifact and its sidecar atomically, then drop the journal."""
+        written = write_records(self.output, records)
+        meta = Meta(
+            stage=self.stage,
+            config=self.config,
+            inputs=self.inputs,
+            counts={"records": written, **(counts or {})},
+            started_at=self.started_at,
+            finished_at=now(),
+        )
+        write_meta(self.output, meta)
+        self.journal.remove()
+        return meta

@@ -1,0 +1,91 @@
+"""Pydantic models of the artifact records: the one contract every stage reads and writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
+
+
+def _reject_bool(value: Any) -> Any:
+    # JSON true/false would otherwise pass as 1.0/0.0, hiding a wrong column.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+Score = Annotated[float, BeforeValidator(_reject_bool), Field(allow_inf_nan=False)]
+"""A finite float reward; booleans, NaN and infinities are rejected."""
+
+
+class Message(BaseModel):
+    """One chat turn, as in the OpenAI and TRL conversational formats."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str
+
+
+def _prompt_branch(value: Any) -> str:
+    return "string-prompt" if isinstance(value, str) else "message-prompt"
+
+
+# A tagged union so a bad message list reports the message's problem, not "should be a string" too.
+Prompt = Annotated[
+    Annotated[str, Tag("string-prompt")] | Annotated[list[Message], Tag("message-prompt")],
+    Discriminator(_prompt_branch),
+]
+PROMPT_TAGS = ("string-prompt", "message-prompt")
+
+
+class Response(BaseModel):
+    """One candidate response to a prompt; `score` is set by the score stage."""
+
+    # Assignment is validated so a stage can never write a NaN score.
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    text: str
+    source: str = "input"
+    score: Score | None = None
+    scores: dict[str, Score] | None = None
+
+
+class Record(BaseModel):
+    """One prompt and its candidate responses; unknown fields are carried through unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    prompt: Prompt
+    responses: list[Response] = Field(default_factory=list)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt_shape(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
+            return value
+        if isinstance(value, list) and not value:
+            raise ValueError("is an empty list of messages")
+        raise ValueError(f"must be a string or a list of {{role, content}} messages, got {kind_of(value)}")
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The input fields outside the contract, in their original order."""
+        return dict(self.__pydantic_extra__ or {})
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The record as written to an artifact: contract fields first, then carried fields."""
+        return self.model_dump(mode="json", exclude_unset=True) | {
+            "responses": [r.model_dump(mode="json", exclude_unset=True) for r in self.responses]
+        }
+
+
+def kind_of(value: Any) -> str:
+    """A JSON-flavoured name for a value's type, for error messages."""
+    if value is None:
+        return "null"
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,1 @@
+"""Stage implementations (sample, score, rank, train), importable without the CLI."""

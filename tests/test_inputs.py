@@ -1,0 +1,119 @@
+"""Every reader and external format loads into validated contract records."""
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rrhf_cli.artifacts import load_records
+from rrhf_cli.errors import BadInput
+from rrhf_cli.ids import prompt_id
+
+ROWS = [
+    {"prompt": "Say hi", "responses": [{"text": "hi", "source": "m", "score": 1.5}], "topic": "greeting"},
+    {"prompt": [{"role": "user", "content": "Add 2+2"}], "responses": ["4"]},
+]
+
+
+def _records(path):
+    return [r.to_json_dict() for r in load_records(path).records]
+
+
+def test_jsonl_with_bom_and_blank_lines(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(ROWS[0]) + "\n\n" + json.dumps(ROWS[1]) + "\n").encode())
+    records = _records(path)
+    assert records[0] == {"id": prompt_id("Say hi"), **ROWS[0]}
+    assert records[1]["responses"] == [{"text": "4", "source": "input"}]
+    assert records[1]["prompt"] == ROWS[1]["prompt"]
+
+
+def test_json_array_csv_and_parquet_match_jsonl(tmp_path, write_jsonl):
+    expected = _records(write_jsonl("in.jsonl", ROWS))
+    (tmp_path / "in.json").write_text(json.dumps(ROWS), encoding="utf-8-sig")
+    assert _records(tmp_path / "in.json") == expected
+
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text(
+        "prompt,responses,topic\n"
+        + "\n".join(
+            ",".join('"' + (v if isinstance(v, str) else json.dumps(v)).replace('"', '""') + '"' for v in row)
+            for row in [
+                ["Say hi", ROWS[0]["responses"], "greeting"],
+                [ROWS[1]["prompt"], ROWS[1]["responses"], ""],
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    csv_records = _records(csv_path)
+    assert csv_records[0] == expected[0]
+    assert csv_records[1] == expected[1] | {"topic": None}
+
+    table = pa.Table.from_pylist([{"prompt": "Say hi", "responses": ROWS[0]["responses"], "topic": "greeting"}])
+    pq.write_table(table, tmp_path / "in.parquet")
+    assert _records(tmp_path / "in.parquet") == [expected[0]]
+
+
+def test_hf_dataset_from_a_local_folder(tmp_path):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text(
+        "\n".join(json.dumps({"prompt": f"p{i}", "chosen": "a", "rejected": "b"}) for i in range(3)) + "\n"
+    )
+    loaded = load_records(f"hf:{folder}:train")
+    assert loaded.format == "trl-preference"
+    assert [r.prompt for r in loaded.records] == ["p0", "p1", "p2"]
+    assert loaded.sha256 is None
+
+
+def test_hf_dataset_unreachable_is_one_line(monkeypatch):
+    with pytest.raises(Exception) as info:
+        load_records("hf:no-such-org/no-such-dataset")
+    message = str(info.value)
+    assert "hf:no-such-org/no-such-dataset" in message and "\n" not in message
+
+
+def test_ids_are_stable_and_repeats_are_numbered(write_jsonl):
+    path = write_jsonl("in.jsonl", [{"prompt": "a"}, {"prompt": "b"}, {"prompt": "a"}])
+    ids = [r.id for r in load_records(path).records]
+    assert ids == [prompt_id("a"), prompt_id("b"), prompt_id("a") + "-2"]
+    assert [r.id for r in load_records(path).records] == ids
+
+
+def test_given_ids_are_kept_and_integers_become_strings(write_jsonl):
+    path = write_jsonl("in.jsonl", [{"id": 7, "prompt": "a"}, {"id": "x", "prompt": "b"}])
+    assert [r.id for r in load_records(path).records] == ["7", "x"]
+
+
+def test_forced_format_applies_to_every_row(write_jsonl):
+    path = write_jsonl("in.jsonl", [{"prompt": "a", "chosen": "c", "rejected": "r"}, {"prompt": "b"}])
+    with pytest.raises(BadInput, match=r"in\.jsonl:2: 'chosen' must be a string"):
+        load_records(path, "trl-preference")
+
+
+def test_every_external_format_round_trips_into_the_contract(tmp_path, write_jsonl):
+    hh = {"chosen": "\n\nHuman: Q\n\nAssistant: good", "rejected": "\n\nHuman: Q\n\nAssistant: bad"}
+    cases = {
+        "reference": ({"query": "Q", "responses": ["good", "bad"], "scores": [1, 0]}, "Q"),
+        "pref": ({"prompt": "Q", "chosen": "good", "rejected": "bad"}, "Q"),
+        "prompt": ({"prompt": "Q"}, "Q"),
+        "hh": (hh, [{"role": "user", "content": "Q"}]),
+    }
+    for name, (row, prompt) in cases.items():
+        loaded = load_records(write_jsonl(f"{name}.jsonl", [row]))
+        record = loaded.records[0]
+        assert record.prompt == prompt or [m.model_dump() for m in record.prompt] == prompt
+        # The contract form of a record loads back to itself.
+        again = load_records(write_jsonl(f"{name}-contract.jsonl", [record.to_json_dict()]))
+        assert again.format in ("rrhf", "trl-prompt")
+        assert again.records[0].to_json_dict() == record.to_json_dict()
+        if name != "prompt":
+            assert [r.text for r in record.responses] == ["good", "bad"]
+
+
+def test_missing_file_is_bad_input(tmp_path: Path):
+    with pytest.raises(BadInput, match="no such file"):
+        load_records(tmp_path / "nope.jsonl")
