@@ -24,12 +24,16 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# Until the sample/score/train stages land, the demo reads every example input format and summarises it.
+# Until the sample/score/train stages land, the demo summarises every example input format and ranks
+# the example scored file into listwise records and TRL preference pairs.
+DEMO_INPUTS := examples/prompts.jsonl examples/hh.jsonl examples/reference.jsonl examples/pairs.jsonl
+
 demo: $(STAMP)
-	@mkdir -p $(OUT)/demo
-	@for f in examples/prompts.jsonl examples/hh.jsonl examples/reference.jsonl examples/pairs.jsonl examples/scored.jsonl; do \
-		$(BIN)/rrhf inspect $$f || exit 1; \
-	done
+	@for f in $(DEMO_INPUTS); do $(BIN)/rrhf inspect $$f || exit 1; done
+	$(BIN)/rrhf rank examples/scored.jsonl -o $(OUT)/demo/ranked.jsonl
+	$(BIN)/rrhf rank examples/scored.jsonl -o $(OUT)/demo/pairs.jsonl --format pairs
+	$(BIN)/rrhf rank examples/reference.jsonl -o $(OUT)/demo/reference-pairs.jsonl --format pairs --pairs best-vs-rest
+	$(BIN)/rrhf inspect $(OUT)/demo/pairs.jsonl
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_io.py

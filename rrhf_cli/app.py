@@ -57,10 +57,11 @@ def _root(
 
 
 def _register() -> None:
-    from rrhf_cli.commands import inspect, pending
+    from rrhf_cli.commands import inspect, pending, rank
 
     for name, fn in pending.COMMANDS.items():
         app.command(name)(fn)
+    app.command("rank")(rank.rank_command)
     app.command("inspect")(inspect.inspect_command)
 
 

@@ -23,11 +23,12 @@ from rrhf_cli.schema import PROMPT_TAGS, Record, kind_of
 
 @dataclass
 class LoadedInput:
-    """An input fully read and validated: its records, detected format and content hash."""
+    """An input fully read and validated: its records (with where each came from), format and content hash."""
 
     spec: str
     format: str
     records: list[Record]
+    locations: list[Location]
     sha256: str | None
 
 
@@ -37,6 +38,7 @@ def load_records(spec: str | Path, input_format: str = "auto") -> LoadedInput:
     assign_id = IdAssigner()
     seen: dict[str, Location] = {}
     records: list[Record] = []
+    locations: list[Location] = []
     for where, row in iter_rows(spec):
         if not isinstance(row, dict):
             raise BadInput(where, f"expected a JSON object, got {kind_of(row)}")
@@ -50,11 +52,12 @@ def load_records(spec: str | Path, input_format: str = "auto") -> LoadedInput:
             raise BadInput(where, f"duplicate id '{record.id}' (first at {seen[record.id]})")
         seen[record.id] = where
         records.append(record)
+        locations.append(where)
     if not records:
         raise BadInput(str(spec), "no records (the input is empty)")
     text = str(spec)
     digest = None if text.startswith(HF_PREFIX) else file_sha256(Path(text))
-    return LoadedInput(spec=text, format=fmt or "rrhf", records=records, sha256=digest)
+    return LoadedInput(spec=text, format=fmt or "rrhf", records=records, locations=locations, sha256=digest)
 
 
 def record_from_fields(where: Location, fields: dict[str, Any], assign_id: IdAssigner) -> Record:
@@ -116,12 +119,13 @@ def atomic_open(path: Path) -> Iterator[IO[str]]:
     _fsync_dir(path.parent)
 
 
-def write_records(path: Path, records: Iterable[Record]) -> int:
-    """Write records as JSONL atomically; returns how many were written."""
+def write_records(path: Path, records: Iterable[Record | dict[str, Any]]) -> int:
+    """Write records (or rows of another artifact kind, as dicts) as JSONL atomically; returns the count."""
     count = 0
     with atomic_open(path) as handle:
         for record in records:
-            handle.write(dumps(record.to_json_dict()) + "\n")
+            row = record.to_json_dict() if isinstance(record, Record) else record
+            handle.write(dumps(row) + "\n")
             count += 1
     return count
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -26,7 +27,7 @@ class StageRun:
         self.inputs = [InputInfo(path=i.spec, format=i.format, sha256=i.sha256, records=len(i.records)) for i in inputs]
         self.journal = Journal(output, fingerprint(stage, self.config, self.inputs), force=force)
 
-    def finish(self, records: Sequence[Record], counts: dict[str, int] | None = None) -> Meta:
+    def finish(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int] | None = None) -> Meta:
         """Write the artifact and its sidecar atomically, then drop the journal."""
         written = write_records(self.output, records)
         meta = Meta(

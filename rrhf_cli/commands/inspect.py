@@ -17,10 +17,9 @@ def inspect_command(path: InputArg, json_output: JsonOpt = False, input_format: 
 
     Examples:
 
+    \b
         rrhf inspect scored.jsonl
-
         rrhf inspect pairs.jsonl --json | jq .summary.pairs
-
         rrhf inspect hf:Anthropic/hh-rlhf:test
     """
     loaded = load_records(path, input_format)

@@ -1,0 +1,1 @@
+"""`rrhf rank`: scored candidates into ranked listwise records or preference pairs."""

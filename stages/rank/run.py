@@ -1,0 +1,135 @@
+"""The rank stage: read a scored file, rank each prompt, write listwise records or preference pairs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from rrhf_cli.artifacts import LoadedInput, load_records
+from rrhf_cli.console import log
+from rrhf_cli.errors import BadInput, Location
+from rrhf_cli.runs import StageRun
+from rrhf_cli.schema import Record
+from stages.rank.ranking import Normalize, PairMode, Ranked, rank_one
+
+
+class RankConfig(BaseModel):
+    """Settings of `rrhf rank`."""
+
+    format: Literal["listwise", "pairs"] = Field(
+        "listwise",
+        description="listwise: sorted responses plus a `pairs` list; pairs: one TRL preference row per pair.",
+    )
+    pairs: PairMode = Field("all", description="Which (better, worse) pairs to form.")
+    min_margin: float = Field(0.0, ge=0, description="Keep pairs whose score difference is at least this.")
+    max_pairs_per_prompt: int | None = Field(None, ge=1, description="Sample at most this many pairs per prompt.")
+    normalize: Normalize = Field("none", description="Per-prompt score normalisation, applied before the margin.")
+    top_k: int | None = Field(None, ge=1, description="Keep the K best responses and the worst one.")
+    seed: int = Field(0, description="Seed of the pair sampling.")
+
+
+def run_rank(source: str, output: Path, config: RankConfig, input_format: str = "auto") -> dict[str, int]:
+    """Rank every prompt of `source` into `output`; returns the counts also written to the meta."""
+    loaded = load_records(source, input_format)
+    rows, counts = rank_records(loaded, config)
+    if not rows:
+        raise BadInput(source, "no prompt has two responses with different scores; nothing to rank")
+    StageRun("rank", config, output, [loaded]).finish(rows, counts)
+    log.info(
+        "rank: %d of %d prompts kept, %d pairs; dropped %d without a ranking signal, %d without a pair "
+        "above the margin; %d duplicate responses removed",
+        counts["prompts_kept"],
+        counts["prompts_in"],
+        counts["pairs"],
+        counts["dropped_no_signal"],
+        counts["dropped_no_pair"],
+        counts["duplicate_responses"],
+    )
+    return counts
+
+
+def rank_records(loaded: LoadedInput, config: RankConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Rows to write and the counts of what was kept and dropped, and why."""
+    counts: Counter[str] = Counter()
+    rows: list[dict[str, Any]] = []
+    for record, where in zip(loaded.records, loaded.locations, strict=True):
+        scores = _scores(record, where)
+        ranked = rank_one(
+            [r.text for r in record.responses],
+            scores,
+            config.pairs,
+            config.min_margin,
+            config.max_pairs_per_prompt,
+            config.normalize,
+            config.top_k,
+            config.seed,
+            record.id,
+        )
+        counts["duplicate_responses"] += ranked.duplicates
+        counts["cut_by_top_k"] += ranked.cut_by_top_k
+        if len(set(ranked.scores)) < 2:
+            counts["dropped_no_signal"] += 1
+            continue
+        if not ranked.pairs:
+            counts["dropped_no_pair"] += 1
+            continue
+        counts["prompts_kept"] += 1
+        counts["pairs"] += len(ranked.pairs)
+        listwise = _listwise(record, ranked, config.normalize)
+        rows.extend(_pair_rows(listwise) if config.format == "pairs" else [listwise])
+    base = {
+        "prompts_in": len(loaded.records),
+        "prompts_kept": 0,
+        "pairs": 0,
+        "dropped_no_signal": 0,
+        "dropped_no_pair": 0,
+        "duplicate_responses": 0,
+        "cut_by_top_k": 0,
+    }
+    return rows, base | dict(counts)
+
+
+def _scores(record: Record, where: Location) -> list[float]:
+    missing = [i for i, r in enumerate(record.responses) if r.score is None]
+    if missing:
+        raise BadInput(where, f"'responses[{missing[0]}]' has no score; run `rrhf score` on this file first")
+    return [r.score for r in record.responses]  # type: ignore[misc]
+
+
+def _listwise(record: Record, ranked: Ranked, how: Normalize) -> dict[str, Any]:
+    row = record.to_json_dict()
+    responses = []
+    for position, index in enumerate(ranked.order):
+        response = row["responses"][index]
+        if how != "none":
+            response = response | {"raw_score": response["score"], "score": ranked.scores[position]}
+        responses.append(response)
+    row["responses"] = responses
+    row["pairs"] = [list(pair) for pair in ranked.pairs]
+    return row
+
+
+def _pair_rows(listwise: dict[str, Any]) -> list[dict[str, Any]]:
+    # TRL's preference format, conversational when the prompt is; ids stay unique per line.
+    carried = {k: v for k, v in listwise.items() if k not in ("id", "prompt", "responses", "pairs")}
+    chat = isinstance(listwise["prompt"], list)
+    responses = listwise["responses"]
+    rows = []
+    for better, worse in listwise["pairs"]:
+        chosen, rejected = responses[better], responses[worse]
+        rows.append(
+            {
+                "id": f"{listwise['id']}/{better}>{worse}",
+                "prompt": listwise["prompt"],
+                "chosen": [{"role": "assistant", "content": chosen["text"]}] if chat else chosen["text"],
+                "rejected": [{"role": "assistant", "content": rejected["text"]}] if chat else rejected["text"],
+                "score_chosen": chosen["score"],
+                "score_rejected": rejected["score"],
+                "prompt_id": listwise["id"],
+                **carried,
+            }
+        )
+    return rows
