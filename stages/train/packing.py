@@ -1,0 +1,119 @@
+"""Batches of tokenised queries, one row per (prompt, response) or one packed row per query.
+
+Packed: `[prompt, y_1, ..., y_k]` with position ids restarting after the prompt for every y_i and a
+mask in which each y_i sees the prompt and its own earlier tokens only, so the prompt is encoded once.
+Both layouts also carry where each learned token is predicted from, so one gather serves both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Query:
+    """One training query: token ids of the prompt and of each response (ending in EOS), and rewards."""
+
+    prompt: list[int]
+    responses: list[list[int]]
+    rewards: list[float]
+
+
+def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.Tensor]:
+    """The model inputs plus the gather plan: for learned token n, `gather_rows[n], gather_cols[n]` is the position
+    whose output predicts `target_ids[n]`, which belongs to response `target_response[n]`."""
+    rows: list[list[int]] = []
+    positions: list[list[int]] = []
+    segments: list[list[int]] = []  # 0 for prompt tokens, i + 1 for response i (packed layout only)
+    gather_rows: list[int] = []
+    gather_cols: list[int] = []
+    targets: list[int] = []
+    target_response: list[int] = []
+    response_query: list[int] = []
+    rewards: list[float] = []
+    lengths: list[int] = []
+    for q, query in enumerate(queries):
+        n_prompt = len(query.prompt)
+        if packed:
+            row, pos, seg = list(query.prompt), list(range(n_prompt)), [0] * n_prompt
+        for i, response in enumerate(query.responses):
+            r = len(rewards)
+            if packed:
+                start = len(row)
+                row += response
+                pos += range(n_prompt, n_prompt + len(response))
+                seg += [i + 1] * len(response)
+                # The first token is predicted from the last prompt token, the rest from their predecessor.
+                cols = [n_prompt - 1, *range(start, start + len(response) - 1)]
+                row_index = len(rows)
+            else:
+                rows.append(query.prompt + response)
+                positions.append(list(range(n_prompt + len(response))))
+                cols = list(range(n_prompt - 1, n_prompt + len(response) - 1))
+                row_index = len(rows) - 1
+            gather_rows += [row_index] * len(response)
+            gather_cols += cols
+            targets += response
+            target_response += [r] * len(response)
+            response_query.append(q)
+            rewards.append(query.rewards[i])
+            lengths.append(len(response))
+        if packed:
+            rows.append(row)
+            positions.append(pos)
+            segments.append(seg)
+
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    present = torch.zeros((len(rows), width), dtype=torch.bool)
+    for b, (row, pos) in enumerate(zip(rows, positions, strict=True)):
+        input_ids[b, : len(row)] = torch.tensor(row)
+        position_ids[b, : len(row)] = torch.tensor(pos)
+        present[b, : len(row)] = True
+    batch = {
+        "input_ids": input_ids,
+        "position_ids": position_ids,
+        "gather_rows": torch.tensor(gather_rows),
+        "gather_cols": torch.tensor(gather_cols),
+        "target_ids": torch.tensor(targets),
+        "target_response": torch.tensor(target_response),
+        "response_query": torch.tensor(response_query),
+        "rewards": torch.tensor(rewards, dtype=torch.float32),
+        "lengths": torch.tensor(lengths),
+    }
+    if packed:
+        batch["attention_mask"] = _packed_mask(segments, present)
+    else:
+        batch["attention_mask"] = present.long()
+    return batch
+
+
+def _packed_mask(segments: list[list[int]], present: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) bool: query t may attend key s when s <= t, both are real tokens, and s is in the prompt
+    or in t's own response. Padding attends only itself, so no row is all-masked."""
+    width = present.shape[1]
+    seg = torch.full(present.shape, -1, dtype=torch.long)
+    for b, row in enumerate(segments):
+        seg[b, : len(row)] = torch.tensor(row)
+    index = torch.arange(width)
+    causal = index[None, :] <= index[:, None]  # (T, T)
+    same = (seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None])  # (B, T, T)
+    allowed = causal & same & present[:, None, :] & present[:, :, None]
+    allowed |= torch.eye(width, dtype=torch.bool)
+    return allowed[:, None]
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool 4D mask as the additive float mask that eager and SDPA attention expect."""
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+
+
+def token_counts(queries: list[Query]) -> tuple[int, int]:
+    """Tokens a dataset feeds the model unpacked and packed: packing saves (k - 1) prompts per query."""
+    unpacked = sum(len(q.prompt) * len(q.responses) + sum(map(len, q.responses)) for q in queries)
+    packed = sum(len(q.prompt) + sum(map(len, q.responses)) for q in queries)
+    return unpacked, packed
