@@ -57,11 +57,12 @@ def _root(
 
 
 def _register() -> None:
-    from rrhf_cli.commands import inspect, pending, rank
+    from rrhf_cli.commands import inspect, pending, rank, train
 
     for name, fn in pending.COMMANDS.items():
         app.command(name)(fn)
     app.command("rank")(rank.rank_command)
+    app.command("train")(train.train_command)
     app.command("inspect")(inspect.inspect_command)
 
 

@@ -11,7 +11,6 @@ from rrhf_cli.errors import RrhfError
 _PLANNED = {
     "sample": "Sample k responses per prompt (transformers, vLLM, OpenAI-compatible API).",
     "score": "Score responses (reward model, LLM judge, log-prob, Python function).",
-    "train": "Train with the RRHF loss.",
 }
 
 

@@ -1,0 +1,41 @@
+"""`rrhf train`: parse options and call the train stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rrhf_cli.options import ForceOpt, InputArg, InputFormatOpt, command
+from stages.train.config import TrainConfig
+
+OutDirOpt = Annotated[
+    Path,
+    typer.Option("-o", "--output", help="Model folder to write (from_pretrained layout, metrics.jsonl, meta.json)."),
+]
+
+
+@command(TrainConfig)
+def train_command(
+    source: InputArg,
+    output: OutDirOpt,
+    config: TrainConfig,
+    input_format: InputFormatOpt = "auto",
+    force: ForceOpt = False,
+) -> None:
+    """Fine-tune a causal LM with the RRHF loss: a ranking loss on length-normalised log-probs plus SFT on the best.
+
+    DATA is a scored file, a listwise ranked file, TRL preference pairs or an RRHF-reference file. Runs on
+    CUDA when present; `torchrun` or `accelerate launch` run the same command with DDP, FSDP or DeepSpeed.
+
+    Examples:
+
+    \b
+        rrhf train scored.jsonl -o out/ --model Qwen/Qwen2.5-0.5B-Instruct --bf16 --lr 1e-5
+        rrhf train pairs.jsonl -o out/ --model my-sft/ --rank-loss logistic --beta 0.5 --lora-r 16
+        torchrun --nproc_per_node 8 -m rrhf_cli train scored.jsonl -o out/ --config train.yaml
+    """
+    from stages.train.run import run_train
+
+    run_train(source, output, config, input_format, force)

@@ -1,0 +1,83 @@
+"""Settings of `rrhf train`: the flags, the config-file keys and the meta all come from this model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+if TYPE_CHECKING:  # the loss module imports torch, which `rrhf --help` must not pay for
+    from stages.train.loss import LossSettings
+
+
+class TrainConfig(BaseModel):
+    """Settings of `rrhf train`."""
+
+    model: str = Field(description="Policy to fine-tune: a from_pretrained folder or hub name.")
+    # The loss (arXiv 2304.05302, section 3).
+    rank_weight: float = Field(1.0, ge=0, description="Weight of the ranking loss; 0 is plain SFT on the best.")
+    sft_weight: float = Field(1.0, ge=0, description="Weight of the SFT loss on the best response; 0 is pure ranking.")
+    length_penalty: float = Field(1.0, ge=0, description="alpha in p = logp / |y|^alpha.")
+    rank_loss: Literal["hinge", "logistic"] = Field("hinge", description="hinge (the paper) or logistic.")
+    margin: float = Field(0.0, description="Margin inside the ranking loss.")
+    beta: float = Field(1.0, gt=0, description="Scale of the logistic ranking loss.")
+    sft_reduction: Literal["mean", "sum"] = Field("mean", description="SFT loss per token (mean) or summed.")
+    # Batching and the optimiser.
+    queries_per_batch: int = Field(1, ge=1, description="Queries per device batch; pairs stay within a query.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    lr: float = Field(1e-5, gt=0, description="Peak learning rate.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the data.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of steps spent warming up.")
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate schedule."
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_length: int = Field(1024, ge=8, description="Longest prompt + response; prompts are cut on the left first.")
+    pack_prompt: Literal["auto", "on", "off"] = Field(
+        "auto", description="Encode each query's prompt once for its k responses (4D mask)."
+    )
+    loss_chunk_size: int = Field(
+        1024, ge=0, description="Learned positions projected onto the vocabulary at once; 0: all at once."
+    )
+    # Precision and memory.
+    bf16: bool = Field(False, description="bfloat16 mixed precision (the loss stays fp32).")
+    fp16: bool = Field(False, description="float16 mixed precision (the loss stays fp32).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass.")
+    attn_implementation: Literal["sdpa", "eager", "flex_attention"] | None = Field(
+        None, description="Attention kernel; the model's default when unset."
+    )
+    # LoRA (needs the `lora` extra).
+    lora_r: int = Field(0, ge=0, description="LoRA rank; 0 trains all weights.")
+    lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha.")
+    lora_targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], description="Module names LoRA adapts."
+    )
+    merge_lora: bool = Field(False, description="Also write the merged model (the adapter goes to OUTDIR/adapter).")
+    # Checkpoints and logs.
+    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps (OUTDIR/checkpoint-N).")
+    save_total_limit: int | None = Field(None, ge=1, description="Keep at most this many checkpoints.")
+    resume: bool = Field(False, description="Continue from the last checkpoint in OUTDIR.")
+    logging_steps: int = Field(10, ge=1, description="Log every N steps (and always the first).")
+    report_to: list[str] = Field(default_factory=list, description="Also log to: tensorboard, wandb, ...")
+    seed: int = Field(0, description="Seed of initialisation, shuffling and dropout.")
+
+    @model_validator(mode="after")
+    def _one_precision(self) -> TrainConfig:
+        if self.bf16 and self.fp16:
+            raise ValueError("--bf16 and --fp16 exclude each other")
+        return self
+
+    def loss_settings(self) -> LossSettings:
+        """The loss's part of the settings."""
+        from stages.train.loss import LossSettings
+
+        return LossSettings(
+            rank_weight=self.rank_weight,
+            sft_weight=self.sft_weight,
+            length_penalty=self.length_penalty,
+            rank_loss=self.rank_loss,
+            margin=self.margin,
+            beta=self.beta,
+            sft_reduction=self.sft_reduction,
+        )

@@ -1,0 +1,262 @@
+"""The train stage, top to bottom: data, model, engine, train, save, meta."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from rrhf_cli.artifacts import LoadedInput, load_records
+from rrhf_cli.console import log, progress
+from rrhf_cli.errors import RrhfError, UsageError
+from rrhf_cli.meta import InputInfo, Meta, now, redact, write_meta
+from stages.train.config import TrainConfig
+from stages.train.data import build_queries
+from stages.train.packing import Query, token_counts
+
+
+def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str = "auto", force: bool = False) -> Meta:
+    """Fine-tune `config.model` on the scored candidates in `source`; the model folder lands in `outdir`."""
+    started = now()
+    loaded = load_records(source, input_format)
+    _check_outdir(outdir, config.resume, force)
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+    from transformers.utils import logging as hf_logging
+
+    if log.level > logging.DEBUG:
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    queries, truncated = build_queries(loaded.records, loaded.locations, tokenizer, config.max_length)
+
+    model_kwargs: dict[str, Any] = {"dtype": torch.float32}
+    if config.attn_implementation:
+        model_kwargs["attn_implementation"] = config.attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(config.model, **model_kwargs)
+    packed = _decide_packing(model, queries, config.pack_prompt)
+    head = _lean_head(model, config.loss_chunk_size)
+    if config.lora_r:
+        model = _with_lora(model, config)
+
+    from stages.train.trainer import Collator, MetricsFile, QueryDataset, RRHFTrainer, StepProgress
+
+    args = _training_arguments(
+        TrainingArguments,
+        output_dir=str(outdir),
+        per_device_train_batch_size=config.queries_per_batch,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        warmup_ratio=config.warmup_ratio,
+        lr_scheduler_type=config.scheduler,
+        weight_decay=config.weight_decay,
+        bf16=config.bf16,
+        fp16=config.fp16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=config.save_total_limit,
+        report_to=config.report_to or "none",
+        seed=config.seed,
+        data_seed=config.seed,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        # Without it, torchrun on a CPU-only machine runs N unconnected copies instead of gloo DDP.
+        use_cpu=not torch.cuda.is_available(),
+    )
+    outdir.mkdir(parents=True, exist_ok=True)
+    metrics = outdir / "metrics.jsonl"
+    if not config.resume:
+        metrics.unlink(missing_ok=True)
+    trainer = RRHFTrainer(
+        model=model,
+        args=args,
+        train_dataset=QueryDataset(queries),
+        data_collator=Collator(tokenizer.pad_token_id, packed),
+        processing_class=tokenizer,
+        loss_settings=config.loss_settings(),
+        head=head,
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # it prints dicts to stdout; ours log to stderr
+    trainer.add_callback(MetricsFile(metrics))
+    total = config.max_steps or _steps(len(queries), config)
+    log.info(
+        "train: %d queries, %d responses, %s prompts, %d steps",
+        len(queries), sum(len(q.responses) for q in queries), "packed" if packed else "unpacked", total,
+    )
+    clock = time.perf_counter()
+    with progress(total, "train") as advance:
+        trainer.add_callback(StepProgress(advance, log.info))
+        result = trainer.train(resume_from_checkpoint=True if config.resume else None)
+    seconds = time.perf_counter() - clock
+    _save(trainer, model, outdir, config)
+    meta = Meta(
+        stage="train",
+        config=redact(config.model_dump(mode="json")),
+        inputs=[_input_info(loaded)],
+        counts={
+            "queries": len(queries),
+            "responses": sum(len(q.responses) for q in queries),
+            "steps": result.global_step,
+            "packed": int(packed),
+            **dict(truncated),
+        },
+        started_at=started,
+        finished_at=now(),
+    )
+    if trainer.args.should_save:
+        write_meta(outdir, meta)
+    last = _last_metrics(metrics)
+    log.info(
+        "train: %d steps in %.1f s; final loss %s, rank accuracy %s; model in %s",
+        result.global_step, seconds,
+        _fmt(last.get("loss")), _fmt(last.get("rank_acc")), outdir,
+    )
+    return meta
+
+
+def _training_arguments(cls: Any, warmup_ratio: float, gradient_checkpointing: bool,
+                        gradient_checkpointing_kwargs: dict | None, **kwargs: Any) -> Any:
+    # transformers 5 renamed gradient checkpointing and folded the warmup ratio into warmup_steps.
+    fields = cls.__dataclass_fields__
+    if "activation_checkpointing" in fields:
+        kwargs |= {"activation_checkpointing": gradient_checkpointing,
+                   "activation_checkpointing_kwargs": gradient_checkpointing_kwargs}
+    else:
+        kwargs |= {"gradient_checkpointing": gradient_checkpointing,
+                   "gradient_checkpointing_kwargs": gradient_checkpointing_kwargs}
+    kwargs["warmup_ratio" if "warmup_ratio" in fields else "warmup_steps"] = warmup_ratio
+    return cls(**kwargs)
+
+
+def _steps(n_queries: int, config: TrainConfig) -> int:
+    import math
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_epoch = math.ceil(math.ceil(n_queries / (config.queries_per_batch * world)) / config.grad_accum)
+    return max(1, math.ceil(per_epoch * config.epochs))
+
+
+def _check_outdir(outdir: Path, resume: bool, force: bool) -> None:
+    if outdir.exists() and not outdir.is_dir():
+        raise UsageError(f"{outdir}: exists and is not a folder")
+    checkpoints = sorted(outdir.glob("checkpoint-*")) if outdir.is_dir() else []
+    if resume and not checkpoints:
+        raise UsageError(f"{outdir}: --resume given but there is no checkpoint-* folder to resume from")
+    if checkpoints and not resume and not force:
+        raise UsageError(
+            f"{outdir} holds checkpoints of an earlier run; add --resume to continue it or --force to start over"
+        )
+    if force and not resume:
+        import shutil
+
+        for checkpoint in checkpoints:
+            shutil.rmtree(checkpoint)
+
+
+def _decide_packing(model: Any, queries: list[Query], mode: str) -> bool:
+    """Pack when asked, or under auto when it saves at least a tenth of the tokens; fall back, with one log
+    line, when the model does not honour a 4D mask."""
+    if mode == "off":
+        return False
+    unpacked, packed = token_counts(queries)
+    if mode == "auto" and packed > 0.9 * unpacked:
+        log.info("train: prompts not packed: it would save only %.0f%% of the tokens", 100 * (1 - packed / unpacked))
+        return False
+    reason = _mask_problem(model, queries)
+    if reason:
+        if mode == "on":
+            log.warning("train: --pack-prompt on ignored: %s; training unpacked", reason)
+        else:
+            log.info("train: prompts not packed: %s", reason)
+        return False
+    log.info("train: prompts packed: %d tokens per epoch instead of %d", packed, unpacked)
+    return True
+
+
+def _mask_problem(model: Any, queries: list[Query]) -> str | None:
+    # Probe with a real query: packed and unpacked log-probs must agree, or the model ignores the mask.
+    import torch
+
+    from stages.train.logprobs import response_logprobs
+    from stages.train.packing import collate
+
+    attn = getattr(model.config, "_attn_implementation", None)
+    if attn and "flash" in attn:
+        return f"{attn} attention does not take a custom 4D mask"
+    probe = next((q for q in queries if len(q.responses) > 1), None)
+    if probe is None:
+        return "no query has two responses"
+    probe = Query(prompt=probe.prompt[-32:], responses=[r[:16] for r in probe.responses[:2]], rewards=probe.rewards[:2])
+    try:
+        with torch.no_grad():
+            packed = response_logprobs(model, collate([probe], 0, packed=True), None)
+            plain = response_logprobs(model, collate([probe], 0, packed=False), None)
+    except Exception as err:  # a model that rejects the mask may raise anything
+        return f"the model rejected a 4D attention mask ({type(err).__name__})"
+    if not torch.allclose(packed, plain, atol=1e-3, rtol=1e-3):
+        return "the model does not honour a custom 4D attention mask"
+    return None
+
+
+def _lean_head(model: Any, chunk_size: int) -> Any:
+    from stages.train.head import install_head, unsupported_reason
+
+    reason = unsupported_reason(model)
+    if reason:
+        log.info("train: full-vocabulary log-softmax over all positions, because %s", reason)
+        return None
+    return install_head(model, chunk_size)
+
+
+def _with_lora(model: Any, config: TrainConfig) -> Any:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise RrhfError("LoRA needs peft: pip install 'rrhf[lora]'") from None
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules=config.lora_targets,
+                      task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as err:
+        raise UsageError(f"--lora-targets: {str(err).splitlines()[0]}") from None
+
+
+def _save(trainer: Any, model: Any, outdir: Path, config: TrainConfig) -> None:
+    """A from_pretrained folder: the full model, or the LoRA adapter (plus the merged model with --merge-lora)."""
+    if not config.lora_r or not config.merge_lora:
+        trainer.save_model(str(outdir))
+        return
+    trainer.save_model(str(outdir / "adapter"))
+    if trainer.args.should_save:
+        merged = trainer.accelerator.unwrap_model(model).merge_and_unload()
+        merged.save_pretrained(str(outdir))
+        trainer.processing_class.save_pretrained(str(outdir))
+
+
+def _input_info(loaded: LoadedInput) -> InputInfo:
+    return InputInfo(path=loaded.spec, format=loaded.format, sha256=loaded.sha256, records=len(loaded.records))
+
+
+def _last_metrics(path: Path) -> dict[str, Any]:
+    import json
+
+    lines = path.read_text().splitlines() if path.exists() else []
+    return json.loads(lines[-1]) if lines else {}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "n/a"

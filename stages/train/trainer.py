@@ -1,0 +1,125 @@
+"""The engine: transformers' Trainer with the RRHF loss, so torchrun/accelerate give DDP, FSDP or DeepSpeed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from stages.train.head import LabelLogProbHead
+from stages.train.logprobs import response_logprobs
+from stages.train.loss import LossSettings, rrhf_loss
+from stages.train.packing import Query, collate
+
+
+class QueryDataset(torch.utils.data.Dataset):
+    """Tokenised queries, one item each; a query's responses always travel together."""
+
+    def __init__(self, queries: Sequence[Query]) -> None:
+        self.queries = list(queries)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __getitem__(self, index: int) -> Query:
+        return self.queries[index]
+
+
+class Collator:
+    """Pads a batch of queries to its longest row, packed or not."""
+
+    def __init__(self, pad_id: int, packed: bool) -> None:
+        self.pad_id, self.packed = pad_id, packed
+
+    def __call__(self, queries: list[Query]) -> dict[str, torch.Tensor]:
+        return collate(queries, self.pad_id, self.packed)
+
+
+class RRHFTrainer(Trainer):
+    """Trainer whose loss is RRHF's; logs rank/SFT loss, rank accuracy, mean p of best/worst and tokens/s."""
+
+    def __init__(self, *args: Any, loss_settings: LossSettings, head: LabelLogProbHead | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_settings = loss_settings
+        self.head = head
+        self._sums: dict[str, float] = {}
+        self._since = time.perf_counter()
+
+    def compute_loss(
+        self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False, **kwargs: Any
+    ) -> Any:
+        logp = response_logprobs(model, inputs, self.head)
+        parts = rrhf_loss(logp, inputs["lengths"], inputs["rewards"], inputs["response_query"], self.loss_settings)
+        for name, value in (
+            ("rank_loss", parts.rank_loss.item()),
+            ("sft_loss", parts.sft_loss.item()),
+            ("p_best", parts.p_best.item()),
+            ("p_worst", parts.p_worst.item()),
+            ("batches", 1),
+            ("rank_correct", parts.rank_correct),
+            ("rank_pairs", parts.rank_pairs),
+            ("tokens", int(inputs["input_ids"].numel())),
+        ):
+            self._sums[name] = self._sums.get(name, 0.0) + value
+        return (parts.loss, {"logp": logp}) if return_outputs else parts.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._sums.get("batches"):
+            sums, n = self._sums, self._sums["batches"]
+            now = time.perf_counter()
+            logs = {
+                **logs,
+                "rank_loss": sums["rank_loss"] / n,
+                "sft_loss": sums["sft_loss"] / n,
+                "rank_acc": sums["rank_correct"] / sums["rank_pairs"] if sums["rank_pairs"] else float("nan"),
+                "p_best": sums["p_best"] / n,
+                "p_worst": sums["p_worst"] / n,
+                "tokens_per_second": sums["tokens"] / max(now - self._since, 1e-9),
+            }
+            self._sums, self._since = {}, now
+        super().log(logs, start_time)
+
+
+class MetricsFile(TrainerCallback):
+    """Appends one JSON line per logged step to OUTDIR/metrics.jsonl (main process only); the last step is
+    always logged, so the summary reports final figures."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step >= state.max_steps:
+            control.should_log = True
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        row = {"step": state.global_step, "epoch": state.epoch, **logs}
+        row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}  # NaN is not JSON
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
+class StepProgress(TrainerCallback):
+    """Drives the shared progress display, and logs each logged step on one line."""
+
+    def __init__(self, advance: Callable[[int], None], log_line: Callable[[str], None]) -> None:
+        self.advance, self.log_line = advance, log_line
+        self.seen = 0
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.advance(state.global_step - self.seen)
+            self.seen = state.global_step
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if state.is_world_process_zero and logs and "loss" in logs:
+            shown = ("loss", "rank_loss", "sft_loss", "rank_acc", "learning_rate")
+            self.log_line(
+                f"step {state.global_step}: " + ", ".join(f"{k} {logs[k]:.4g}" for k in shown if k in logs)
+            )
