@@ -37,6 +37,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_io.py
+	$(BIN)/python bench/bench_train.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache
