@@ -92,6 +92,9 @@ def test_packed_mask_blocks_other_responses():
     ]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 2]]
     assert batch["gather_cols"].tolist() == [1, 2, 1]  # a0 from p1, a1 from a0, b0 from p1
+    assert batch["end_cols"].tolist() == [3, 4]  # a1 and b0 end their responses
+    unpacked = collate([Query(prompt=[1, 2], responses=[[3, 4], [5]], rewards=[0, 1])], 0, packed=False)
+    assert unpacked["end_rows"].tolist() == [0, 1] and unpacked["end_cols"].tolist() == [3, 2]
     assert token_counts([Query(prompt=[1, 2], responses=[[3, 4], [5]], rewards=[0, 1])]) == (7, 5)
 
 

@@ -150,3 +150,17 @@ def test_torchrun_two_processes_match_one(tiny_models, inverted, tmp_path):
     (one,) = read_jsonl(tmp_path / "one" / "metrics.jsonl")
     (dist,) = read_jsonl(tmp_path / "ddp" / "metrics.jsonl")
     assert dist["loss"] == pytest.approx(one["loss"], rel=1e-5)
+
+
+def test_unscored_samples_are_bad_input_and_nothing_is_written(tiny_models, tmp_path, write_jsonl, cli):
+    samples = write_jsonl("samples.jsonl", [
+        {"id": "a", "prompt": "Q", "responses": [{"text": "x", "score": 1.0}, {"text": "y", "score": 0.0}]},
+        {"id": "b", "prompt": "Q2", "responses": [{"text": "x", "score": 1.0}, {"text": "y"}]},
+    ])
+    out = tmp_path / "out"
+    result = cli("train", samples, "-o", out, "--model", tiny_models.policy)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"rrhf: error: {samples}:2: 'responses[1]' has no score; run `rrhf score` on this file first"
+    )
+    assert not out.exists()

@@ -7,9 +7,13 @@ Both layouts also carry where each learned token is predicted from, so one gathe
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from rrhf_cli.console import log
 
 
 @dataclass
@@ -34,6 +38,8 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
     response_query: list[int] = []
     rewards: list[float] = []
     lengths: list[int] = []
+    end_rows: list[int] = []  # where each response's final token sits (reward models read it)
+    end_cols: list[int] = []
     for q, query in enumerate(queries):
         n_prompt = len(query.prompt)
         if packed:
@@ -53,6 +59,8 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
                 positions.append(list(range(n_prompt + len(response))))
                 cols = list(range(n_prompt - 1, n_prompt + len(response) - 1))
                 row_index = len(rows) - 1
+            end_rows.append(row_index)
+            end_cols.append((start if packed else n_prompt) + len(response) - 1)
             gather_rows += [row_index] * len(response)
             gather_cols += cols
             targets += response
@@ -83,6 +91,8 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
         "response_query": torch.tensor(response_query),
         "rewards": torch.tensor(rewards, dtype=torch.float32),
         "lengths": torch.tensor(lengths),
+        "end_rows": torch.tensor(end_rows),
+        "end_cols": torch.tensor(end_cols),
     }
     if packed:
         batch["attention_mask"] = _packed_mask(segments, present)
@@ -117,3 +127,49 @@ def token_counts(queries: list[Query]) -> tuple[int, int]:
     unpacked = sum(len(q.prompt) * len(q.responses) + sum(map(len, q.responses)) for q in queries)
     packed = sum(len(q.prompt) + sum(map(len, q.responses)) for q in queries)
     return unpacked, packed
+
+
+def packing_verdict(
+    queries: list[Query],
+    mode: str,
+    stage: str,
+    probe: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    attn_implementation: str | None = None,
+) -> bool:
+    """Whether to pack: when asked, or under `auto` when it saves at least a tenth of the tokens, and only if
+    `probe` (the model's per-response output on a batch) agrees packed and unpacked; one log line says why not."""
+    if mode == "off":
+        return False
+    unpacked, packed = token_counts(queries)
+    if mode == "auto" and packed > 0.9 * unpacked:
+        saved = 100 * (1 - packed / unpacked)
+        log.info("%s: prompts not packed: it would save only %.0f%% of the tokens", stage, saved)
+        return False
+    reason = _mask_problem(queries, probe, attn_implementation)
+    if reason:
+        level = logging.WARNING if mode == "on" else logging.INFO
+        log.log(level, "%s: prompts not packed: %s", stage, reason)
+        return False
+    log.info("%s: prompts packed: %d tokens instead of %d", stage, packed, unpacked)
+    return True
+
+
+def _mask_problem(
+    queries: list[Query], probe: Callable[[dict[str, torch.Tensor]], torch.Tensor], attn_implementation: str | None
+) -> str | None:
+    # Probe with a real query: packed and unpacked outputs must agree, or the model ignores the mask.
+    if attn_implementation and "flash" in attn_implementation:
+        return f"{attn_implementation} attention does not take a custom 4D mask"
+    sample = next((q for q in queries if len(q.responses) > 1), None)
+    if sample is None:
+        return "no query has two responses"
+    sample = Query(prompt=sample.prompt[-32:], responses=[r[:16] for r in sample.responses[:2]], rewards=[0.0, 0.0])
+    try:
+        with torch.no_grad():
+            packed = probe(collate([sample], 0, packed=True))
+            plain = probe(collate([sample], 0, packed=False))
+    except Exception as err:  # a model that rejects the mask may raise anything
+        return f"the model rejected a 4D attention mask ({type(err).__name__})"
+    if not torch.allclose(packed.float(), plain.float(), atol=1e-3, rtol=1e-3):
+        return "the model does not honour a custom 4D attention mask"
+    return None

@@ -14,7 +14,8 @@ from rrhf_cli.errors import RrhfError, UsageError
 from rrhf_cli.meta import InputInfo, Meta, now, redact, write_meta
 from stages.train.config import TrainConfig
 from stages.train.data import build_queries
-from stages.train.packing import Query, token_counts
+from stages.train.logprobs import response_logprobs
+from stages.train.packing import packing_verdict
 
 
 def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str = "auto", force: bool = False) -> Meta:
@@ -39,7 +40,10 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
     if config.attn_implementation:
         model_kwargs["attn_implementation"] = config.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(config.model, **model_kwargs)
-    packed = _decide_packing(model, queries, config.pack_prompt)
+    packed = packing_verdict(
+        queries, config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None),
+        getattr(model.config, "_attn_implementation", None),
+    )
     head = _lean_head(model, config.loss_chunk_size)
     if config.lora_r:
         model = _with_lora(model, config)
@@ -165,51 +169,6 @@ def _check_outdir(outdir: Path, resume: bool, force: bool) -> None:
 
         for checkpoint in checkpoints:
             shutil.rmtree(checkpoint)
-
-
-def _decide_packing(model: Any, queries: list[Query], mode: str) -> bool:
-    """Pack when asked, or under auto when it saves at least a tenth of the tokens; fall back, with one log
-    line, when the model does not honour a 4D mask."""
-    if mode == "off":
-        return False
-    unpacked, packed = token_counts(queries)
-    if mode == "auto" and packed > 0.9 * unpacked:
-        log.info("train: prompts not packed: it would save only %.0f%% of the tokens", 100 * (1 - packed / unpacked))
-        return False
-    reason = _mask_problem(model, queries)
-    if reason:
-        if mode == "on":
-            log.warning("train: --pack-prompt on ignored: %s; training unpacked", reason)
-        else:
-            log.info("train: prompts not packed: %s", reason)
-        return False
-    log.info("train: prompts packed: %d tokens per epoch instead of %d", packed, unpacked)
-    return True
-
-
-def _mask_problem(model: Any, queries: list[Query]) -> str | None:
-    # Probe with a real query: packed and unpacked log-probs must agree, or the model ignores the mask.
-    import torch
-
-    from stages.train.logprobs import response_logprobs
-    from stages.train.packing import collate
-
-    attn = getattr(model.config, "_attn_implementation", None)
-    if attn and "flash" in attn:
-        return f"{attn} attention does not take a custom 4D mask"
-    probe = next((q for q in queries if len(q.responses) > 1), None)
-    if probe is None:
-        return "no query has two responses"
-    probe = Query(prompt=probe.prompt[-32:], responses=[r[:16] for r in probe.responses[:2]], rewards=probe.rewards[:2])
-    try:
-        with torch.no_grad():
-            packed = response_logprobs(model, collate([probe], 0, packed=True), None)
-            plain = response_logprobs(model, collate([probe], 0, packed=False), None)
-    except Exception as err:  # a model that rejects the mask may raise anything
-        return f"the model rejected a 4D attention mask ({type(err).__name__})"
-    if not torch.allclose(packed, plain, atol=1e-3, rtol=1e-3):
-        return "the model does not honour a custom 4D attention mask"
-    return None
 
 
 def _lean_head(model: Any, chunk_size: int) -> Any:
