@@ -98,3 +98,13 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds + 0.5), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
+
+
+def quiet_libraries() -> None:
+    """Silence transformers' and the hub's own progress bars and warnings unless -v was given."""
+    if log.level <= logging.DEBUG:
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

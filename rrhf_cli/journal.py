@@ -69,6 +69,16 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def keep_only(self, ids: set[str]) -> None:
+        """Rewrite the journal without the records whose ids are not in `ids`, so a rerun redoes them."""
+        if not self.path.exists():
+            return
+        lines = self.path.read_bytes().splitlines(keepends=True)
+        kept = [lines[0]] + [line for line in lines[1:] if json.loads(line).get("id") in ids]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_bytes(b"".join(kept))
+        os.replace(tmp, self.path)
+
     def remove(self) -> None:
         """Drop the journal once the finished artifact is in place."""
         self.path.unlink(missing_ok=True)

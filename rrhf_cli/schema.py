@@ -18,10 +18,19 @@ Score = Annotated[float, BeforeValidator(_reject_bool), Field(allow_inf_nan=Fals
 """A finite float reward; booleans, NaN and infinities are rejected."""
 
 
-class Message(BaseModel):
-    """One chat turn, as in the OpenAI and TRL conversational formats."""
+class _Open(BaseModel):
+    """A record part that keeps the fields it does not know."""
 
     model_config = ConfigDict(extra="allow")
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The input fields outside the contract, in their original order."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+class Message(_Open):
+    """One chat turn, as in the OpenAI and TRL conversational formats."""
 
     role: str
     content: str
@@ -39,7 +48,7 @@ Prompt = Annotated[
 PROMPT_TAGS = ("string-prompt", "message-prompt")
 
 
-class Response(BaseModel):
+class Response(_Open):
     """One candidate response to a prompt; `score` is set by the score stage."""
 
     # Assignment is validated so a stage can never write a NaN score.
@@ -51,10 +60,8 @@ class Response(BaseModel):
     scores: dict[str, Score] | None = None
 
 
-class Record(BaseModel):
+class Record(_Open):
     """One prompt and its candidate responses; unknown fields are carried through unchanged."""
-
-    model_config = ConfigDict(extra="allow")
 
     id: str = Field(min_length=1)
     prompt: Prompt
@@ -70,11 +77,6 @@ class Record(BaseModel):
         if isinstance(value, list) and not value:
             raise ValueError("is an empty list of messages")
         raise ValueError(f"must be a string or a list of {{role, content}} messages, got {kind_of(value)}")
-
-    @property
-    def extra(self) -> dict[str, Any]:
-        """The input fields outside the contract, in their original order."""
-        return dict(self.__pydantic_extra__ or {})
 
     def to_json_dict(self) -> dict[str, Any]:
         """The record as written to an artifact: contract fields first, then carried fields."""

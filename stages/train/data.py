@@ -38,15 +38,16 @@ def render_prompt(prompt: Any, tokenizer: Any) -> list[int]:
 
 
 def build_queries(
-    records: Sequence[Record], locations: Sequence[Location], tokenizer: Any, max_length: int
+    records: Sequence[Record], locations: Sequence[Location], tokenizer: Any, max_length: int, rewards: bool = True
 ) -> tuple[list[Query], Counter[str]]:
-    """Tokenise every record; counts how many prompts were left-truncated and responses cut to fit `max_length`."""
+    """Tokenise every record (with its rewards, or zeros when `rewards` is False, for scoring); counts how many
+    prompts were left-truncated and responses cut to fit `max_length`."""
     if tokenizer.eos_token_id is None:
         raise BadInput(str(getattr(tokenizer, "name_or_path", "tokenizer")), "the tokenizer has no EOS token")
     counts: Counter[str] = Counter()
     queries = []
     for record, where in zip(records, locations, strict=True):
-        rewards = rewards_of(record, where)
+        values = rewards_of(record, where) if rewards else [0.0] * len(record.responses)
         prompt = render_prompt(record.prompt, tokenizer)
         if not prompt:
             raise BadInput(where, "the prompt renders to no tokens, so nothing predicts the first response token")
@@ -57,7 +58,7 @@ def build_queries(
         prompt, responses, cut = fit(prompt, responses, max_length)
         counts["prompts_truncated"] += int(cut[0])
         counts["responses_truncated"] += cut[1]
-        queries.append(Query(prompt=prompt, responses=responses, rewards=rewards))
+        queries.append(Query(prompt=prompt, responses=responses, rewards=values))
     return queries, counts
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from rrhf_cli.artifacts import LoadedInput, load_records
-from rrhf_cli.console import log, progress
+from rrhf_cli.console import log, progress, quiet_libraries
 from rrhf_cli.errors import RrhfError, UsageError
 from rrhf_cli.meta import InputInfo, Meta, now, redact, write_meta
 from stages.train.config import TrainConfig
@@ -26,11 +25,8 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
-    from transformers.utils import logging as hf_logging
 
-    if log.level > logging.DEBUG:
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+    quiet_libraries()
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -1,0 +1,60 @@
+"""Settings of `rrhf score`: the flags, the config-file keys and the meta all come from this model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+Backend = Literal["reward-model", "judge", "logprob", "python"]
+
+
+class ScoreConfig(BaseModel):
+    """Settings of `rrhf score`."""
+
+    backend: Backend = Field(description="Scorer: reward-model, judge (an LLM behind an API), logprob, python.")
+    model: str | None = Field(None, description="Reward model, policy (logprob) or judge model name.")
+    as_name: str | None = Field(
+        None, description="Also keep the value under scores.NAME.", json_schema_extra={"aliases": ["--as"]}
+    )
+    primary: str | None = Field(None, description="Which scores.NAME becomes `score` (default: this run's value).")
+    batch_size: int = Field(16, ge=1, description="Sequences per forward pass; records per journal batch.")
+    max_length: int = Field(2048, ge=8, description="Longest scored sequence; the prompt is cut on the left first.")
+    # reward-model
+    rm_format: Literal["chat", "pair", "concat"] = Field(
+        "chat", description="RM input: its chat template, a (prompt, response) text pair, or plain concatenation."
+    )
+    engine: Literal["transformers", "vllm"] = Field("transformers", description="Reward-model engine.")
+    sort_by_length: bool = Field(True, description="Batch sequences of similar length together.")
+    # reward-model and logprob
+    pack_prompt: Literal["auto", "on", "off"] = Field(
+        "auto", description="Encode each prompt once for its k responses (4D mask)."
+    )
+    bf16: bool | None = Field(None, description="bfloat16 weights; default: on CUDA only.")
+    length_penalty: float = Field(1.0, ge=0, description="logprob: alpha in logp / |y|^alpha.")
+    # python
+    fn: str | None = Field(
+        None, description="python: module:function or path/to/file.py:function, (prompt, response) -> float."
+    )
+    # judge
+    base_url: str | None = Field(None, description="judge: OpenAI-compatible server; OpenAI's when unset.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="judge: environment variable holding the API key.")
+    judge_template: Path | None = Field(None, description="judge: a rubric template replacing the built-in one.")
+    judge_mode: Literal["pointwise", "listwise"] = Field(
+        "pointwise", description="judge: one call per response, or all k responses of a prompt in one call."
+    )
+    concurrency: int = Field(8, ge=1, description="judge: requests in flight.")
+    max_retries: int = Field(6, ge=0, description="judge: retries of a failed or unparsable answer.")
+    timeout: float = Field(120.0, gt=0, description="judge: seconds per request.")
+    max_tokens: int = Field(512, ge=1, description="judge: longest answer.")
+    allow_failures: bool = Field(False, description="Write responses the judge failed on (unscored) and exit 0.")
+    seed: int = Field(0, description="Seed (judge sampling where the server supports it).")
+
+    @model_validator(mode="after")
+    def _needs(self) -> ScoreConfig:
+        if self.backend == "python" and not self.fn:
+            raise ValueError("--backend python needs --fn module:function or path.py:function")
+        if self.backend != "python" and not self.model:
+            raise ValueError(f"--backend {self.backend} needs --model")
+        return self

@@ -1,0 +1,54 @@
+"""The logprob scorer: the length-normalised log-probability of each response under a causal LM.
+
+An RRHF-trained model is also a reward model (the paper's point): `rrhf score --backend logprob --model out/`.
+The tokenisation, packing and lean log-prob head are the train stage's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rrhf_cli.console import log, quiet_libraries
+from rrhf_cli.errors import Location
+from rrhf_cli.schema import Record
+from stages.score.apply import ScoreFailure
+from stages.score.batching import load_device_dtype, score_queries
+from stages.score.config import ScoreConfig
+from stages.train.data import build_queries
+from stages.train.head import install_head, unsupported_reason
+from stages.train.logprobs import response_logprobs
+from stages.train.packing import packing_verdict
+
+
+class LogprobScorer:
+    """p = sum of response-token log-probs (EOS included) / |y|^alpha, as in the RRHF loss."""
+
+    def __init__(self, config: ScoreConfig) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        quiet_libraries()
+        self.config = config
+        self.device, dtype = load_device_dtype(config.bf16)
+        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        self.model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype).to(self.device).eval()
+        reason = unsupported_reason(self.model)
+        if reason:
+            log.info("score: full-vocabulary log-softmax, because %s", reason)
+        self.head = None if reason else install_head(self.model, chunk_size=1024)
+        self.packed: bool | None = None
+
+    def _forward(self, batch: dict) -> object:
+        return response_logprobs(self.model, batch, self.head) / batch["lengths"].float() ** self.config.length_penalty
+
+    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
+        queries, _ = build_queries(records, locations, self.tokenizer, self.config.max_length, rewards=False)
+        if self.packed is None:
+            attn = getattr(self.model.config, "_attn_implementation", None)
+            self.packed = packing_verdict(queries, self.config.pack_prompt, "score", self._to_device_forward, attn)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        return score_queries(  # type: ignore[return-value]
+            queries, self._forward, self.config.batch_size, self.packed, self.config.sort_by_length, pad, self.device
+        )
+
+    def _to_device_forward(self, batch: dict) -> object:
+        return self._forward({k: v.to(self.device) for k, v in batch.items()})
