@@ -57,10 +57,9 @@ def _root(
 
 
 def _register() -> None:
-    from rrhf_cli.commands import inspect, pending, rank, train
+    from rrhf_cli.commands import inspect, rank, score, train
 
-    for name, fn in pending.COMMANDS.items():
-        app.command(name)(fn)
+    app.command("score")(score.score_command)
     app.command("rank")(rank.rank_command)
     app.command("train")(train.train_command)
     app.command("inspect")(inspect.inspect_command)
