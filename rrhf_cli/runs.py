@@ -25,7 +25,7 @@ class StageRun:
         self.started_at = now()
         self.config = redact(config.model_dump(mode="json"))
         self.inputs = [InputInfo(path=i.spec, format=i.format, sha256=i.sha256, records=len(i.records)) for i in inputs]
-        self.journal = Journal(output, fingerprint(stage, self.config, self.inputs), force=force)
+        self.journal = Journal(output, fingerprint(stage, _outcome_settings(config), self.inputs), force=force)
 
     def finish(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int] | None = None) -> Meta:
         """Write the artifact and its sidecar atomically, then drop the journal."""
@@ -41,3 +41,13 @@ class StageRun:
         write_meta(self.output, meta)
         self.journal.remove()
         return meta
+
+
+def _outcome_settings(config: BaseModel) -> dict[str, Any]:
+    # Settings marked operational (concurrency, timeouts, failure policy) do not change finished records,
+    # so a rerun that only changes them may resume the journal.
+    operational = {
+        name for name, field in type(config).model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("operational")
+    }
+    return {k: v for k, v in config.model_dump(mode="json").items() if k not in operational}

@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+# Settings that do not change a finished record: a rerun that changes only these resumes the journal.
+_OPERATIONAL = {"operational": True}
+
 Backend = Literal["reward-model", "judge", "logprob", "python"]
 
 
@@ -44,11 +47,15 @@ class ScoreConfig(BaseModel):
     judge_mode: Literal["pointwise", "listwise"] = Field(
         "pointwise", description="judge: one call per response, or all k responses of a prompt in one call."
     )
-    concurrency: int = Field(8, ge=1, description="judge: requests in flight.")
-    max_retries: int = Field(6, ge=0, description="judge: retries of a failed or unparsable answer.")
-    timeout: float = Field(120.0, gt=0, description="judge: seconds per request.")
+    concurrency: int = Field(8, ge=1, description="judge: requests in flight.", json_schema_extra=_OPERATIONAL)
+    max_retries: int = Field(
+        6, ge=0, description="judge: retries of a failed or unparsable answer.", json_schema_extra=_OPERATIONAL
+    )
+    timeout: float = Field(120.0, gt=0, description="judge: seconds per request.", json_schema_extra=_OPERATIONAL)
     max_tokens: int = Field(512, ge=1, description="judge: longest answer.")
-    allow_failures: bool = Field(False, description="Write responses the judge failed on (unscored) and exit 0.")
+    allow_failures: bool = Field(
+        False, description="Write responses the judge failed on (unscored) and exit 0.", json_schema_extra=_OPERATIONAL
+    )
     seed: int = Field(0, description="Seed (judge sampling where the server supports it).")
 
     @model_validator(mode="after")

@@ -1,0 +1,103 @@
+"""The judge backend against a real `transformers serve` on 127.0.0.1.
+
+The judge is the tiny policy fine-tuned by `rrhf train` (plain SFT) to answer the test's short templates
+in the judge format: `Score: 7` pointwise and `{"scores": [8, 3]}` listwise; the untrained policy plays a
+judge whose answers cannot be read.
+"""
+
+import json
+
+import pytest
+
+from rrhf_cli.artifacts import write_records
+from rrhf_cli.schema import Record, Response
+from stages.score.judge_prompts import load_template, render
+from stages.score.run import failures_path
+from tests.conftest import read_jsonl
+from tests.servers import transformers_serve
+
+POINTWISE = "J1 $prompt :: $response"
+LISTWISE = "J2 $prompt :: $responses"
+QUESTIONS = ["Say hello.", "Name a fruit.", "What is 2+2?", "Pick a colour.", "Tell a joke.", "Count to three."]
+ANSWERS = ["hello there", "hi", "apple", "4", "red", "No.", "one two three"]
+SAMPLES = [
+    {"id": "a", "prompt": "Say hello.",
+     "responses": [{"text": "hello there", "source": "m"}, {"text": "hi", "source": "m"}]},
+    {"id": "b", "prompt": [{"role": "user", "content": "Name a fruit."}],
+     "responses": [{"text": "apple", "source": "m"}, {"text": "red", "source": "m"}]},
+]
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("templates")
+    (folder / "point.txt").write_text(POINTWISE)
+    (folder / "list.txt").write_text(LISTWISE)
+    return folder / "point.txt", folder / "list.txt"
+
+
+@pytest.fixture(scope="module")
+def judge_url(tiny_models, templates, tmp_path_factory):
+    """A served judge model trained to answer both templates in the expected format."""
+    from stages.train.config import TrainConfig
+    from stages.train.run import run_train
+
+    folder = tmp_path_factory.mktemp("judge")
+    point, listwise = (load_template(path, False) for path in templates)
+    records = []
+    for q in QUESTIONS:
+        for a in ANSWERS:
+            records.append((render(point, q, [a]), "Score: 7"))
+        for a, b in zip(ANSWERS, ANSWERS[1:], strict=False):
+            records.append((render(listwise, q, [a, b]), '{"scores": [8, 3]}'))
+    data = folder / "sft.jsonl"
+    write_records(data, [
+        Record(id=str(i), prompt=[{"role": "user", "content": text}], responses=[Response(text=answer, score=1.0)])
+        for i, (text, answer) in enumerate(records)
+    ])
+    config = TrainConfig(model=str(tiny_models.policy), rank_weight=0.0, lr=2e-2, max_steps=40,
+                         queries_per_batch=8, logging_steps=40)
+    run_train(str(data), folder / "model", config)
+    with transformers_serve(folder / "model", folder / "serve.log") as url:
+        yield url, folder / "model"
+
+
+def _score(cli, samples, out, served, *extra):
+    url, model = served  # transformers serve loads the model named in the request: its folder
+    return cli("score", samples, "-o", out, "--backend", "judge", "--model", model, "--base-url", f"{url}/v1",
+               "--max-tokens", "12", *extra)
+
+
+def test_pointwise_and_listwise(judge_url, templates, write_jsonl, tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-0123456789")
+    samples = write_jsonl("samples.jsonl", SAMPLES)
+    point = tmp_path / "point.jsonl"
+    result = _score(cli, samples, point, judge_url, "--judge-template", templates[0], "--as", "judge")
+    assert result.exit_code == 0, result.stderr
+    assert [[r["score"] for r in row["responses"]] for row in read_jsonl(point)] == [[7.0, 7.0], [7.0, 7.0]]
+    listed = tmp_path / "list.jsonl"
+    result = _score(cli, samples, listed, judge_url, "--judge-template", templates[1], "--judge-mode", "listwise")
+    assert result.exit_code == 0, result.stderr
+    assert [[r["score"] for r in row["responses"]] for row in read_jsonl(listed)] == [[8.0, 3.0], [8.0, 3.0]]
+    for path in (point, listed):
+        for text in (path.read_text(), path.with_name(path.name + ".meta.json").read_text(), result.stderr):
+            assert "sk-test-secret" not in text
+    assert json.loads(point.with_name("point.jsonl.meta.json").read_text())["config"]["api_key_env"] == "OPENAI_API_KEY"
+
+
+def test_unreadable_answers_fail_the_run_then_allow_failures_keeps_them(tiny_models, write_jsonl, tmp_path, cli):
+    samples = write_jsonl("samples.jsonl", SAMPLES[:1])
+    out = tmp_path / "scored.jsonl"
+    with transformers_serve(tiny_models.policy, tmp_path / "serve.log") as url:
+        result = _score(cli, samples, out, (url, tiny_models.policy), "--max-retries", "1")
+        assert result.exit_code == 1
+        assert "2 of 2 responses could not be scored" in result.stderr
+        assert not out.exists()
+        failures = read_jsonl(failures_path(out))
+        assert [f["response"] for f in failures] == [0, 1]
+        assert all(f["error"].startswith("unreadable judge answer") and f["raw"] for f in failures)
+
+        result = _score(cli, samples, out, (url, tiny_models.policy), "--max-retries", "1", "--allow-failures")
+        assert result.exit_code == 0, result.stderr
+    (row,) = read_jsonl(out)
+    assert all("score" not in r and r["score_error"] and "judge_raw" in r for r in row["responses"])
