@@ -37,7 +37,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_io.py
+	$(BIN)/python bench/bench_score.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_sample.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache
