@@ -80,6 +80,8 @@ def test_training_raises_rank_accuracy_and_saves_a_loadable_model(tiny_models, i
     meta = json.loads((out / "meta.json").read_text())
     assert meta["stage"] == "train" and meta["counts"]["steps"] == 12 and meta["counts"]["queries"] == 5
     assert meta["config"]["lr"] == 0.01
+    inspected = json.loads(cli("inspect", out, "--json").stdout)
+    assert inspected["meta"]["stage"] == "train" and inspected["metrics"]["step"] == 12
 
 
 def test_one_step_run_records_its_loss_and_pairs_files_train(tiny_models, tmp_path, write_jsonl, cli):

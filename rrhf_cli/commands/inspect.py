@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rrhf_cli.artifacts import load_records
+from rrhf_cli.errors import BadInput
 from rrhf_cli.meta import read_meta
 from rrhf_cli.options import InputArg, InputFormatOpt, JsonOpt, command
 from rrhf_cli.summary import Stats, Summary, summarize
@@ -15,13 +17,19 @@ from rrhf_cli.summary import Stats, Summary, summarize
 def inspect_command(path: InputArg, json_output: JsonOpt = False, input_format: InputFormatOpt = "auto") -> None:
     """Summarise an artifact: records, responses per prompt, sources, score statistics and its meta.
 
+    A trained model folder shows its meta and its last logged metrics.
+
     Examples:
 
     \b
         rrhf inspect scored.jsonl
         rrhf inspect pairs.jsonl --json | jq .summary.pairs
         rrhf inspect hf:Anthropic/hh-rlhf:test
+        rrhf inspect out/
     """
+    if Path(path).is_dir():
+        _inspect_model_folder(Path(path), json_output)
+        return
     loaded = load_records(path, input_format)
     summary = summarize(loaded.records, loaded.format)
     meta = read_meta(Path(path)) if not path.startswith("hf:") else None
@@ -30,6 +38,28 @@ def inspect_command(path: InputArg, json_output: JsonOpt = False, input_format: 
         print(json.dumps({"path": path, "summary": summary.model_dump(mode="json"), "meta": meta_dict}, indent=2))
         return
     _render(path, summary, meta_dict)
+
+
+def _inspect_model_folder(folder: Path, json_output: bool) -> None:
+    meta = read_meta(folder)
+    if meta is None:
+        raise BadInput(str(folder), "a folder, but not one written by `rrhf train` (no meta.json)")
+    metrics_file = folder / "metrics.jsonl"
+    lines = metrics_file.read_text(encoding="utf-8").splitlines() if metrics_file.exists() else []
+    last = json.loads(lines[-1]) if lines else None
+    if json_output:
+        print(json.dumps({"path": str(folder), "meta": meta.model_dump(mode="json"), "metrics": last}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{folder} (last logged step)", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in (last or {}).items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+    _render_meta(Console(), meta.model_dump(mode="json"))
 
 
 def _render(path: str, summary: Summary, meta: dict | None) -> None:
@@ -59,6 +89,13 @@ def _render(path: str, summary: Summary, meta: dict | None) -> None:
         for source, count in summary.sources.items():
             sources.add_row(source, str(count))
         console.print(sources)
+    if meta:
+        _render_meta(console, meta)
+
+
+def _render_meta(console: Any, meta: dict) -> None:
+    from rich.table import Table
+
     if meta:
         table = Table(show_header=False, title="meta", title_justify="left")
         table.add_column(style="bold")
