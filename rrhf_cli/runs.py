@@ -14,6 +14,11 @@ from rrhf_cli.meta import InputInfo, Meta, fingerprint, now, redact, write_meta
 from rrhf_cli.schema import Record
 
 
+def failed_path(output: Path) -> Path:
+    """`OUTPUT.failed.jsonl`: what a stage could not do in its last run, one JSON line each."""
+    return output.with_name(output.name + ".failed.jsonl")
+
+
 class StageRun:
     """One run of a stage writing `output` from `inputs` under `config`."""
 

@@ -87,3 +87,12 @@ def build_tiny_models(folder: Path, seed: int = 0, hidden_size: int = 32, layers
     for path in (models.policy, models.reward):
         tokenizer.save_pretrained(path)
     return models
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m stages.tiny_models OUTPUT_FOLDER")
+    built = build_tiny_models(Path(sys.argv[1]))
+    print(f"{built.policy}\n{built.reward}")

@@ -10,9 +10,9 @@ import json
 import pytest
 
 from rrhf_cli.artifacts import write_records
+from rrhf_cli.runs import failed_path
 from rrhf_cli.schema import Record, Response
 from stages.score.judge_prompts import load_template, render
-from stages.score.run import failures_path
 from tests.conftest import read_jsonl
 from tests.servers import transformers_serve
 
@@ -93,7 +93,7 @@ def test_unreadable_answers_fail_the_run_then_allow_failures_keeps_them(tiny_mod
         assert result.exit_code == 1
         assert "2 of 2 responses could not be scored" in result.stderr
         assert not out.exists()
-        failures = read_jsonl(failures_path(out))
+        failures = read_jsonl(failed_path(out))
         assert [f["response"] for f in failures] == [0, 1]
         assert all(f["error"].startswith("unreadable judge answer") and f["raw"] for f in failures)
 

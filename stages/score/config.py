@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-# Settings that do not change a finished record: a rerun that changes only these resumes the journal.
+# Settings that change how a run goes, not what it writes: a rerun that changes only these resumes the journal.
 _OPERATIONAL = {"operational": True}
 
 Backend = Literal["reward-model", "judge", "logprob", "python"]

@@ -8,16 +8,11 @@ from rrhf_cli.artifacts import dumps, load_records
 from rrhf_cli.console import log, progress
 from rrhf_cli.errors import RrhfError, UsageError
 from rrhf_cli.journal import run_batches
-from rrhf_cli.runs import StageRun
+from rrhf_cli.runs import StageRun, failed_path
 from rrhf_cli.schema import Record
 from stages.score.apply import apply_scores
 from stages.score.backends import make_scorer
 from stages.score.config import ScoreConfig
-
-
-def failures_path(output: Path) -> Path:
-    """Where the responses a scorer failed on are listed, with what it answered."""
-    return output.with_name(output.name + ".failures.jsonl")
 
 
 def run_score(
@@ -43,12 +38,12 @@ def run_score(
         records = run_batches(loaded.records, config.batch_size, work, run.journal, advance)
     failed = [(r, i) for r in records for i, resp in enumerate(r.responses) if "score_error" in resp.extra]
     counts = {"responses": total, "scored": total - len(failed), "failed": len(failed)}
-    failures_path(output).unlink(missing_ok=True)
+    failed_path(output).unlink(missing_ok=True)
     if failed and not config.allow_failures:
         _report_failures(output, failed)
         run.journal.keep_only({r.id for r in records} - {r.id for r, _ in failed})
         raise RrhfError(
-            f"{len(failed)} of {total} responses could not be scored (listed in {failures_path(output)}); "
+            f"{len(failed)} of {total} responses could not be scored (listed in {failed_path(output)}); "
             "rerun the same command to retry them, or add --allow-failures to write them unscored"
         )
     if failed:
@@ -65,4 +60,4 @@ def _report_failures(output: Path, failed: list[tuple[Record, int]]) -> None:
         response = record.responses[index].extra
         lines.append(dumps({"id": record.id, "response": index, "error": response.get("score_error"),
                             "raw": response.get("judge_raw")}))
-    failures_path(output).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    failed_path(output).write_text("".join(line + "\n" for line in lines), encoding="utf-8")

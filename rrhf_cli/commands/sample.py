@@ -1,0 +1,33 @@
+"""`rrhf sample`: parse options and call the sample stage."""
+
+from __future__ import annotations
+
+from rrhf_cli.options import ForceOpt, InputArg, InputFormatOpt, OutputOpt, command
+from stages.sample.config import SampleConfig
+from stages.sample.run import run_sample
+
+
+@command(SampleConfig)
+def sample_command(
+    prompts: InputArg,
+    output: OutputOpt,
+    config: SampleConfig,
+    input_format: InputFormatOpt = "auto",
+    force: ForceOpt = False,
+) -> None:
+    """Sample k responses per prompt from a model (transformers, vLLM, or an OpenAI-compatible API).
+
+    Every response records its source (--source, default the model). Message prompts use the model's
+    chat template. A killed run resumes from OUTPUT.partial when started again with the same command.
+
+    Examples:
+
+    \b
+        rrhf sample prompts.jsonl -o samples.jsonl --model ./policy -k 4 --temperature 0.8 --top-p 0.95
+        rrhf sample prompts.jsonl -o samples.jsonl --model ./policy -k 4 --strategy diverse-beam
+        rrhf sample hh.jsonl -o samples.jsonl --model ./policy -k 2 --include-field chosen,rejected
+        rrhf sample prompts.jsonl -o samples.jsonl --model gpt-4o -k 2 --backend openai --append
+        rrhf sample prompts.jsonl -o samples.jsonl --backend openai --base-url http://127.0.0.1:8000/v1 --model m
+        rrhf sample prompts.jsonl -o part0.jsonl --model ./policy --backend vllm --shard 0/4
+    """
+    run_sample(prompts, output, config, input_format, force=force)

@@ -1,0 +1,151 @@
+"""Settings of `rrhf sample`: one pydantic model for the flags, the config file and the meta."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from stages.sample.backends import BACKENDS
+
+Strategy = Literal["sample", "beam", "diverse-beam"]
+_SHARD = re.compile(r"^(\d+)/(\d+)$")
+
+
+class SampleConfig(BaseModel):
+    """Settings of `rrhf sample`."""
+
+    model: str = Field(
+        description="A local folder or hub name (hf, vllm), or the model name the server knows (openai).",
+    )
+    k: int = Field(4, ge=1, description="Responses per prompt.", json_schema_extra={"aliases": ["-k"]})
+    backend: str = Field("hf", description="hf (transformers), vllm, or openai (any OpenAI-compatible server).")
+    strategy: Strategy = Field(
+        "sample", description="sample (temperature/top-p), beam (the k best beams), diverse-beam (k groups)."
+    )
+    temperature: float = Field(1.0, ge=0, description="Sampling temperature; 0 decodes greedily.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest set with this mass.")
+    max_new_tokens: int = Field(256, ge=1, description="Longest response, in tokens.")
+    stop: list[str] = Field(default_factory=list, description="Cut a response before this string (repeatable).")
+    seed: int = Field(0, description="Seed; the same seed, input and settings give the same responses.")
+    batch_size: int | None = Field(
+        None, ge=1, description="Prompts per batch and per journal entry; unset: hf 8, vllm 256, openai 64."
+    )
+    max_prompt_tokens: int | None = Field(
+        None, ge=1, description="Keep only the last N prompt tokens (hf, vllm); cut prompts are counted."
+    )
+    source: str | None = Field(None, description="The `source` of this run's responses (default: the model).")
+    diversity_penalty: float = Field(
+        1.0, ge=0, description="diverse-beam: subtracted per earlier group that chose the same token at a step."
+    )
+    beams_per_group: int = Field(1, ge=1, description="diverse-beam: beams in each of the k groups.")
+    length_penalty: float = Field(1.0, description="beam, diverse-beam: score = log-prob / length ** this.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="hf: where to run (auto: CUDA if present).")
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model.")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm: share of GPU memory to use.")
+    max_model_len: int | None = Field(None, ge=1, description="vllm: context length (default: the model's).")
+    base_url: str | None = Field(None, description="openai: server URL, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
+    endpoint: Literal["auto", "chat", "completions"] = Field(
+        "auto", description="openai: auto uses completions for string prompts and chat for message prompts."
+    )
+    # Operational settings: they change how a run goes, not what it writes, so changing them keeps the journal.
+    concurrency: int = Field(
+        8, ge=1, description="openai: requests in flight at once.", json_schema_extra={"operational": True}
+    )
+    max_retries: int = Field(
+        6,
+        ge=0,
+        description="openai: retries of a request on 429, 5xx, timeouts, drops.",
+        json_schema_extra={"operational": True},
+    )
+    backoff: float = Field(
+        1.0,
+        gt=0,
+        description="openai: first retry delay in seconds; doubles, with jitter.",
+        json_schema_extra={"operational": True},
+    )
+    timeout: float = Field(
+        120.0,
+        gt=0,
+        description="openai: seconds before a request counts as timed out.",
+        json_schema_extra={"operational": True},
+    )
+    allow_failures: bool = Field(
+        False,
+        description="Write OUTPUT even if some prompts failed after their retries (listed in OUTPUT.failed.jsonl).",
+        json_schema_extra={"operational": True},
+    )
+    append: bool = Field(False, description="Add to the responses already in OUTPUT (matched by id).")
+    include_field: list[str] = Field(
+        default_factory=list,
+        description="Carry responses already in the input, e.g. chosen,rejected; the field name is the source.",
+    )
+    shard: str | None = Field(None, description="I/N: sample only every N-th prompt, starting at the I-th (0-based).")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in BACKENDS:
+            raise ValueError(f"'{value}' is not a backend; choose one of {', '.join(BACKENDS)}")
+        return value
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy_fits(cls, value: str, info: ValidationInfo) -> str:
+        spec = BACKENDS.get(info.data.get("backend", ""))
+        if spec is not None and value not in spec.strategies:
+            raise ValueError(
+                f"'{value}' is not available with --backend {info.data['backend']} "
+                f"(it supports: {', '.join(spec.strategies)})"
+            )
+        if value == "diverse-beam" and info.data.get("k", 2) < 2:
+            raise ValueError("'diverse-beam' needs -k 2 or more (one group per response)")
+        return value
+
+    @field_validator("max_prompt_tokens")
+    @classmethod
+    def _needs_tokenizer(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("backend") == "openai":
+            raise ValueError("needs a local tokenizer, so it works with --backend hf or vllm only")
+        return value
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("include_field", mode="before")
+    @classmethod
+    def _split_fields(cls, value: Any) -> Any:
+        # `--include-field chosen,rejected` and a YAML list mean the same.
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return value
+        names = [part.strip() for item in items for part in str(item).split(",")]
+        if any(not name for name in names):
+            raise ValueError("field names must not be empty")
+        return names
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_form(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = _SHARD.match(value.strip())
+        if not match or int(match.group(2)) < 1 or int(match.group(1)) >= int(match.group(2)):
+            raise ValueError(f"'{value}' is not I/N with 0 <= I < N, e.g. 0/4")
+        return value.strip()
+
+    @property
+    def source_name(self) -> str:
+        """The source recorded on this run's responses."""
+        return self.source or self.model
+
+    def shard_of(self) -> tuple[int, int]:
+        """(index, count) of this run's shard; (0, 1) when not sharded."""
+        if self.shard is None:
+            return 0, 1
+        index, count = self.shard.split("/")
+        return int(index), int(count)

@@ -1,0 +1,220 @@
+"""The sample stage: read prompts, collect k responses per prompt from one backend, write a samples file.
+
+Steps: load and shard the prompts; gather responses carried from the input (and, with --append, the
+existing output); open the journal; sample the prompts not yet journaled, batch by batch, in length order;
+write the artifact, its meta and a list of the prompts that failed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rrhf_cli.artifacts import LoadedInput, load_records, write_records
+from rrhf_cli.console import log, progress
+from rrhf_cli.errors import BadInput, RrhfError
+from rrhf_cli.journal import Journal
+from rrhf_cli.runs import StageRun, failed_path
+from rrhf_cli.schema import Record, Response
+from stages.sample.backends import BACKENDS, Prompt, Sampler, SampleRequest, create_sampler
+from stages.sample.config import SampleConfig
+from stages.sample.prompts import derive_seed
+from stages.sample.sources import included_responses, join_by_id
+
+Work = Callable[[list[Record], list[str]], tuple[list[Record], dict[str, str]]]
+
+
+def run_sample(
+    source: str,
+    output: Path,
+    config: SampleConfig,
+    input_format: str = "auto",
+    force: bool = False,
+) -> dict[str, int]:
+    """Sample k responses for every prompt of `source` (or of its shard) into `output`; returns the counts."""
+    loaded = load_records(source, input_format)
+    index, count = config.shard_of()
+    records, locations = loaded.records[index::count], loaded.locations[index::count]
+    if not records:
+        raise BadInput(source, f"shard {config.shard} holds no prompt (the input has {len(loaded.records)})")
+    _check_prompts(records, locations, config)
+    carried = {r.id: _carried(r, where, config.include_field) for r, where in zip(records, locations, strict=True)}
+    existing = load_records(output) if config.append and output.exists() else None
+    if existing is not None:
+        _check_same_prompts(existing, records, locations)
+    if config.strategy == "sample" and config.temperature == 0 and config.k > 1:
+        log.warning("sample: --temperature 0 decodes greedily, so the %d responses of a prompt will be equal", config.k)
+    run = StageRun("sample", config, output, [loaded] + ([existing] if existing else []), force=force)
+
+    done = run.journal.load()
+    resumed = sum(1 for r in records if r.id in done)
+    if done:
+        log.info("sample: resuming from %s: %d of %d prompts already sampled", run.journal.path, resumed, len(records))
+    counts: Counter[str] = Counter()
+    failures: dict[str, str] = {}
+    if any(r.id not in done for r in records):
+        try:
+            sampler = create_sampler(config)
+        except BaseException:
+            if not done:  # nothing to resume: do not leave a journal behind a model that failed to load
+                run.journal.remove()
+            raise
+        try:
+            ordered = _length_order(sampler, records, config, counts)
+            spec = BACKENDS[config.backend]
+            batch_size = config.batch_size or spec.batch_size
+            with progress(len(records), "sample") as advance:
+                advance(resumed)
+                work = _work(sampler, config)
+                failures = sample_batches(ordered, done, batch_size, work, run.journal, advance, spec.batch_seeded)
+        finally:
+            sampler.close()
+
+    sampled = [_with_responses(r, carried[r.id] + (done[r.id].responses if r.id in done else [])) for r in records]
+    counts.update(
+        prompts=len(records),
+        resumed_prompts=resumed,
+        prompts_sampled=sum(1 for r in records if r.id in done),
+        responses_sampled=sum(len(done[r.id].responses) for r in records if r.id in done),
+        responses_included=sum(len(c) for c in carried.values()),
+        input_responses_dropped=sum(len(r.responses) for r in records)
+        - sum(1 for r in records for x in r.responses if x.source in config.include_field),
+        failed_prompts=len(failures),
+    )
+    _report_failures(output, failures, config.allow_failures, run.journal)
+    final = sampled
+    if existing is not None:
+        final, joined = join_by_id([(existing.records, existing.locations), (sampled, locations)])
+        counts.update(records_before=len(existing.records), duplicates_dropped=joined["duplicates_dropped"])
+    run.finish(final, dict(counts))
+    _log_summary(config, counts)
+    return dict(counts)
+
+
+def sample_batches(
+    ordered: Sequence[Record],
+    done: dict[str, Record],
+    batch_size: int,
+    work: Work,
+    journal: Journal,
+    advance: Callable[[int], None],
+    whole_batches: bool = False,
+) -> dict[str, str]:
+    """Sample the records not in `done`, journaling each batch's successes; returns the failures by id.
+
+    Like `rrhf_cli.journal.run_batches`, but a prompt that failed is left out of the journal, so running the
+    same command again retries exactly the failed prompts and keeps everything else. Batches are cut from
+    the full order, and each is seeded from all its ids, so a resumed run draws what an uninterrupted one
+    would; with `whole_batches` (one RNG per batch) a batch cut short by a kill is redone whole.
+    """
+    failures: dict[str, str] = {}
+    for start in range(0, len(ordered), batch_size):
+        batch = list(ordered[start : start + batch_size])
+        missing = [r for r in batch if r.id not in done]
+        if not missing:
+            continue
+        finished, failed = work(batch if whole_batches else missing, [r.id for r in batch])
+        finished = [r for r in finished if r.id not in done]
+        journal.append(finished)
+        done.update((r.id, r) for r in finished)
+        failures.update((rid, error) for rid, error in failed.items() if rid not in done)
+        advance(len(missing))
+    return failures
+
+
+def _work(sampler: Sampler, config: SampleConfig) -> Work:
+    source = config.source_name
+
+    def work(batch: list[Record], batch_ids: list[str]) -> tuple[list[Record], dict[str, str]]:
+        requests = [SampleRequest(r.id, prompt_of(r), derive_seed(config.seed, r.id)) for r in batch]
+        results = sampler.sample(requests, derive_seed(config.seed, *batch_ids))
+        finished, failed = [], {}
+        for record, result in zip(batch, results, strict=True):
+            if result.error is None and len(result.texts) == config.k:
+                responses = [Response(text=text, source=source) for text in result.texts]
+                finished.append(_with_responses(record, responses))
+            else:
+                failed[record.id] = result.error or f"{len(result.texts)} of {config.k} responses came back"
+        return finished, failed
+
+    return work
+
+
+def prompt_of(record: Record) -> Prompt:
+    """The prompt as backends take it: a string, or messages as plain dicts."""
+    prompt = record.prompt
+    return prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt]
+
+
+def _with_responses(record: Record, responses: list[Response]) -> Record:
+    return record.model_copy(update={"responses": responses})
+
+
+def _check_prompts(records: Sequence[Record], locations: Sequence[Any], config: SampleConfig) -> None:
+    if config.backend == "openai" and config.endpoint == "completions":
+        for record, where in zip(records, locations, strict=True):
+            if not isinstance(record.prompt, str):
+                raise BadInput(where, "a message prompt needs the chat endpoint (--endpoint chat or auto)")
+
+
+def _check_same_prompts(existing: LoadedInput, records: Sequence[Record], locations: Sequence[Any]) -> None:
+    # Checked before sampling, so a mismatch costs no generation.
+    prompts = {r.id: r.prompt for r in existing.records}
+    for record, where in zip(records, locations, strict=True):
+        if record.id in prompts and prompts[record.id] != record.prompt:
+            raise BadInput(where, f"id '{record.id}' is in {existing.spec} with a different prompt; cannot --append")
+
+
+def _carried(record: Record, where: Any, names: Sequence[str]) -> list[Response]:
+    try:
+        return included_responses(record, names)
+    except ValueError as err:
+        raise BadInput(where, str(err)) from None
+
+
+def _length_order(sampler: Sampler, records: list[Record], config: SampleConfig, counts: Counter[str]) -> list[Record]:
+    """Records shortest prompt first, so a batch pads little; counts the prompts --max-prompt-tokens cuts."""
+    lengths = sampler.prompt_lengths([prompt_of(r) for r in records])
+    if lengths is None:
+        return list(records)
+    if config.max_prompt_tokens is not None:
+        counts["prompts_truncated"] = sum(1 for n in lengths if n > config.max_prompt_tokens)
+        lengths = [min(n, config.max_prompt_tokens) for n in lengths]
+    # Ties keep input order, so the batches (and so the seeds) are the same on every run.
+    order = sorted(range(len(records)), key=lambda i: lengths[i])
+    return [records[i] for i in order]
+
+
+def _report_failures(output: Path, failures: dict[str, str], allow: bool, journal: Journal) -> None:
+    listing = failed_path(output)
+    if not failures:
+        listing.unlink(missing_ok=True)
+        return
+    write_records(listing, ({"id": rid, "error": error} for rid, error in failures.items()))
+    for rid, error in list(failures.items())[:10]:
+        log.warning("sample: prompt %s failed: %s", rid, error)
+    if len(failures) > 10:
+        log.warning("sample: ... and %d more failed prompts", len(failures) - 10)
+    if not allow:
+        raise RrhfError(
+            f"{len(failures)} prompt(s) failed (listed in {listing}); the others are kept in {journal.path}: "
+            "run the same command again to retry only the failed ones, or add --allow-failures to write "
+            "the output without their samples"
+        )
+
+
+def _log_summary(config: SampleConfig, counts: Counter[str]) -> None:
+    log.info(
+        "sample: %d prompts, %d responses from '%s' (%s, %s), %d carried from the input; %d prompts cut to "
+        "--max-prompt-tokens; %d failed",
+        counts["prompts"],
+        counts["responses_sampled"],
+        config.source_name,
+        config.backend,
+        config.strategy,
+        counts["responses_included"],
+        counts["prompts_truncated"],
+        counts["failed_prompts"],
+    )

@@ -1,0 +1,215 @@
+"""Candidate sets from many sources: --include-field, --append, `rrhf merge`, --shard, and bad settings."""
+
+import json
+
+import pytest
+import torch
+
+from rrhf_cli.meta import REDACTED, redact
+from tests.conftest import read_jsonl
+
+HH = [
+    {
+        "chosen": "\n\nHuman: Name a fish.\n\nAssistant: Goldie.",
+        "rejected": "\n\nHuman: Name a fish.\n\nAssistant: No.",
+    },
+    {
+        "chosen": "\n\nHuman: Say hi.\n\nAssistant: Hi there!",
+        "rejected": "\n\nHuman: Say hi.\n\nAssistant: Go away.",
+    },
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tiny model's matmuls are too small to gain from threads, and on a busy machine an OpenMP barrier
+    waiting for a descheduled thread costs milliseconds per op."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _args(tiny_models, *more):
+    return ["--model", tiny_models.policy, "-k", "2", "--max-new-tokens", "4", *more]
+
+
+def test_include_field_carries_hh_chosen_and_rejected(tiny_models, tmp_path, write_jsonl, cli):
+    out = tmp_path / "s.jsonl"
+    src = write_jsonl("hh.jsonl", HH)
+    result = cli("sample", src, "-o", out, *_args(tiny_models, "--include-field", "chosen,rejected", "--source", "p"))
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out)
+    assert rows[0]["prompt"] == [{"role": "user", "content": "Name a fish."}]
+    assert [(r["source"], r["text"]) for r in rows[0]["responses"][:2]] == [("chosen", "Goldie."), ("rejected", "No.")]
+    assert [r["source"] for r in rows[1]["responses"]] == ["chosen", "rejected", "p", "p"]
+    counts = json.loads((tmp_path / "s.jsonl.meta.json").read_text())["counts"]
+    assert counts["responses_included"] == 4 and counts["input_responses_dropped"] == 0
+
+    only_chosen = tmp_path / "c.jsonl"
+    assert cli("sample", src, "-o", only_chosen, *_args(tiny_models, "--include-field", "chosen")).exit_code == 0
+    assert [r["source"] for r in read_jsonl(only_chosen)[0]["responses"]][0] == "chosen"
+    counts = json.loads((tmp_path / "c.jsonl.meta.json").read_text())["counts"]
+    assert counts["responses_included"] == 2 and counts["input_responses_dropped"] == 2
+
+
+def test_include_field_reads_a_named_field_and_rejects_a_missing_one(tiny_models, tmp_path, write_jsonl, cli):
+    rows = [
+        {"id": "a", "prompt": "Q1", "human": "A human answer", "refs": ["r1", "r2"]},
+        {"id": "b", "prompt": "Q2", "human": "Another", "refs": ["r3"]},
+    ]
+    out = tmp_path / "s.jsonl"
+    result = cli(
+        "sample", write_jsonl("p.jsonl", rows), "-o", out, *_args(tiny_models, "--include-field", "human,refs")
+    )
+    assert result.exit_code == 0, result.stderr
+    got = read_jsonl(out)
+    assert [(r["source"], r["text"]) for r in got[0]["responses"][:3]] == [
+        ("human", "A human answer"),
+        ("refs", "r1"),
+        ("refs", "r2"),
+    ]
+    assert got[0]["human"] == "A human answer"  # the field itself is carried as before
+    rows[1].pop("human")
+    out.write_text("previous\n")
+    src = write_jsonl("bad.jsonl", rows)
+    result = cli("sample", src, "-o", out, *_args(tiny_models, "--include-field", "human"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"rrhf: error: {src}:2: --include-field 'human'")
+    assert out.read_text() == "previous\n"
+
+
+def test_append_adds_a_second_source_by_id_and_is_idempotent(tiny_models, tmp_path, write_jsonl, cli):
+    out = tmp_path / "s.jsonl"
+    first = write_jsonl("p1.jsonl", [{"id": "a", "prompt": "Q1"}, {"id": "b", "prompt": "Q2"}])
+    assert cli("sample", first, "-o", out, *_args(tiny_models, "--source", "m1")).exit_code == 0
+    second = write_jsonl("p2.jsonl", [{"id": "b", "prompt": "Q2"}, {"id": "c", "prompt": "Q3"}])
+    append = _args(tiny_models, "--source", "m2", "--append", "-k", "3")
+    result = cli("sample", second, "-o", out, *append)
+    assert result.exit_code == 0, result.stderr
+    rows = {r["id"]: r for r in read_jsonl(out)}
+    assert list(rows) == ["a", "b", "c"]
+    assert [r["source"] for r in rows["a"]["responses"]] == ["m1", "m1"]
+    assert [r["source"] for r in rows["b"]["responses"]] == ["m1", "m1", "m2", "m2", "m2"]
+    assert [r["source"] for r in rows["c"]["responses"]] == ["m2", "m2", "m2"]
+    meta = json.loads((tmp_path / "s.jsonl.meta.json").read_text())
+    assert meta["counts"]["records_before"] == 2 and meta["counts"]["records"] == 3
+    assert [i["path"] for i in meta["inputs"]] == [str(second), str(out)]
+
+    # The same append again draws the same responses (same seed): nothing is added twice.
+    before = out.read_text()
+    assert cli("sample", second, "-o", out, *append).exit_code == 0
+    assert out.read_text() == before
+    assert json.loads((tmp_path / "s.jsonl.meta.json").read_text())["counts"]["duplicates_dropped"] == 6
+
+    clash = write_jsonl("p3.jsonl", [{"id": "a", "prompt": "Something else"}])
+    result = cli("sample", clash, "-o", out, *append)
+    assert result.exit_code == 2 and "with a different prompt" in result.stderr
+    assert out.read_text() == before
+
+
+def test_merge_joins_by_id_dedupes_and_keeps_scores(tmp_path, write_jsonl, cli):
+    a = write_jsonl(
+        "a.jsonl",
+        [
+            {"id": "1", "prompt": "Q1", "topic": "x", "responses": [{"text": "t1", "source": "m1", "score": 1.0}]},
+            {"id": "2", "prompt": "Q2", "responses": [{"text": "t2", "source": "m1"}, {"text": "t2", "source": "m1"}]},
+        ],
+    )
+    b = write_jsonl(
+        "b.jsonl",
+        [
+            {"id": "3", "prompt": "Q3", "responses": [{"text": "t3", "source": "m2"}]},
+            {
+                "id": "1",
+                "prompt": "Q1",
+                "topic": "y",
+                "lang": "en",
+                "responses": [
+                    {"text": "t1", "source": "m1", "score": 5.0},
+                    {"text": "t1", "source": "m2", "score": 2.0},
+                ],
+            },
+        ],
+    )
+    out = tmp_path / "m.jsonl"
+    result = cli("merge", a, b, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out)
+    assert [r["id"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["topic"] == "x" and rows[0]["lang"] == "en"
+    assert rows[0]["responses"] == [
+        {"text": "t1", "source": "m1", "score": 1.0},
+        {"text": "t1", "source": "m2", "score": 2.0},
+    ]
+    assert len(rows[1]["responses"]) == 2  # repeats within one file are the sampler's, and are kept
+    meta = json.loads((tmp_path / "m.jsonl.meta.json").read_text())
+    assert meta["stage"] == "merge" and meta["counts"]["duplicates_dropped"] == 1
+    assert meta["counts"]["records_joined"] == 1 and [i["path"] for i in meta["inputs"]] == [str(a), str(b)]
+
+    assert cli("merge", a, b, "-o", out, "--no-dedupe").exit_code == 0
+    assert len(read_jsonl(out)[0]["responses"]) == 3
+    clash = write_jsonl("c.jsonl", [{"id": "2", "prompt": "Other", "responses": []}])
+    result = cli("merge", a, clash, "-o", out)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"rrhf: error: {clash}:1: id '2' was already joined with a different prompt"
+
+
+def test_shards_merged_equal_the_unsharded_run(tiny_models, tmp_path, write_jsonl, cli):
+    src = write_jsonl("p.jsonl", [{"prompt": f"Question {i}?"} for i in range(7)])
+    whole = tmp_path / "whole.jsonl"
+    assert cli("sample", src, "-o", whole, *_args(tiny_models)).exit_code == 0
+    parts = []
+    for index in range(3):
+        part = tmp_path / f"part{index}.jsonl"
+        result = cli("sample", src, "-o", part, *_args(tiny_models, "--shard", f"{index}/3"))
+        assert result.exit_code == 0, result.stderr
+        parts.append(part)
+    sizes = [len(read_jsonl(p)) for p in parts]
+    assert sizes == [3, 2, 2]
+    merged = tmp_path / "merged.jsonl"
+    assert cli("merge", *parts, "-o", merged).exit_code == 0
+    merged_rows = read_jsonl(merged)
+    assert sorted(r["id"] for r in merged_rows) == sorted(r["id"] for r in read_jsonl(whole))
+    assert all(len(r["responses"]) == 2 for r in merged_rows)
+    result = cli("sample", src, "-o", tmp_path / "x.jsonl", *_args(tiny_models, "--shard", "9/10"))
+    assert result.exit_code == 2 and "holds no prompt" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--backend", "openai", "--strategy", "beam"], "--strategy: 'beam' is not available with --backend openai"),
+        (["--strategy", "diverse-beam", "-k", "1"], "'diverse-beam' needs -k 2 or more"),
+        (["--backend", "tgi"], "--backend: 'tgi' is not a backend; choose one of hf, vllm, openai"),
+        (["--shard", "3/2"], "--shard: '3/2' is not I/N with 0 <= I < N"),
+        (["--backend", "openai", "--max-prompt-tokens", "8"], "--max-prompt-tokens: needs a local tokenizer"),
+    ],
+)
+def test_bad_settings_are_one_line_and_exit_2(flags, expected, tmp_path, write_jsonl, cli):
+    out = tmp_path / "s.jsonl"
+    result = cli("sample", write_jsonl("p.jsonl", [{"prompt": "Q"}]), "-o", out, "--model", "m", *flags)
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr
+    assert not out.exists()
+
+
+def test_all_bad_settings_are_reported_at_once(tmp_path, write_jsonl, cli):
+    flags = ["--backend", "openai", "--strategy", "beam", "--shard", "2/2", "--top-p", "0"]
+    result = cli(
+        "sample", write_jsonl("p.jsonl", [{"prompt": "Q"}]), "-o", tmp_path / "s.jsonl", "--model", "m", *flags
+    )
+    assert result.exit_code == 2
+    for flag in ("--strategy", "--shard", "--top-p"):
+        assert flag in result.stderr
+
+
+def test_token_limits_are_kept_in_the_meta_while_tokens_are_redacted():
+    config = {"max_new_tokens": 64, "max_prompt_tokens": 512, "tokenizer": "gpt2", "hf_token": "abc", "token": "x"}
+    assert redact(config) == {
+        "max_new_tokens": 64,
+        "max_prompt_tokens": 512,
+        "tokenizer": "gpt2",
+        "hf_token": REDACTED,
+        "token": REDACTED,
+    }
