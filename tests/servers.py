@@ -1,14 +1,20 @@
-"""A real OpenAI-compatible server for tests: `transformers serve` on 127.0.0.1 with a local model folder."""
+"""Real servers for tests, on 127.0.0.1 only: `transformers serve` with a local model folder, and a proxy in
+front of it that injects the faults real APIs show."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
@@ -53,3 +59,99 @@ def _healthy(url: str) -> bool:
             return answer.status == 200
     except OSError:
         return False
+
+
+class FaultProxy:
+    """Forwards POSTs to the server, except that `plan(number, body)` may answer instead: "500", "503", "429"
+    (with Retry-After: 1), "stall" (answer nothing for `stall` seconds), "reset" (close with RST),
+    "drop" (forward, then reset instead of relaying: the server did the work, the client never sees it)."""
+
+    def __init__(self, upstream: str, plan, stall: float = 4.0) -> None:
+        self.upstream = upstream.removeprefix("http://")
+        self.plan, self.stall = plan, stall
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []  # one per request: time, path, body, action, authorization
+        self.delivered = 0  # choices that reached the client
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with proxy.lock:
+                    number = len(proxy.requests)
+                    action = proxy.plan(number, body)
+                    proxy.requests.append(
+                        {
+                            "time": time.monotonic(),
+                            "path": self.path,
+                            "body": body,
+                            "action": action,
+                            "authorization": self.headers.get("Authorization"),
+                        }
+                    )
+                if action in ("500", "503"):
+                    return self._reply(int(action), {"error": {"message": "injected failure"}})
+                if action == "429":
+                    return self._reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
+                if action == "echo-key":  # a careless server that quotes the credentials back
+                    message = f"bad request from {self.headers.get('Authorization')}"
+                    return self._reply(400, {"error": {"message": message}})
+                if action == "stall":
+                    time.sleep(proxy.stall)
+                    return self._reset()
+                if action == "reset":
+                    return self._reset()
+                status, payload = self._forward(body)
+                if action == "drop":
+                    return self._reset()
+                if status == 200:
+                    with proxy.lock:
+                        proxy.delivered += len(payload["choices"])
+                return self._reply(status, payload)
+
+            def _forward(self, body):
+                connection = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                connection.request("POST", self.path, json.dumps(body), {"Content-Type": "application/json"})
+                answer = connection.getresponse()
+                payload = json.loads(answer.read())
+                connection.close()
+                return answer.status, payload
+
+            def _reply(self, status, payload, headers=None):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+
+            def _reset(self):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+
+            def finish(self):
+                try:
+                    super().finish()
+                except (OSError, ValueError):
+                    pass
+
+        return Handler

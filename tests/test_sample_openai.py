@@ -1,25 +1,16 @@
 """The openai backend against a real `transformers serve` on loopback, through a small proxy that injects
 500s, 429s with Retry-After, a stalled response, reset connections and lost responses."""
 
-import http.client
 import json
 import os
-import socket
-import struct
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from rrhf_cli.journal import partial_path
 from rrhf_cli.runs import failed_path
 from tests.conftest import read_jsonl
+from tests.servers import FaultProxy, transformers_serve
 
 PROMPTS = [
     {"id": "s1", "prompt": "How do I make tea?"},
@@ -30,141 +21,11 @@ PROMPTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_models):
     """`transformers serve` with the tiny policy on 127.0.0.1; yields its base URL (no /v1)."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("transformers")
-    assert exe.exists(), "transformers[serving] is a dev dependency"
-    log = open(tiny_models.policy.parent / "serve.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(exe), "serve", str(tiny_models.policy), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},  # tiny model: threads only add overhead
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"transformers serve did not start: {(tiny_models.policy.parent / 'serve.log').read_text()}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-class FaultProxy:
-    """Forwards POSTs to the server, except that `plan(number, body)` may answer instead: "500", "503", "429"
-    (with Retry-After: 1), "stall" (answer nothing for `stall` seconds), "reset" (close with RST),
-    "drop" (forward, then reset instead of relaying: the server did the work, the client never sees it)."""
-
-    def __init__(self, upstream: str, plan, stall: float = 4.0) -> None:
-        self.upstream = upstream.removeprefix("http://")
-        self.plan, self.stall = plan, stall
-        self.lock = threading.Lock()
-        self.requests: list[dict] = []  # one per request: time, path, body, action, authorization
-        self.delivered = 0  # choices that reached the client
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _handler(self):
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with proxy.lock:
-                    number = len(proxy.requests)
-                    action = proxy.plan(number, body)
-                    proxy.requests.append(
-                        {
-                            "time": time.monotonic(),
-                            "path": self.path,
-                            "body": body,
-                            "action": action,
-                            "authorization": self.headers.get("Authorization"),
-                        }
-                    )
-                if action in ("500", "503"):
-                    return self._reply(int(action), {"error": {"message": "injected failure"}})
-                if action == "429":
-                    return self._reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "1"})
-                if action == "echo-key":  # a careless server that quotes the credentials back
-                    message = f"bad request from {self.headers.get('Authorization')}"
-                    return self._reply(400, {"error": {"message": message}})
-                if action == "stall":
-                    time.sleep(proxy.stall)
-                    return self._reset()
-                if action == "reset":
-                    return self._reset()
-                status, payload = self._forward(body)
-                if action == "drop":
-                    return self._reset()
-                if status == 200:
-                    with proxy.lock:
-                        proxy.delivered += len(payload["choices"])
-                return self._reply(status, payload)
-
-            def _forward(self, body):
-                connection = http.client.HTTPConnection(proxy.upstream, timeout=60)
-                connection.request("POST", self.path, json.dumps(body), {"Content-Type": "application/json"})
-                answer = connection.getresponse()
-                payload = json.loads(answer.read())
-                connection.close()
-                return answer.status, payload
-
-            def _reply(self, status, payload, headers=None):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(data)
-                self.close_connection = True
-
-            def _reset(self):
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.close_connection = True
-                self.connection.close()
-
-            def finish(self):
-                try:
-                    super().finish()
-                except (OSError, ValueError):
-                    pass
-
-        return Handler
+    with transformers_serve(tiny_models.policy, tiny_models.policy.parent / "serve.log") as url:
+        yield url
 
 
 @pytest.fixture

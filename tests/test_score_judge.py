@@ -14,7 +14,7 @@ from rrhf_cli.runs import failed_path
 from rrhf_cli.schema import Record, Response
 from stages.score.judge_prompts import load_template, render
 from tests.conftest import read_jsonl
-from tests.servers import transformers_serve
+from tests.servers import FaultProxy, transformers_serve
 
 POINTWISE = "J1 $prompt :: $response"
 LISTWISE = "J2 $prompt :: $responses"
@@ -83,6 +83,23 @@ def test_pointwise_and_listwise(judge_url, templates, write_jsonl, tmp_path, cli
         for text in (path.read_text(), path.with_name(path.name + ".meta.json").read_text(), result.stderr):
             assert "sk-test-secret" not in text
     assert json.loads(point.with_name("point.jsonl.meta.json").read_text())["config"]["api_key_env"] == "OPENAI_API_KEY"
+
+
+def test_faults_are_retried_and_nothing_is_scored_twice(judge_url, templates, write_jsonl, tmp_path, cli):
+    url, model = judge_url
+    faults = {0: "500", 1: "429", 2: "reset", 3: "stall", 5: "drop"}
+    proxy = FaultProxy(url, lambda number, body: faults.get(number, "ok"), stall=3.0)
+    try:
+        out = tmp_path / "scored.jsonl"
+        result = _score(cli, write_jsonl("samples.jsonl", SAMPLES), out, (proxy.url.removesuffix("/v1"), model),
+                        "--judge-template", templates[0], "--timeout", "1", "--backoff", "0.05", "--concurrency", "2")
+        assert result.exit_code == 0, result.stderr
+    finally:
+        proxy.close()
+    assert [[r["score"] for r in row["responses"]] for row in read_jsonl(out)] == [[7.0, 7.0], [7.0, 7.0]]
+    answered = [r for r in proxy.requests if r["action"] == "ok"]
+    assert len(answered) == 4, "each response is judged exactly once once its request gets through"
+    assert {r["action"] for r in proxy.requests} >= {"500", "429", "reset", "stall", "drop"}
 
 
 def test_unreadable_answers_fail_the_run_then_allow_failures_keeps_them(tiny_models, write_jsonl, tmp_path, cli):

@@ -51,6 +51,10 @@ class ScoreConfig(BaseModel):
     max_retries: int = Field(
         6, ge=0, description="judge: retries of a failed or unparsable answer.", json_schema_extra=_OPERATIONAL
     )
+    backoff: float = Field(
+        1.0, gt=0, description="judge: first retry delay in seconds; doubles, with jitter.",
+        json_schema_extra=_OPERATIONAL,
+    )
     timeout: float = Field(120.0, gt=0, description="judge: seconds per request.", json_schema_extra=_OPERATIONAL)
     max_tokens: int = Field(512, ge=1, description="judge: longest answer.")
     allow_failures: bool = Field(

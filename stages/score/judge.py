@@ -31,7 +31,7 @@ class JudgeScorer:
         self.listwise = config.judge_mode == "listwise"
         self.template = load_template(config.judge_template, self.listwise)
         self.key = api_key(config.api_key_env, config.base_url)
-        self.policy = RetryPolicy(max_retries=config.max_retries)
+        self.policy = RetryPolicy(max_retries=config.max_retries, backoff=config.backoff)
         self.rng = random.Random(config.seed)
 
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
