@@ -24,16 +24,30 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# Until the sample/score/train stages land, the demo summarises every example input format and ranks
-# the example scored file into listwise records and TRL preference pairs.
-DEMO_INPUTS := examples/prompts.jsonl examples/hh.jsonl examples/reference.jsonl examples/pairs.jsonl
+# The whole pipeline on tiny models built offline in seconds (random weights, so the text is noise):
+# sample, score with a reward model and a rule, rank, train, then read the trained policy as a reward model.
+# Showing that reward rises is the job of the fuller demo; this one shows every stage working end to end.
+DEMO := $(OUT)/demo
+RRHF := $(BIN)/rrhf
 
 demo: $(STAMP)
-	@for f in $(DEMO_INPUTS); do $(BIN)/rrhf inspect $$f || exit 1; done
-	$(BIN)/rrhf rank examples/scored.jsonl -o $(OUT)/demo/ranked.jsonl
-	$(BIN)/rrhf rank examples/scored.jsonl -o $(OUT)/demo/pairs.jsonl --format pairs
-	$(BIN)/rrhf rank examples/reference.jsonl -o $(OUT)/demo/reference-pairs.jsonl --format pairs --pairs best-vs-rest
-	$(BIN)/rrhf inspect $(OUT)/demo/pairs.jsonl
+	$(BIN)/python -m stages.tiny_models $(DEMO)/models
+	$(RRHF) sample examples/prompts.jsonl -o $(DEMO)/samples.jsonl --model $(DEMO)/models/tiny-policy \
+		-k 4 --max-new-tokens 24 --seed 0 --force
+	$(RRHF) sample examples/hh.jsonl -o $(DEMO)/samples.jsonl --model $(DEMO)/models/tiny-policy \
+		-k 2 --max-new-tokens 24 --seed 0 --append
+	$(RRHF) score $(DEMO)/samples.jsonl -o $(DEMO)/scored-rm.jsonl --backend reward-model \
+		--model $(DEMO)/models/tiny-reward --as rm --force
+	$(RRHF) score $(DEMO)/scored-rm.jsonl -o $(DEMO)/scored.jsonl --backend python \
+		--fn examples/rewards.py:concise --as concise --primary rm --force
+	$(RRHF) rank $(DEMO)/scored.jsonl -o $(DEMO)/ranked.jsonl
+	$(RRHF) rank $(DEMO)/scored.jsonl -o $(DEMO)/pairs.jsonl --format pairs --pairs best-vs-rest
+	$(RRHF) train $(DEMO)/ranked.jsonl -o $(DEMO)/policy --model $(DEMO)/models/tiny-policy \
+		--max-steps 20 --lr 1e-3 --queries-per-batch 2 --logging-steps 5 --force
+	$(RRHF) score $(DEMO)/scored.jsonl -o $(DEMO)/scored-by-policy.jsonl --backend logprob \
+		--model $(DEMO)/policy --as policy --primary rm --force
+	$(RRHF) inspect $(DEMO)/scored-by-policy.jsonl
+	$(RRHF) inspect $(DEMO)/policy
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_io.py
