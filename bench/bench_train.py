@@ -63,7 +63,7 @@ def run_variant(row: str, variant: str, repeats: int, device: str) -> dict[str, 
     packed = variant == "packed"
     batch = {k: v.to(device) for k, v in collate([query], 0, packed=packed).items()}
     model = _model(device)
-    head = None if variant == "naive" else install_head(model, chunk_size=1024)
+    head = None if variant == "naive" else install_head(model)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     before = _peak_mb(device)

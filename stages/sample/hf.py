@@ -6,6 +6,7 @@ import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rrhf_cli.console import quiet_libraries
 from rrhf_cli.errors import UsageError
 from stages.sample.backends import Prompt, SampleRequest, SampleResult
 from stages.sample.prompts import cut_left, render_ids, trim_at_stop
@@ -82,9 +83,8 @@ class HfSampler:
     def __init__(self, config: SampleConfig) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # rrhf shows its own progress; a weight-loading bar is noise on stderr
+        quiet_libraries()  # rrhf shows its own progress; a weight-loading bar is noise on stderr
         self.config = config
         wants_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
         if config.device == "cuda" and not torch.cuda.is_available():

@@ -34,7 +34,7 @@ class LogprobScorer:
         reason = unsupported_reason(self.model)
         if reason:
             log.info("score: full-vocabulary log-softmax, because %s", reason)
-        self.head = None if reason else install_head(self.model, chunk_size=1024)
+        self.head = None if reason else install_head(self.model)
         self.packed: bool | None = None
 
     def _forward(self, batch: dict) -> object:

@@ -37,8 +37,9 @@ class TrainConfig(BaseModel):
     pack_prompt: Literal["auto", "on", "off"] = Field(
         "auto", description="Encode each query's prompt once for its k responses (4D mask)."
     )
-    loss_chunk_size: int = Field(
-        1024, ge=0, description="Learned positions projected onto the vocabulary at once; 0: all at once."
+    loss_chunk_size: int | None = Field(
+        None, ge=0, description="Learned positions projected onto the vocabulary at once (default: 64 MiB of "
+        "logits per chunk; 0: all at once)."
     )
     # Precision and memory.
     bf16: bool = Field(False, description="bfloat16 mixed precision (the loss stays fp32).")

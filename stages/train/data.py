@@ -8,6 +8,7 @@ from typing import Any
 
 from rrhf_cli.errors import BadInput, Location
 from rrhf_cli.schema import Record
+from stages.sample.prompts import render_ids
 from stages.train.packing import Query
 
 # Preference rows carry their order in `source` when they have no scores.
@@ -29,12 +30,9 @@ def rewards_of(record: Record, where: Location) -> list[float]:
 
 
 def render_prompt(prompt: Any, tokenizer: Any) -> list[int]:
-    """Token ids of a prompt: a string verbatim (with the tokenizer's usual BOS), messages via the chat template."""
-    if isinstance(prompt, str):
-        return tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    messages = [m.model_dump() for m in prompt]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Token ids of a prompt exactly as the sample stage feeds it to the policy: strings verbatim (with the
+    tokenizer's usual BOS), messages through the chat template with the generation prompt."""
+    return render_ids(tokenizer, prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt])
 
 
 def build_queries(
@@ -49,8 +47,6 @@ def build_queries(
     for record, where in zip(records, locations, strict=True):
         values = rewards_of(record, where) if rewards else [0.0] * len(record.responses)
         prompt = render_prompt(record.prompt, tokenizer)
-        if not prompt:
-            raise BadInput(where, "the prompt renders to no tokens, so nothing predicts the first response token")
         responses = [
             tokenizer(r.text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
             for r in record.responses

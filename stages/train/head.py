@@ -68,11 +68,20 @@ def unsupported_reason(model: nn.Module) -> str | None:
     return None
 
 
-def install_head(model: nn.Module, chunk_size: int) -> LabelLogProbHead:
-    """Turn the model's vocabulary head into a LabelLogProbHead in place; parameters are untouched."""
+CHUNK_BYTES = 64 << 20  # fp32 logits of one chunk; backward holds a few such buffers at once
+
+
+def auto_chunk_rows(vocab_size: int) -> int:
+    """Rows per chunk so one chunk's fp32 logits take about CHUNK_BYTES, whatever the vocabulary."""
+    return max(16, CHUNK_BYTES // (4 * vocab_size))
+
+
+def install_head(model: nn.Module, chunk_size: int | None = None) -> LabelLogProbHead:
+    """Turn the model's vocabulary head into a LabelLogProbHead in place; parameters are untouched.
+    `chunk_size` rows per chunk (None: about 64 MiB of logits; 0: all rows at once)."""
     head = model.get_output_embeddings()
     head.__class__ = LabelLogProbHead
-    head.chunk_size = chunk_size
+    head.chunk_size = auto_chunk_rows(head.out_features) if chunk_size is None else chunk_size
     return head  # type: ignore[return-value]
 
 

@@ -167,7 +167,7 @@ def _check_outdir(outdir: Path, resume: bool, force: bool) -> None:
             shutil.rmtree(checkpoint)
 
 
-def _lean_head(model: Any, chunk_size: int) -> Any:
+def _lean_head(model: Any, chunk_size: int | None) -> Any:
     from stages.train.head import install_head, unsupported_reason
 
     reason = unsupported_reason(model)
