@@ -25,6 +25,18 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory):
     return build_tiny_models(tmp_path_factory.mktemp("models"))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: the tiny model's matmuls gain nothing from threads, and on a busy
+    machine an OpenMP barrier waiting for a descheduled thread costs milliseconds per op."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def write_jsonl(tmp_path: Path) -> Callable[[str, list[Any]], Path]:
     """Write rows (objects or raw strings) as one line each and return the path."""

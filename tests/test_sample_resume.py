@@ -9,21 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from rrhf_cli.journal import partial_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model's matmuls are too small to gain from threads, and on a busy machine an OpenMP barrier
-    waiting for a descheduled thread costs milliseconds per op."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _complete_records(journal: Path) -> int:

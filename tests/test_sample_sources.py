@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from rrhf_cli.meta import REDACTED, redact
 from tests.conftest import read_jsonl
@@ -20,14 +19,7 @@ HH = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model's matmuls are too small to gain from threads, and on a busy machine an OpenMP barrier
-    waiting for a descheduled thread costs milliseconds per op."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _args(tiny_models, *more):
