@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from rrhf_cli import __version__
-from rrhf_cli.artifacts import write_json
+from rrhf_cli.artifacts import LoadedInput, write_json
 
 REDACTED = "<redacted>"
 # Keys that may hold credentials; `*_env` keys name an environment variable, not its value.
@@ -39,6 +40,25 @@ class Meta(BaseModel):
     counts: dict[str, int] = {}
     started_at: str
     finished_at: str | None = None
+
+
+def input_info(loaded: LoadedInput) -> InputInfo:
+    """What the meta records of one input."""
+    return InputInfo(path=loaded.spec, format=loaded.format, sha256=loaded.sha256, records=len(loaded.records))
+
+
+def stage_meta(
+    stage: str, config: BaseModel, inputs: Sequence[LoadedInput], counts: dict[str, int], started_at: str
+) -> Meta:
+    """The sidecar of a finished stage: its redacted settings, inputs and counts, ending now."""
+    return Meta(
+        stage=stage,
+        config=redact(config.model_dump(mode="json")),
+        inputs=[input_info(i) for i in inputs],
+        counts=counts,
+        started_at=started_at,
+        finished_at=now(),
+    )
 
 
 def now() -> str:

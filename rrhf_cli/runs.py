@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from rrhf_cli.artifacts import LoadedInput, write_records
 from rrhf_cli.journal import Journal
-from rrhf_cli.meta import InputInfo, Meta, fingerprint, now, redact, write_meta
+from rrhf_cli.meta import Meta, fingerprint, input_info, now, stage_meta, write_meta
 from rrhf_cli.schema import Record
 
 
@@ -25,24 +25,15 @@ class StageRun:
     def __init__(
         self, stage: str, config: BaseModel, output: Path, inputs: Sequence[LoadedInput], force: bool = False
     ) -> None:
-        self.stage = stage
-        self.output = output
+        self.stage, self.config, self.output, self.inputs = stage, config, output, list(inputs)
         self.started_at = now()
-        self.config = redact(config.model_dump(mode="json"))
-        self.inputs = [InputInfo(path=i.spec, format=i.format, sha256=i.sha256, records=len(i.records)) for i in inputs]
-        self.journal = Journal(output, fingerprint(stage, _outcome_settings(config), self.inputs), force=force)
+        infos = [input_info(i) for i in inputs]
+        self.journal = Journal(output, fingerprint(stage, _outcome_settings(config), infos), force=force)
 
     def finish(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int] | None = None) -> Meta:
         """Write the artifact and its sidecar atomically, then drop the journal."""
         written = write_records(self.output, records)
-        meta = Meta(
-            stage=self.stage,
-            config=self.config,
-            inputs=self.inputs,
-            counts={"records": written, **(counts or {})},
-            started_at=self.started_at,
-            finished_at=now(),
-        )
+        meta = stage_meta(self.stage, self.config, self.inputs, {"records": written, **(counts or {})}, self.started_at)
         write_meta(self.output, meta)
         self.journal.remove()
         return meta

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.artifacts import LoadedInput, load_records
+from rrhf_cli.artifacts import load_records
 from rrhf_cli.console import log, progress, quiet_libraries
 from rrhf_cli.errors import RrhfError, UsageError
-from rrhf_cli.meta import InputInfo, Meta, now, redact, write_meta
+from rrhf_cli.meta import Meta, now, stage_meta, write_meta
 from stages.train.config import TrainConfig
 from stages.train.data import build_queries
 from stages.train.logprobs import response_logprobs
@@ -103,20 +103,14 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
         result = trainer.train(resume_from_checkpoint=True if config.resume else None)
     seconds = time.perf_counter() - clock
     _save(trainer, model, outdir, config)
-    meta = Meta(
-        stage="train",
-        config=redact(config.model_dump(mode="json")),
-        inputs=[_input_info(loaded)],
-        counts={
-            "queries": len(queries),
-            "responses": sum(len(q.responses) for q in queries),
-            "steps": result.global_step,
-            "packed": int(packed),
-            **dict(truncated),
-        },
-        started_at=started,
-        finished_at=now(),
-    )
+    counts = {
+        "queries": len(queries),
+        "responses": sum(len(q.responses) for q in queries),
+        "steps": result.global_step,
+        "packed": int(packed),
+        **dict(truncated),
+    }
+    meta = stage_meta("train", config, [loaded], counts, started)
     if trainer.args.should_save:
         write_meta(outdir, meta)
     last = _last_metrics(metrics)
@@ -200,10 +194,6 @@ def _save(trainer: Any, model: Any, outdir: Path, config: TrainConfig) -> None:
         merged = trainer.accelerator.unwrap_model(model).merge_and_unload()
         merged.save_pretrained(str(outdir))
         trainer.processing_class.save_pretrained(str(outdir))
-
-
-def _input_info(loaded: LoadedInput) -> InputInfo:
-    return InputInfo(path=loaded.spec, format=loaded.format, sha256=loaded.sha256, records=len(loaded.records))
 
 
 def _last_metrics(path: Path) -> dict[str, Any]:
