@@ -1,0 +1,51 @@
+"""The evaluation report, computed from scores and log-probs without I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from pydantic import BaseModel
+
+
+class ModelReport(BaseModel):
+    """One model's figures."""
+
+    model: str
+    mean_reward: float
+    responses: int
+    reference_perplexity: float | None = None
+
+
+class EvalReport(BaseModel):
+    """The model, the baseline if any, and the model's win rate over it."""
+
+    model: ModelReport
+    baseline: ModelReport | None = None
+    win_rate: float | None = None  # ties count half
+    prompts: int
+
+
+def mean_reward(scores: Mapping[str, Sequence[float]]) -> float:
+    """Mean over every response of every prompt."""
+    values = [v for per_prompt in scores.values() for v in per_prompt]
+    return math.fsum(values) / len(values) if values else float("nan")
+
+
+def win_rate(model: Mapping[str, Sequence[float]], baseline: Mapping[str, Sequence[float]]) -> float:
+    """Share of prompts where the model's mean reward beats the baseline's; a tie counts half."""
+    shared = [pid for pid in model if pid in baseline and model[pid] and baseline[pid]]
+    if not shared:
+        return float("nan")
+    total = 0.0
+    for pid in shared:
+        ours = math.fsum(model[pid]) / len(model[pid])
+        theirs = math.fsum(baseline[pid]) / len(baseline[pid])
+        total += 1.0 if ours > theirs else 0.5 if ours == theirs else 0.0
+    return total / len(shared)
+
+
+def perplexity(logp_sums: Sequence[float], lengths: Sequence[int]) -> float | None:
+    """Token-weighted perplexity exp(-sum log p / tokens) of reference responses; None without references."""
+    tokens = sum(lengths)
+    return math.exp(-math.fsum(logp_sums) / tokens) if tokens else None

@@ -1,0 +1,95 @@
+"""The eval stage: sample from the model (and the baseline) with the sample stage, score with the score stage,
+and report mean reward, win rate and the perplexity of the references the prompts carry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rrhf_cli.artifacts import LoadedInput, load_records, write_json
+from rrhf_cli.console import log, quiet_libraries
+from rrhf_cli.schema import Record, Response
+from stages.eval.config import EvalConfig
+from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity, win_rate
+from stages.sample.config import SampleConfig
+from stages.sample.run import run_sample
+from stages.score.config import ScoreConfig
+from stages.score.run import run_score
+
+
+def run_eval(
+    source: str, outdir: Path, config: EvalConfig, input_format: str = "auto", force: bool = False
+) -> EvalReport:
+    """Evaluate `config.model` (and `config.baseline`) on the prompts of `source`; writes OUTDIR/report.json."""
+    loaded = load_records(source, input_format)
+    outdir.mkdir(parents=True, exist_ok=True)
+    models = {"model": config.model, **({"baseline": config.baseline} if config.baseline else {})}
+    scores: dict[str, dict[str, list[float]]] = {}
+    reports: dict[str, ModelReport] = {}
+    for label, name in models.items():
+        samples, scored = outdir / f"samples-{label}.jsonl", outdir / f"scored-{label}.jsonl"
+        run_sample(source, samples, _sample_config(config, name, label), input_format, force=force)
+        run_score(str(samples), scored, _score_config(config), force=force)
+        scored_records = load_records(scored).records
+        scores[label] = {r.id: [x.score for x in r.responses if x.score is not None] for r in scored_records}
+        reports[label] = ModelReport(
+            model=name,
+            mean_reward=mean_reward(scores[label]),
+            responses=sum(len(v) for v in scores[label].values()),
+            reference_perplexity=reference_perplexity(name, loaded, config),
+        )
+    report = EvalReport(
+        model=reports["model"],
+        baseline=reports.get("baseline"),
+        win_rate=win_rate(scores["model"], scores["baseline"]) if "baseline" in scores else None,
+        prompts=len(loaded.records),
+    )
+    write_json(outdir / "report.json", report.model_dump(mode="json"))
+    return report
+
+
+def references(record: Record) -> list[Response]:
+    """The reference responses a prompt carries: the chosen one of a preference pair, else all of them."""
+    chosen = [r for r in record.responses if r.source == "chosen"]
+    return chosen or list(record.responses)
+
+
+def reference_perplexity(model_name: str, loaded: LoadedInput, config: EvalConfig) -> float | None:
+    """Token-weighted perplexity of the references under the model (response tokens and EOS), as the paper
+    reports next to reward; None when the prompts carry no references."""
+    records = [r.model_copy(update={"responses": references(r)}) for r in loaded.records if r.responses]
+    if not records:
+        return None
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from stages.score.batching import load_device_dtype, score_queries
+    from stages.train.data import build_queries
+    from stages.train.logprobs import response_logprobs
+
+    quiet_libraries()
+    device, dtype = load_device_dtype(None)
+    tokenizer = AutoTokenizer.from_pretrained(model_name)
+    model = AutoModelForCausalLM.from_pretrained(model_name, dtype=dtype).to(device).eval()
+    locations = [where for r, where in zip(loaded.records, loaded.locations, strict=True) if r.responses]
+    queries, _ = build_queries(records, locations, tokenizer, config.max_length, rewards=False)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    sums = score_queries(queries, lambda batch: response_logprobs(model, batch, None), config.batch_size,
+                         False, True, pad, device)
+    lengths = [len(r) for q in queries for r in q.responses]
+    value = perplexity([s for per_query in sums for s in per_query], lengths)
+    log.info("eval: reference perplexity under %s: %.3f", model_name, value)
+    return value
+
+
+def _sample_config(config: EvalConfig, model: str, label: str) -> SampleConfig:
+    return SampleConfig(
+        model=model, k=config.k, backend=config.sample_backend, temperature=config.temperature, top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens, seed=config.seed, batch_size=config.batch_size, source=label,
+    )
+
+
+def _score_config(config: EvalConfig) -> ScoreConfig:
+    return ScoreConfig(
+        backend=config.scorer, model=config.scorer_model, fn=config.fn, rm_format=config.rm_format,
+        judge_mode=config.judge_mode, judge_template=config.judge_template, base_url=config.base_url,
+        api_key_env=config.api_key_env, batch_size=config.batch_size, max_length=config.max_length,
+    )
