@@ -57,13 +57,14 @@ def _root(
 
 
 def _register() -> None:
-    from rrhf_cli.commands import eval, inspect, merge, rank, sample, score, train
+    from rrhf_cli.commands import eval, inspect, merge, plot, rank, sample, score, train
 
     app.command("sample")(sample.sample_command)
     app.command("score")(score.score_command)
     app.command("rank")(rank.rank_command)
     app.command("train")(train.train_command)
     app.command("eval")(eval.eval_command)
+    app.command("plot")(plot.plot_command)
     app.command("merge")(merge.merge_command)
     app.command("inspect")(inspect.inspect_command)
 

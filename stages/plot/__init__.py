@@ -1,0 +1,1 @@
+"""`rrhf plot`: training curves from metrics.jsonl and reward histograms from scored files, as PNG."""
