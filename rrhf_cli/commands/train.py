@@ -26,7 +26,7 @@ def train_command(
 ) -> None:
     """Fine-tune a causal LM with the RRHF loss: a ranking loss on length-normalised log-probs plus SFT on the best.
 
-    DATA is a scored file, a listwise ranked file, TRL preference pairs or an RRHF-reference file. Runs on
+    INPUT is a scored file, a listwise ranked file, TRL preference pairs or an RRHF-reference file. Runs on
     CUDA when present; `torchrun` or `accelerate launch` run the same command with DDP, FSDP or DeepSpeed.
 
     Examples:
