@@ -29,6 +29,7 @@ from stages.score.config import ScoreConfig
 from stages.score.run import run_score
 from stages.tiny_models import build_tiny_models
 from stages.train.config import TrainConfig
+from stages.train.metrics import read_metrics
 from stages.train.run import run_train
 
 HERE = Path(__file__).resolve().parent
@@ -78,8 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     metrics = []
     for r in range(1, args.rounds + 1):  # rounds one after another on one step axis
-        for line in (out / f"round-{r}" / "policy" / "metrics.jsonl").read_text().splitlines():
-            row = json.loads(line)
+        for row in read_metrics(out / f"round-{r}" / "policy"):
             metrics.append(row | {"step": row["step"] + (r - 1) * args.steps})
     training_curves(metrics, out / "training.png", title=f"RRHF, {args.rounds} rounds of {args.steps} steps")
     before = _scores(out / "eval" / "scored-baseline.jsonl")

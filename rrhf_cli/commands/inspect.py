@@ -44,9 +44,10 @@ def _inspect_model_folder(folder: Path, json_output: bool) -> None:
     meta = read_meta(folder)
     if meta is None:
         raise BadInput(str(folder), "a folder, but not one written by `rrhf train` (no meta.json)")
-    metrics_file = folder / "metrics.jsonl"
-    lines = metrics_file.read_text(encoding="utf-8").splitlines() if metrics_file.exists() else []
-    last = json.loads(lines[-1]) if lines else None
+    from stages.train.metrics import read_metrics
+
+    steps = read_metrics(folder)
+    last = steps[-1] if steps else None
     if json_output:
         print(json.dumps({"path": str(folder), "meta": meta.model_dump(mode="json"), "metrics": last}, indent=2))
         return

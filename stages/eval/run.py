@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rrhf_cli.artifacts import LoadedInput, load_records, write_json
-from rrhf_cli.console import log, quiet_libraries
+from rrhf_cli.console import log
 from rrhf_cli.schema import Record, Response
 from stages.eval.config import EvalConfig
 from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity, win_rate
@@ -59,23 +59,14 @@ def reference_perplexity(model_name: str, loaded: LoadedInput, config: EvalConfi
     records = [r.model_copy(update={"responses": references(r)}) for r in loaded.records if r.responses]
     if not records:
         return None
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from stages.score.logprob import LogprobScorer
 
-    from stages.score.batching import load_device_dtype, score_queries
-    from stages.train.data import build_queries
-    from stages.train.logprobs import response_logprobs
-
-    quiet_libraries()
-    device, dtype = load_device_dtype(None)
-    tokenizer = AutoTokenizer.from_pretrained(model_name)
-    model = AutoModelForCausalLM.from_pretrained(model_name, dtype=dtype).to(device).eval()
+    scorer = LogprobScorer(
+        ScoreConfig(backend="logprob", model=model_name, max_length=config.max_length, batch_size=config.batch_size)
+    )
     locations = [where for r, where in zip(loaded.records, loaded.locations, strict=True) if r.responses]
-    queries, _ = build_queries(records, locations, tokenizer, config.max_length, rewards=False)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    sums = score_queries(queries, lambda batch: response_logprobs(model, batch, None), config.batch_size,
-                         False, True, pad, device)
-    lengths = [len(r) for q in queries for r in q.responses]
-    value = perplexity([s for per_query in sums for s in per_query], lengths)
+    sums, lengths = scorer.logprob_sums(records, locations)
+    value = perplexity([s for per in sums for s in per], [n for per in lengths for n in per])
     log.info("eval: reference perplexity under %s: %.3f", model_name, value)
     return value
 

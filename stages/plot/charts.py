@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.errors import BadInput
+from stages.train.metrics import METRICS_FILE, read_metrics
 
 CURVES = ("loss", "rank_loss", "sft_loss", "rank_acc")
 
@@ -63,13 +63,12 @@ def plot(targets: Sequence[str], output: Path) -> str:
     """A training folder (or its metrics.jsonl) gives curves; scored files give reward histograms, one group per
     file (or per source when there is one file). Returns what was drawn."""
     first = Path(targets[0])
-    metrics_file = first / "metrics.jsonl" if first.is_dir() else first
-    if metrics_file.name == "metrics.jsonl":
+    if first.is_dir() or first.name == METRICS_FILE:
         if len(targets) > 1:
             raise BadInput(targets[1], "plot one training folder at a time")
-        if not metrics_file.is_file():
+        rows = read_metrics(first)
+        if not rows:
             raise BadInput(str(first), "no metrics.jsonl: not a folder written by `rrhf train`")
-        rows = [json.loads(line) for line in metrics_file.read_text(encoding="utf-8").splitlines() if line.strip()]
         training_curves(rows, output, title=str(first))
         return f"training curves of {first}"
     groups: dict[str, list[float]] = {}

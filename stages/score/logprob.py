@@ -38,17 +38,26 @@ class LogprobScorer:
         self.packed: bool | None = None
 
     def _forward(self, batch: dict) -> object:
-        return response_logprobs(self.model, batch, self.head) / batch["lengths"].float() ** self.config.length_penalty
+        return response_logprobs(self.model, batch, self.head)
 
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
+        sums, lengths = self.logprob_sums(records, locations)
+        alpha = self.config.length_penalty
+        return [[s / n**alpha for s, n in zip(ss, ns, strict=True)] for ss, ns in zip(sums, lengths, strict=True)]
+
+    def logprob_sums(
+        self, records: Sequence[Record], locations: Sequence[Location]
+    ) -> tuple[list[list[float]], list[list[int]]]:
+        """Per response: the summed log-prob of its tokens and EOS, and how many tokens that is."""
         queries, _ = build_queries(records, locations, self.tokenizer, self.config.max_length, rewards=False)
         if self.packed is None:
             attn = getattr(self.model.config, "_attn_implementation", None)
             self.packed = packing_verdict(queries, self.config.pack_prompt, "score", self._to_device_forward, attn)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        return score_queries(  # type: ignore[return-value]
+        sums = score_queries(
             queries, self._forward, self.config.batch_size, self.packed, self.config.sort_by_length, pad, self.device
         )
+        return sums, [[len(r) for r in q.responses] for q in queries]
 
     def _to_device_forward(self, batch: dict) -> object:
         return self._forward({k: v.to(self.device) for k, v in batch.items()})

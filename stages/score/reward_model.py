@@ -18,7 +18,8 @@ from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure
 from stages.score.batching import load_device_dtype, score_queries
 from stages.score.config import ScoreConfig
-from stages.train.packing import Query, additive_mask, packing_verdict
+from stages.train.logprobs import model_inputs
+from stages.train.packing import Query, packing_verdict
 
 
 def plain_prompt(prompt: Any) -> str:
@@ -103,12 +104,7 @@ class RewardModelScorer:
         return Query(prompt=prompt, responses=responses, rewards=[0.0] * len(responses))
 
     def _decoder_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        mask = batch["attention_mask"]
-        if mask.dim() == 4:
-            mask = additive_mask(mask, next(self.model.parameters()).dtype)
-        hidden = self.model.base_model(
-            input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"], use_cache=False
-        ).last_hidden_state
+        hidden = self.model.base_model(**model_inputs(self.model, batch), use_cache=False).last_hidden_state
         return self.model.score(hidden[batch["end_rows"], batch["end_cols"]]).squeeze(-1)  # (R,)
 
     def _model_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -14,6 +14,7 @@ from rrhf_cli.meta import Meta, now, stage_meta, write_meta
 from stages.train.config import TrainConfig
 from stages.train.data import build_queries
 from stages.train.logprobs import response_logprobs
+from stages.train.metrics import METRICS_FILE, read_metrics
 from stages.train.packing import packing_verdict
 
 
@@ -76,7 +77,7 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
         use_cpu=not torch.cuda.is_available(),
     )
     outdir.mkdir(parents=True, exist_ok=True)
-    metrics = outdir / "metrics.jsonl"
+    metrics = outdir / METRICS_FILE
     if not config.resume:
         metrics.unlink(missing_ok=True)
     trainer = RRHFTrainer(
@@ -113,7 +114,8 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
     meta = stage_meta("train", config, [loaded], counts, started)
     if trainer.args.should_save:
         write_meta(outdir, meta)
-    last = _last_metrics(metrics)
+    logged = read_metrics(metrics)
+    last = logged[-1] if logged else {}
     log.info(
         "train: %d steps in %.1f s; final loss %s, rank accuracy %s; model in %s",
         result.global_step, seconds,
@@ -194,13 +196,6 @@ def _save(trainer: Any, model: Any, outdir: Path, config: TrainConfig) -> None:
         merged = trainer.accelerator.unwrap_model(model).merge_and_unload()
         merged.save_pretrained(str(outdir))
         trainer.processing_class.save_pretrained(str(outdir))
-
-
-def _last_metrics(path: Path) -> dict[str, Any]:
-    import json
-
-    lines = path.read_text().splitlines() if path.exists() else []
-    return json.loads(lines[-1]) if lines else {}
 
 
 def _fmt(value: Any) -> str:
