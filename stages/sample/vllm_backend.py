@@ -8,30 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rrhf_cli.errors import RrhfError, UsageError
+from rrhf_cli.errors import UsageError
 from stages.sample.backends import Prompt, SampleRequest, SampleResult
 from stages.sample.prompts import cut_left, render_ids, trim_at_stop
+from stages.vllm_engine import import_vllm, start_llm
 
 if TYPE_CHECKING:
     from stages.sample.config import SampleConfig
-
-INSTALL_HINT = "the vllm backend needs vLLM, which is not installed: pip install 'rrhf[vllm]' (Linux with a GPU)"
-
-
-def import_vllm() -> Any:
-    """The `vllm` module, or a one-line error saying how to install it."""
-    try:
-        import vllm
-    except ImportError:
-        raise RrhfError(INSTALL_HINT) from None
-    return vllm
-
 
 class VllmSampler:
     """k responses per prompt from an in-process `vllm.LLM`."""
 
     def __init__(self, config: SampleConfig) -> None:
-        self.vllm = import_vllm()
+        self.vllm = import_vllm("the vllm backend")
         self.config = config
         engine: dict[str, Any] = {
             "tensor_parallel_size": config.tensor_parallel_size,
@@ -41,7 +30,7 @@ class VllmSampler:
         }
         if config.max_model_len is not None:
             engine["max_model_len"] = config.max_model_len
-        self.llm = self.vllm.LLM(model=config.model, **engine)
+        self.llm = start_llm(self.vllm, config.model, **engine)
         self.tokenizer = self.llm.get_tokenizer()
 
     def prompt_lengths(self, prompts: list[Prompt]) -> list[int]:

@@ -20,11 +20,11 @@ class Scorer(Protocol):
         ...
 
 
-# backend name -> "module:class"; each class takes the ScoreConfig.
+# backend name -> "module:callable"; each callable takes the ScoreConfig and returns a Scorer.
 REGISTRY: dict[str, str] = {
     "python": "stages.score.python_fn:PythonScorer",
     "logprob": "stages.score.logprob:LogprobScorer",
-    "reward-model": "stages.score.reward_model:RewardModelScorer",
+    "reward-model": "stages.score.reward_model:reward_model_scorer",
     "judge": "stages.score.judge:JudgeScorer",
 }
 

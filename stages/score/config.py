@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 _OPERATIONAL = {"operational": True}
 
 Backend = Literal["reward-model", "judge", "logprob", "python"]
+RmFormat = Literal["chat", "pair", "concat"]
 
 
 class ScoreConfig(BaseModel):
@@ -23,16 +24,24 @@ class ScoreConfig(BaseModel):
     )
     primary: str | None = Field(None, description="Which scores.NAME becomes `score` (default: this run's value).")
     batch_size: int = Field(16, ge=1, description="Sequences per forward pass; records per journal batch.")
-    max_length: int = Field(2048, ge=8, description="Longest scored sequence; the prompt is cut on the left first.")
+    max_length: int = Field(
+        2048, ge=8, description="Longest scored sequence (at most the model's context); the prompt is cut first."
+    )
     # reward-model
-    rm_format: Literal["chat", "pair", "concat"] = Field(
+    rm_format: RmFormat = Field(
         "chat", description="RM input: its chat template, a (prompt, response) text pair, or plain concatenation."
     )
-    engine: Literal["transformers", "vllm"] = Field("transformers", description="Reward-model engine.")
+    engine: Literal["transformers", "vllm"] = Field(
+        "transformers", description="Reward-model engine: transformers, or vllm (its pooling runner, on a GPU)."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm engine: GPUs per model.")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="vllm engine: share of GPU memory to use.", json_schema_extra=_OPERATIONAL
+    )
     sort_by_length: bool = Field(True, description="Batch sequences of similar length together.")
     # reward-model and logprob
     pack_prompt: Literal["auto", "on", "off"] = Field(
-        "auto", description="Encode each prompt once for its k responses (4D mask)."
+        "auto", description="Encode each prompt once for its k responses (4D mask; vllm: prefix caching)."
     )
     bf16: bool | None = Field(None, description="bfloat16 weights; default: on CUDA only.")
     length_penalty: float = Field(1.0, ge=0, description="logprob: alpha in logp / |y|^alpha.")

@@ -1,0 +1,72 @@
+"""The reward-model scorer on vLLM's pooling runner (`--engine vllm`), written against the offline API of
+vLLM 0.11.1 and later: `LLM(model, runner="pooling")`, `LLM.classify`, and `LLM.score` for text pairs.
+
+vLLM applies an activation to a classifier's output unless told not to (a sigmoid for one label), so the
+scorer asks for the raw value with `PoolingParams(use_activation=False)`: that is the logit the
+transformers engine returns, and a score means the same on either engine. chat and concat inputs are the
+transformers engine's token ids; the k responses of a prompt share its encoding through prefix caching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rrhf_cli.console import quiet_libraries
+from rrhf_cli.errors import Location
+from rrhf_cli.schema import Record
+from stages.score.apply import ScoreFailure
+from stages.score.config import ScoreConfig
+from stages.score.reward_model import check_one_output
+from stages.score.rm_inputs import fitting_length, reward_query
+from stages.vllm_engine import import_vllm, start_llm
+
+
+class VllmRewardScorer:
+    """Scores with a one-label sequence-classification model in an in-process `vllm.LLM`."""
+
+    def __init__(self, config: ScoreConfig) -> None:
+        from transformers import AutoConfig, AutoTokenizer
+
+        vllm = import_vllm("--engine vllm")
+        quiet_libraries()
+        assert config.model is not None  # the config requires it for this backend
+        # Checked before vLLM reserves the GPU, from the model's config alone.
+        model_config = AutoConfig.from_pretrained(config.model)
+        check_one_output(model_config.num_labels, config.model)
+        self.config = config
+        self.max_length = fitting_length(config.max_length, model_config)
+        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        engine = {
+            "runner": "pooling",
+            "tensor_parallel_size": config.tensor_parallel_size,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "max_model_len": self.max_length,  # no scored sequence is longer
+            "dtype": "float32" if config.bf16 is False else "bfloat16",
+            "seed": config.seed,
+        }
+        if config.pack_prompt != "auto":  # auto: vLLM's own default for the model
+            engine["enable_prefix_caching"] = config.pack_prompt == "on"
+        self.llm = start_llm(vllm, config.model, **engine)
+        self.raw = vllm.PoolingParams(use_activation=False)
+
+    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
+        """All responses of the batch in one engine call; vLLM schedules them itself."""
+        fmt = self.config.rm_format
+        queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
+        if fmt == "pair":
+            # vLLM's cross-encoder scoring encodes each pair itself, special tokens and token types included.
+            decode = self.tokenizer.decode
+            firsts = [decode(q.prompt) for q in queries for _ in q.responses]
+            seconds = [decode(r) for q in queries for r in q.responses]
+            outputs = self.llm.score(firsts, seconds, pooling_params=self.raw, use_tqdm=False)
+            flat = [float(o.outputs.score) for o in outputs]
+        else:
+            prompts = [{"prompt_token_ids": q.prompt + r} for q in queries for r in q.responses]
+            outputs = self.llm.classify(prompts, pooling_params=self.raw, use_tqdm=False)
+            flat = [float(o.outputs.probs[0]) for o in outputs]
+        values: list[list[float | ScoreFailure]] = []
+        start = 0
+        for q in queries:
+            values.append(list(flat[start : start + len(q.responses)]))
+            start += len(q.responses)
+        return values
