@@ -190,3 +190,11 @@ def test_fitting_length_is_capped_by_the_model_context():
     assert fitting_length(256, types.SimpleNamespace(max_position_embeddings=512)) == 256
     assert fitting_length(2048, types.SimpleNamespace(n_positions=1024)) == 1024  # GPT-2's name
     assert fitting_length(2048, types.SimpleNamespace()) == 2048
+
+
+def test_vllm_engine_takes_bigger_journal_batches_by_default():
+    from stages.score.config import ScoreConfig
+
+    assert ScoreConfig(backend="reward-model", model="m", engine="vllm").batch_size == 256
+    assert ScoreConfig(backend="reward-model", model="m").batch_size == 16
+    assert ScoreConfig(backend="reward-model", model="m", engine="vllm", batch_size=8).batch_size == 8

@@ -23,7 +23,12 @@ class ScoreConfig(BaseModel):
         None, description="Also keep the value under scores.NAME.", json_schema_extra={"aliases": ["--as"]}
     )
     primary: str | None = Field(None, description="Which scores.NAME becomes `score` (default: this run's value).")
-    batch_size: int = Field(16, ge=1, description="Sequences per forward pass; records per journal batch.")
+    batch_size: int | None = Field(
+        None,  # filled in after validation, so it is always set once the config exists
+        ge=1,
+        description="Sequences per forward pass; records per journal batch (unset: 16; 256 with --engine vllm, "
+        "whose scheduler batches for itself).",
+    )
     max_length: int = Field(
         2048, ge=8, description="Longest scored sequence (at most the model's context); the prompt is cut first."
     )
@@ -77,4 +82,6 @@ class ScoreConfig(BaseModel):
             raise ValueError("--backend python needs --fn module:function or path.py:function")
         if self.backend != "python" and not self.model:
             raise ValueError(f"--backend {self.backend} needs --model")
+        if self.batch_size is None:
+            self.batch_size = 256 if self.backend == "reward-model" and self.engine == "vllm" else 16
         return self
