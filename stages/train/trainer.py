@@ -41,7 +41,8 @@ class Collator:
 
 
 class RRHFTrainer(Trainer):
-    """Trainer whose loss is RRHF's; logs rank/SFT loss, rank accuracy, mean p of best/worst and tokens/s."""
+    """Trainer whose loss is RRHF's; logs rank/SFT loss, rank accuracy, mean p of best/worst and tokens/s, each
+    over all ranks."""
 
     def __init__(self, *args: Any, loss_settings: LossSettings, head: LabelLogProbHead | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,8 +70,11 @@ class RRHFTrainer(Trainer):
         return (parts.loss, {"logp": logp}) if return_outputs else parts.loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Step logs happen on every rank together (Trainer gathers the loss for them), so the sums can be
+        # added across ranks here: the figures then cover the whole batch, not rank 0's share of it.
         if "loss" in logs and self._sums.get("batches"):
-            sums, n = self._sums, self._sums["batches"]
+            sums = self._summed_over_ranks()
+            n = sums["batches"]
             now = time.perf_counter()
             logs = {
                 **logs,
@@ -83,6 +87,12 @@ class RRHFTrainer(Trainer):
             }
             self._sums, self._since = {}, now
         super().log(logs, start_time)
+
+    def _summed_over_ranks(self) -> dict[str, float]:
+        names = sorted(self._sums)
+        local = torch.tensor([self._sums[k] for k in names], dtype=torch.float64, device=self.args.device)
+        total = self.accelerator.reduce(local, reduction="sum") if self.args.world_size > 1 else local
+        return dict(zip(names, total.tolist(), strict=True))
 
 
 class MetricsFile(TrainerCallback):
