@@ -26,16 +26,21 @@ ROWS = {
 }
 
 
-def _model(device: str):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _config():  # -> LlamaConfig
+    from transformers import LlamaConfig
 
-    torch.manual_seed(0)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=32000, hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
         num_key_value_heads=4, max_position_embeddings=2048, tie_word_embeddings=False,
     )
-    return LlamaForCausalLM(config).to(device).float()
+
+
+def _model(device: str):
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(_config()).to(device).float()
 
 
 def _peak_mb(device: str) -> float:
@@ -46,6 +51,18 @@ def _peak_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _query(row: str):  # -> Query
+    import torch
+
+    from stages.train.packing import Query
+
+    spec = ROWS[row]
+    g = torch.Generator().manual_seed(1)
+    prompt = torch.randint(3, 32000, (spec["prompt"],), generator=g).tolist()
+    responses = [torch.randint(3, 32000, (spec["response"],), generator=g).tolist() for _ in range(spec["k"])]
+    return Query(prompt=prompt, responses=responses, rewards=[float(i) for i in range(spec["k"])])
+
+
 def run_variant(row: str, variant: str, repeats: int, device: str) -> dict[str, float]:
     """One variant in this process: best step time, peak memory added by the step, and the loss."""
     import torch
@@ -53,13 +70,9 @@ def run_variant(row: str, variant: str, repeats: int, device: str) -> dict[str, 
     from stages.train.head import install_head
     from stages.train.logprobs import response_logprobs
     from stages.train.loss import LossSettings, rrhf_loss
-    from stages.train.packing import Query, collate
+    from stages.train.packing import collate
 
-    spec = ROWS[row]
-    g = torch.Generator().manual_seed(1)
-    prompt = torch.randint(3, 32000, (spec["prompt"],), generator=g).tolist()
-    responses = [torch.randint(3, 32000, (spec["response"],), generator=g).tolist() for _ in range(spec["k"])]
-    query = Query(prompt=prompt, responses=responses, rewards=[float(i) for i in range(spec["k"])])
+    query = _query(row)
     packed = variant == "packed"
     batch = {k: v.to(device) for k, v in collate([query], 0, packed=packed).items()}
     model = _model(device)
@@ -113,6 +126,13 @@ def main() -> None:
         print(f"  {'':13s} ratio {candidate}/{baseline}: time {c['seconds'] / b['seconds']:.2f}x, "
               f"peak memory {c['peak_mb'] / max(b['peak_mb'], 1e-9):.2f}x, "
               f"|loss difference| {abs(c['loss'] - b['loss']):.1e}")
+        if candidate == "packed":
+            from stages.train.packing import compute_estimate
+
+            unpacked, packed = compute_estimate([_query(row)], _config().hidden_size)
+            chosen = "packed" if packed <= 0.9 * unpacked else "unpacked"
+            print(f"  {'':13s} --pack-prompt auto picks {chosen} (estimated compute {packed / unpacked:.2f}x): "
+                  f"time {results[chosen]['seconds'] / b['seconds']:.2f}x unpacked")
 
 
 def _env() -> dict[str, str]:

@@ -7,7 +7,7 @@ from transformers import AutoModelForCausalLM
 from stages.train.data import fit
 from stages.train.head import install_head, label_logprobs, unsupported_reason
 from stages.train.logprobs import response_logprobs
-from stages.train.packing import Query, collate, token_counts
+from stages.train.packing import Query, collate, compute_estimate, packing_verdict, token_counts
 
 
 def _queries():
@@ -104,3 +104,26 @@ def test_fit_left_truncates_prompt_then_cuts_responses():
     prompt, responses, cut = fit(list(range(10)), [[1] * 7], max_length=8)
     assert prompt == list(range(6, 10)) and responses == [[1] * 4] and cut == (True, 1)
     assert fit([1, 2], [[3]], 8) == ([1, 2], [[3]], (False, 0))
+
+
+def test_compute_estimate_counts_tokens_and_attention_pairs():
+    query = Query(prompt=[1] * 6, responses=[[2] * 6, [3] * 6], rewards=[0, 1])
+    unpacked, packed = compute_estimate([query], hidden_size=1)
+    assert unpacked == pytest.approx(2 * (12 + 144 / 6))  # two rows of 12
+    assert packed == pytest.approx(18 + 324 / 6)  # one row of 18
+
+
+def test_auto_packing_weighs_attention_against_the_prompt_tokens_saved():
+    from types import SimpleNamespace
+
+    def agreeing_probe(batch):
+        return torch.zeros(len(batch["lengths"]))
+
+    # A short prompt and four long responses: packing saves 15% of the tokens.
+    light = [Query(prompt=[1] * 32, responses=[[2] * 128] * 4, rewards=[0, 1, 2, 3])]
+    narrow, wide = SimpleNamespace(hidden_size=256), SimpleNamespace(hidden_size=4096)
+    assert not packing_verdict(light, "auto", "t", agreeing_probe, narrow)  # attention over 544 positions costs more
+    assert packing_verdict(light, "auto", "t", agreeing_probe, wide)
+    assert packing_verdict(light, "on", "t", agreeing_probe, narrow)  # asked for: packed whatever the estimate
+    heavy = [Query(prompt=[1] * 256, responses=[[2] * 64] * 8, rewards=list(range(8)))]
+    assert packing_verdict(heavy, "auto", "t", agreeing_probe, narrow)

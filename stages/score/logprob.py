@@ -51,8 +51,9 @@ class LogprobScorer:
         """Per response: the summed log-prob of its tokens and EOS, and how many tokens that is."""
         queries, _ = build_queries(records, locations, self.tokenizer, self.config.max_length, rewards=False)
         if self.packed is None:
-            attn = getattr(self.model.config, "_attn_implementation", None)
-            self.packed = packing_verdict(queries, self.config.pack_prompt, "score", self._to_device_forward, attn)
+            self.packed = packing_verdict(
+                queries, self.config.pack_prompt, "score", self._to_device_forward, self.model.config
+            )
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         sums = score_queries(
             queries, self._forward, self.config.batch_size, self.packed, self.config.sort_by_length, pad, self.device

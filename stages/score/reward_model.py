@@ -63,8 +63,7 @@ class RewardModelScorer:
         fmt = self.config.rm_format
         queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
         if self.packed is None:
-            attn = getattr(self.model.config, "_attn_implementation", None)
-            self.packed = packing_verdict(queries, self.config.pack_prompt, "score", self._probe, attn)
+            self.packed = packing_verdict(queries, self.config.pack_prompt, "score", self._probe, self.model.config)
         forward = self._decoder_forward if self.decoder else self._model_forward
         return score_queries(  # type: ignore[return-value]
             queries, forward, self.config.batch_size, bool(self.packed), self.config.sort_by_length, self.pad_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -129,28 +130,47 @@ def token_counts(queries: list[Query]) -> tuple[int, int]:
     return unpacked, packed
 
 
+def compute_estimate(queries: list[Query], hidden_size: int) -> tuple[float, float]:
+    """Forward cost unpacked and packed, in token-equivalents: every token through the layers' matmuls, plus
+    attention over every pair of positions in a sequence, about 1/(6 * hidden_size) of a token's matmuls each.
+    A packed row attends across all k responses (the mask hides, but does not skip, the cross terms), so for
+    narrow models with long responses packing can cost more than the prompt tokens it saves."""
+    pair = 1.0 / (6 * hidden_size)
+    unpacked = packed = 0.0
+    for q in queries:
+        lengths = [len(q.prompt) + len(r) for r in q.responses]
+        unpacked += sum(n + pair * n * n for n in lengths)
+        n = len(q.prompt) + sum(map(len, q.responses))
+        packed += n + pair * n * n
+    return unpacked, packed
+
+
 def packing_verdict(
     queries: list[Query],
     mode: str,
     stage: str,
     probe: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-    attn_implementation: str | None = None,
+    model_config: Any = None,
 ) -> bool:
-    """Whether to pack: when asked, or under `auto` when it saves at least a tenth of the tokens, and only if
-    `probe` (the model's per-response output on a batch) agrees packed and unpacked; one log line says why not."""
+    """Whether to pack: when asked, or under `auto` when it saves at least a tenth of the estimated compute
+    (of the tokens, where the model's width is unknown), and only if `probe` (the model's per-response output
+    on a batch) agrees packed and unpacked; one log line says why not."""
     if mode == "off":
         return False
-    unpacked, packed = token_counts(queries)
+    hidden = getattr(model_config, "hidden_size", None)
+    unpacked, packed = compute_estimate(queries, hidden) if isinstance(hidden, int) else token_counts(queries)
     if mode == "auto" and packed > 0.9 * unpacked:
         saved = 100 * (1 - packed / unpacked)
-        log.info("%s: prompts not packed: it would save only %.0f%% of the tokens", stage, saved)
+        what = "compute (tokens and attention)" if isinstance(hidden, int) else "tokens"
+        log.info("%s: prompts not packed: it would save only %.0f%% of the %s", stage, saved, what)
         return False
-    reason = _mask_problem(queries, probe, attn_implementation)
+    reason = _mask_problem(queries, probe, getattr(model_config, "_attn_implementation", None))
     if reason:
         level = logging.WARNING if mode == "on" else logging.INFO
         log.log(level, "%s: prompts not packed: %s", stage, reason)
         return False
-    log.info("%s: prompts packed: %d tokens instead of %d", stage, packed, unpacked)
+    tokens_unpacked, tokens_packed = token_counts(queries)
+    log.info("%s: prompts packed: %d tokens instead of %d", stage, tokens_packed, tokens_unpacked)
     return True
 
 

@@ -38,8 +38,7 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
         model_kwargs["attn_implementation"] = config.attn_implementation
     model = AutoModelForCausalLM.from_pretrained(config.model, **model_kwargs)
     packed = packing_verdict(
-        queries, config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None),
-        getattr(model.config, "_attn_implementation", None),
+        queries, config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None), model.config
     )
     head = _lean_head(model, config.loss_chunk_size)
     if config.lora_r:
