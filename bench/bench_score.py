@@ -2,6 +2,8 @@
 
 Two models: the tiny test reward model and a ~20M-parameter Llama reward model (32k vocabulary), on
 prompts with k = 4 responses of very different lengths, unpacked so only the batching differs.
+Where vLLM and a GPU are present, one more row: the vllm engine against the transformers engine on the
+~20M model, with the largest difference between their scores.
 """
 
 from __future__ import annotations
@@ -41,21 +43,38 @@ def _big_reward_model(folder: Path, tokenizer_dir: Path) -> Path:
     return path
 
 
-def _rate(model: Path, records: list[Record], sort: bool, batch_size: int, repeats: int) -> float:
+def _rate(
+    model: Path, records: list[Record], repeats: int, **settings: object
+) -> tuple[float, list[list[float]]]:
+    """Best responses/s over `repeats` runs of the reward-model scorer, and the scores of the last run."""
     from stages.score.config import ScoreConfig
-    from stages.score.reward_model import RewardModelScorer
+    from stages.score.reward_model import reward_model_scorer
 
-    config = ScoreConfig(backend="reward-model", model=str(model), sort_by_length=sort, batch_size=batch_size,
-                         pack_prompt="off", rm_format="concat")
-    scorer = RewardModelScorer(config)
+    config = ScoreConfig.model_validate({"backend": "reward-model", "model": str(model), "rm_format": "concat",
+                                         **settings})
+    scorer = reward_model_scorer(config)
     where = [Location("bench", i) for i in range(len(records))]
     scorer.score(records[:2], where[:2])  # warm-up
-    best = float("inf")
+    best, scores = float("inf"), []
     for _ in range(repeats):
         start = time.perf_counter()
-        scorer.score(records, where)
+        scores = scorer.score(records, where)
         best = min(best, time.perf_counter() - start)
-    return sum(len(r.responses) for r in records) / best
+    return sum(len(r.responses) for r in records) / best, scores  # type: ignore[return-value]
+
+
+def _engines_row(model: Path, records: list[Record], repeats: int) -> str:
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("vllm") is None or not torch.cuda.is_available():
+        return "  vllm engine vs transformers engine: skipped (needs vLLM and a GPU)"
+    hf, hf_scores = _rate(model, records, repeats, engine="transformers", batch_size=64)
+    vl, vl_scores = _rate(model, records, repeats, engine="vllm", gpu_memory_utilization=0.5)
+    gap = max(abs(a - b) for x, y in zip(hf_scores, vl_scores, strict=True) for a, b in zip(x, y, strict=True))
+    return (f"  ~20M RM     transformers {hf:8.1f}/s   vllm {vl:8.1f}/s   ratio {vl / hf:.2f}x   "
+            f"largest score difference {gap:.1e} (bf16)")
 
 
 def main() -> None:
@@ -75,10 +94,12 @@ def main() -> None:
         print(f"bench score: reward-model responses/s, {len(records)} prompts x 4 responses of 2-300 words, "
               f"batch {args.batch_size}, best of {args.repeats}")
         for name, path in models.items():
-            plain = _rate(path, records, False, args.batch_size, args.repeats)
-            ordered = _rate(path, records, True, args.batch_size, args.repeats)
+            common = {"batch_size": args.batch_size, "pack_prompt": "off"}
+            plain, _ = _rate(path, records, args.repeats, sort_by_length=False, **common)
+            ordered, _ = _rate(path, records, args.repeats, sort_by_length=True, **common)
             print(f"  {name:11s} input order {plain:8.1f}/s   length-sorted {ordered:8.1f}/s   "
                   f"ratio {ordered / plain:.2f}x")
+        print(_engines_row(models["~20M RM"], records, args.repeats))
 
 
 if __name__ == "__main__":
