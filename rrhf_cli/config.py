@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import tomllib
 from pydantic import BaseModel, ValidationError
 
-from rrhf_cli.errors import UsageError
+from rrhf_cli.errors import UsageError, first_line
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -33,7 +33,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
             data = yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, ValueError) as err:
         raise UsageError(
-            f"{path}: not valid {path.suffix.lstrip('.').upper() or 'YAML'} ({str(err).splitlines()[0]})"
+            f"{path}: not valid {path.suffix.lstrip('.').upper() or 'YAML'} ({first_line(err)})"
         ) from None
     except Exception as err:  # yaml.YAMLError without importing yaml at module load
         mark = getattr(err, "problem_mark", None)

@@ -42,3 +42,10 @@ class BadInput(RrhfError):
         self.where = where
         self.problem = problem
         super().__init__(f"{where}: {problem}")
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message cut to its first line (at most 300 characters), or its type where it has none:
+    what a one-line error report quotes from a library's exception."""
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__

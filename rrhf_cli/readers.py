@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.errors import BadInput, Location, RrhfError
+from rrhf_cli.errors import BadInput, Location, RrhfError, first_line
 
 Row = tuple[Location, Any]
 HF_PREFIX = "hf:"
@@ -103,7 +103,7 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
     try:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several unrelated types for unreadable files
-        raise BadInput(str(path), f"not a readable Parquet file ({_first_line(err)})") from None
+        raise BadInput(str(path), f"not a readable Parquet file ({first_line(err)})") from None
     for number, row in enumerate(table.to_pylist(), start=1):
         yield Location(str(path), number, unit="row"), row
 
@@ -120,9 +120,9 @@ def _hf_rows(spec: str) -> Iterator[Row]:
         with _quiet_hub():
             dataset = datasets.load_dataset(name, split=split)
     except (DatasetNotFoundError, FileNotFoundError, ValueError) as err:
-        raise BadInput(spec, f"cannot load dataset '{name}' split '{split}': {_first_line(err)}") from None
+        raise BadInput(spec, f"cannot load dataset '{name}' split '{split}': {first_line(err)}") from None
     except Exception as err:  # hub unreachable, offline mode, auth: one line, not a traceback
-        raise RrhfError(f"{spec}: cannot load dataset '{name}': {_first_line(err)}") from None
+        raise RrhfError(f"{spec}: cannot load dataset '{name}': {first_line(err)}") from None
     for number, row in enumerate(dataset, start=1):
         yield Location(spec, number, unit="row"), row
 
@@ -141,6 +141,3 @@ def _quiet_hub() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rrhf_cli.errors import RrhfError
+from rrhf_cli.errors import RrhfError, first_line
 
 INSTALL = "pip install 'rrhf[vllm]' (Linux with a GPU)"
 
@@ -23,5 +23,4 @@ def start_llm(vllm: Any, model: str, **engine: Any) -> Any:
     try:
         return vllm.LLM(model=model, **engine)
     except ValueError as err:  # vLLM validates engine arguments with ValueError (pydantic's included)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RrhfError(f"vLLM could not start {model}: {first}") from None
+        raise RrhfError(f"vLLM could not start {model}: {first_line(err)}") from None

@@ -198,3 +198,20 @@ def test_vllm_engine_takes_bigger_journal_batches_by_default():
     assert ScoreConfig(backend="reward-model", model="m", engine="vllm").batch_size == 256
     assert ScoreConfig(backend="reward-model", model="m").batch_size == 16
     assert ScoreConfig(backend="reward-model", model="m", engine="vllm", batch_size=8).batch_size == 8
+
+
+def test_a_model_vllm_cannot_classify_is_one_line(vllm_calls, tiny_models, samples, tmp_path, cli, monkeypatch):
+    def refuse(self, prompts, **kwargs):
+        raise ValueError("Classification API is not supported by this model. Try converting the model using "
+                         "`--convert classify`.\nMore detail")  # fmt: skip
+
+    monkeypatch.setattr(sys.modules["vllm"].LLM, "classify", refuse)
+    out = tmp_path / "s.jsonl"
+    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", tiny_models.reward,
+                 "--engine", "vllm")  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"rrhf: error: vLLM could not score with {tiny_models.reward}: Classification API is not supported by "
+        "this model. Try converting the model using `--convert classify`."
+    )
+    assert not out.exists()

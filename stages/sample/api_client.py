@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rrhf_cli.console import log
-from rrhf_cli.errors import RrhfError, UsageError
+from rrhf_cli.errors import RrhfError, UsageError, first_line
 
 T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -76,12 +76,12 @@ def classify(err: BaseException) -> tuple[str, float | None, str]:
     if isinstance(err, openai.APITimeoutError):
         return "retry", None, "timed out"
     if isinstance(err, openai.APIConnectionError):
-        return "retry", None, f"connection failed ({_first_line(err)})"
+        return "retry", None, f"connection failed ({first_line(err)})"
     if isinstance(err, openai.APIStatusError):
         status = err.status_code
         kind = "fatal" if status in FATAL_STATUS else "retry" if status in RETRY_STATUS or status >= 500 else "fail"
-        return kind, retry_after(err.response.headers), f"HTTP {status}: {_first_line(err)}"
-    return "fail", None, f"{type(err).__name__}: {_first_line(err)}"
+        return kind, retry_after(err.response.headers), f"HTTP {status}: {first_line(err)}"
+    return "fail", None, f"{type(err).__name__}: {first_line(err)}"
 
 
 def retry_after(headers: Any) -> float | None:
@@ -125,8 +125,3 @@ async def call_with_retries(
             log.debug("%s: %s; retry %d/%d in %.2fs", what, reason, attempt + 1, policy.max_retries, wait)
             await asyncio.sleep(wait)
             attempt += 1
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rrhf_cli.console import quiet_libraries
-from rrhf_cli.errors import UsageError
+from rrhf_cli.errors import UsageError, first_line
 from stages.sample.backends import Prompt, SampleRequest, SampleResult
 from stages.sample.prompts import cut_left, render_ids, trim_at_stop
 
@@ -98,7 +98,7 @@ class HfSampler:
             dtype = torch.bfloat16 if wants_cuda else torch.float32
             self.model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype).to(self.device).eval()
         except (OSError, ValueError) as err:
-            raise UsageError(f"cannot load model '{config.model}': {str(err).strip().splitlines()[0]}") from None
+            raise UsageError(f"cannot load model '{config.model}': {first_line(err)}") from None
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self.eos = eos_ids(self.model, self.tokenizer)

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rrhf_cli.console import quiet_libraries
-from rrhf_cli.errors import Location
+from rrhf_cli.errors import Location, RrhfError, first_line
 from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
 from stages.score.reward_model import check_one_output
 from stages.score.rm_inputs import fitting_length, reward_query
+from stages.train.packing import Query
 from stages.vllm_engine import import_vllm, start_llm
 
 
@@ -53,20 +54,26 @@ class VllmRewardScorer:
         """All responses of the batch in one engine call; vLLM schedules them itself."""
         fmt = self.config.rm_format
         queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
-        if fmt == "pair":
-            # vLLM's cross-encoder scoring encodes each pair itself, special tokens and token types included.
-            decode = self.tokenizer.decode
-            firsts = [decode(q.prompt) for q in queries for _ in q.responses]
-            seconds = [decode(r) for q in queries for r in q.responses]
-            outputs = self.llm.score(firsts, seconds, pooling_params=self.raw, use_tqdm=False)
-            flat = [float(o.outputs.score) for o in outputs]
-        else:
-            prompts = [{"prompt_token_ids": q.prompt + r} for q in queries for r in q.responses]
-            outputs = self.llm.classify(prompts, pooling_params=self.raw, use_tqdm=False)
-            flat = [float(o.outputs.probs[0]) for o in outputs]
+        try:
+            flat = self._pair_scores(queries) if fmt == "pair" else self._classify_scores(queries)
+        except ValueError as err:  # e.g. a model vLLM loads for another pooling task than classification
+            raise RrhfError(f"vLLM could not score with {self.config.model}: {first_line(err)}") from None
         values: list[list[float | ScoreFailure]] = []
         start = 0
         for q in queries:
             values.append(list(flat[start : start + len(q.responses)]))
             start += len(q.responses)
         return values
+
+    def _classify_scores(self, queries: list[Query]) -> list[float]:
+        prompts = [{"prompt_token_ids": q.prompt + r} for q in queries for r in q.responses]
+        outputs = self.llm.classify(prompts, pooling_params=self.raw, use_tqdm=False)
+        return [float(o.outputs.probs[0]) for o in outputs]
+
+    def _pair_scores(self, queries: list[Query]) -> list[float]:
+        # vLLM's cross-encoder scoring encodes each pair itself, special tokens and token types included.
+        decode = self.tokenizer.decode
+        firsts = [decode(q.prompt) for q in queries for _ in q.responses]
+        seconds = [decode(r) for q in queries for r in q.responses]
+        outputs = self.llm.score(firsts, seconds, pooling_params=self.raw, use_tqdm=False)
+        return [float(o.outputs.score) for o in outputs]

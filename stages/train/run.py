@@ -9,7 +9,7 @@ from typing import Any
 
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.console import log, progress, quiet_libraries
-from rrhf_cli.errors import RrhfError, UsageError
+from rrhf_cli.errors import RrhfError, UsageError, first_line
 from rrhf_cli.meta import Meta, now, stage_meta, write_meta
 from stages.train.config import TrainConfig
 from stages.train.data import build_queries
@@ -182,7 +182,7 @@ def _with_lora(model: Any, config: TrainConfig) -> Any:
     try:
         return get_peft_model(model, lora)
     except ValueError as err:
-        raise UsageError(f"--lora-targets: {str(err).splitlines()[0]}") from None
+        raise UsageError(f"--lora-targets: {first_line(err)}") from None
 
 
 def _save(trainer: Any, model: Any, outdir: Path, config: TrainConfig) -> None:
