@@ -30,7 +30,6 @@ class VllmRewardScorer:
 
         vllm = import_vllm("--engine vllm")
         quiet_libraries()
-        assert config.model is not None  # the config requires it for this backend
         # Checked before vLLM reserves the GPU, from the model's config alone.
         model_config = AutoConfig.from_pretrained(config.model)
         check_one_output(model_config.num_labels, config.model)
