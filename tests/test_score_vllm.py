@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, LlamaForSequenceClassification
 
-from stages.score.rm_inputs import fitting_length
+from stages.score.batching import fitting_length
 from tests.conftest import read_jsonl
 from tests.test_score_stage import SAMPLES
 
@@ -215,3 +215,12 @@ def test_a_model_vllm_cannot_classify_is_one_line(vllm_calls, tiny_models, sampl
         "this model. Try converting the model using `--convert classify`."
     )
     assert not out.exists()
+
+
+def test_engine_vllm_is_for_the_reward_model_backend(tiny_models, samples, tmp_path, cli):
+    out = tmp_path / "s.jsonl"
+    result = cli("score", samples, "-o", out, "--backend", "logprob", "--model", tiny_models.policy,
+                 "--engine", "vllm")  # fmt: skip
+    assert result.exit_code == 2
+    assert "--engine vllm is for --backend reward-model; --backend logprob runs on its own" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()

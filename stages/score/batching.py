@@ -19,6 +19,13 @@ def load_device_dtype(bf16: bool | None) -> tuple[str, Any]:
     return device, torch.bfloat16 if use_bf16 else torch.float32
 
 
+def fitting_length(max_length: int, model_config: Any) -> int:
+    """`max_length`, or the model's context length where that is shorter (absolute-position models such as
+    BERT and GPT-2 cannot read past it)."""
+    context = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
+    return min(max_length, context) if isinstance(context, int) and context > 0 else max_length
+
+
 def score_queries(
     queries: list[Query], forward: Forward, batch_size: int, packed: bool, sort_by_length: bool, pad_id: int,
     device: str,

@@ -82,6 +82,8 @@ class ScoreConfig(BaseModel):
             raise ValueError("--backend python needs --fn module:function or path.py:function")
         if self.backend != "python" and not self.model:
             raise ValueError(f"--backend {self.backend} needs --model")
+        if self.engine == "vllm" and self.backend != "reward-model":
+            raise ValueError(f"--engine vllm is for --backend reward-model; --backend {self.backend} runs on its own")
         if self.batch_size is None:
             self.batch_size = 256 if self.backend == "reward-model" and self.engine == "vllm" else 16
         return self

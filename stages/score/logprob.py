@@ -12,7 +12,7 @@ from rrhf_cli.console import log, quiet_libraries
 from rrhf_cli.errors import Location
 from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure
-from stages.score.batching import load_device_dtype, score_queries
+from stages.score.batching import fitting_length, load_device_dtype, score_queries
 from stages.score.config import ScoreConfig
 from stages.train.data import build_queries
 from stages.train.head import install_head, unsupported_reason
@@ -36,6 +36,7 @@ class LogprobScorer:
             log.info("score: full-vocabulary log-softmax, because %s", reason)
         self.head = None if reason else install_head(self.model)
         self.packed: bool | None = None
+        self.max_length = fitting_length(config.max_length, self.model.config)
 
     def _forward(self, batch: dict) -> object:
         return response_logprobs(self.model, batch, self.head)
@@ -49,7 +50,7 @@ class LogprobScorer:
         self, records: Sequence[Record], locations: Sequence[Location]
     ) -> tuple[list[list[float]], list[list[int]]]:
         """Per response: the summed log-prob of its tokens and EOS, and how many tokens that is."""
-        queries, _ = build_queries(records, locations, self.tokenizer, self.config.max_length, rewards=False)
+        queries, _ = build_queries(records, locations, self.tokenizer, self.max_length, rewards=False)
         if self.packed is None:
             self.packed = packing_verdict(
                 queries, self.config.pack_prompt, "score", self._to_device_forward, self.model.config

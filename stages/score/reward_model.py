@@ -16,9 +16,9 @@ from rrhf_cli.errors import Location, UsageError
 from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure
 from stages.score.backends import Scorer
-from stages.score.batching import load_device_dtype, score_queries
+from stages.score.batching import fitting_length, load_device_dtype, score_queries
 from stages.score.config import ScoreConfig
-from stages.score.rm_inputs import fitting_length, reward_query
+from stages.score.rm_inputs import reward_query
 from stages.train.logprobs import model_inputs
 from stages.train.packing import packing_verdict
 

@@ -15,9 +15,10 @@ from rrhf_cli.console import quiet_libraries
 from rrhf_cli.errors import Location, RrhfError, first_line
 from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure
+from stages.score.batching import fitting_length
 from stages.score.config import ScoreConfig
 from stages.score.reward_model import check_one_output
-from stages.score.rm_inputs import fitting_length, reward_query
+from stages.score.rm_inputs import reward_query
 from stages.train.packing import Query
 from stages.vllm_engine import import_vllm, start_llm
 

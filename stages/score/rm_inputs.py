@@ -19,13 +19,6 @@ def plain_prompt(prompt: Any) -> str:
     return "\n".join(f"{m.role}: {m.content}" for m in prompt)
 
 
-def fitting_length(max_length: int, model_config: Any) -> int:
-    """`max_length`, or the model's context length where that is shorter (absolute-position models such as
-    BERT and GPT-2 cannot read past it)."""
-    context = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
-    return min(max_length, context) if isinstance(context, int) and context > 0 else max_length
-
-
 def fit_left(prompt: list[int], responses: list[list[int]], max_length: int) -> tuple[list[int], list[list[int]]]:
     """Cut the shared prompt on the left so the longest response fits; a response longer than `max_length`
     keeps its end, which is where a reward model reads."""
