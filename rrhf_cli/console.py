@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,9 +14,14 @@ _state = {"quiet": False}
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
-    """Route the `rrhf` logger to stderr: rich on a terminal, plain `rrhf: message` lines otherwise."""
+    """Route the `rrhf` logger to stderr: rich on a terminal, plain `rrhf: message` lines otherwise. In a
+    distributed launch only rank 0 reports progress; the other ranks say only warnings and errors, named."""
     _state["quiet"] = quiet
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    rank = launch_rank()
+    if rank:
+        level = max(level, logging.WARNING)
+    tag = f"[rank {rank}] " if rank else ""
     log.handlers.clear()
     log.propagate = False
     if sys.stderr.isatty():
@@ -23,12 +29,20 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
         from rich.logging import RichHandler
 
         handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(logging.Formatter(tag + "%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("rrhf: %(message)s"))
+        handler.setFormatter(logging.Formatter("rrhf: " + tag + "%(message)s"))
     log.addHandler(handler)
     log.setLevel(level)
+
+
+def launch_rank() -> int:
+    """This process's global rank under torchrun, accelerate or DeepSpeed launchers; 0 when not launched so."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 @contextmanager

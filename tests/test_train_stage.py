@@ -140,15 +140,19 @@ def test_torchrun_two_processes_match_one(tiny_models, inverted, tmp_path):
     scored, _ = inverted
     two = tmp_path / "two.jsonl"
     two.write_text("".join(line + "\n" for line in scored.read_text().splitlines()[:2]))
-    common = [str(two), "--model", str(tiny_models.policy), "--max-steps", "1", "--lr", "1e-3", "-q"]
+    common = [str(two), "--model", str(tiny_models.policy), "--max-steps", "1", "--lr", "1e-3"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "rrhf_cli", "train", *common, "-o", str(tmp_path / "one"),
+    single = subprocess.run([sys.executable, "-m", "rrhf_cli", "train", *common, "-q", "-o", str(tmp_path / "one"),
                              "--queries-per-batch", "2"], env=env, capture_output=True, text=True)
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                           "--master_port", "29517", "-m", "rrhf_cli", "train", *common, "-o", str(tmp_path / "ddp")],
                          env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
+    # Rank 0 alone reports; the other rank would repeat every line.
+    assert sum("rrhf: train: prompts" in line for line in ddp.stderr.splitlines()) == 1, ddp.stderr
+    assert sum(line.startswith("rrhf: train: 1 steps in") for line in ddp.stderr.splitlines()) == 1, ddp.stderr
+    assert "[rank 1]" not in ddp.stderr
     (one,) = read_jsonl(tmp_path / "one" / "metrics.jsonl")
     (dist,) = read_jsonl(tmp_path / "ddp" / "metrics.jsonl")
     for name in ("loss", "rank_loss", "sft_loss", "rank_acc", "p_best", "p_worst"):  # all ranks, not rank 0's
