@@ -146,13 +146,15 @@ def test_torchrun_two_processes_match_one(tiny_models, inverted, tmp_path):
                              "--queries-per-batch", "2"], env=env, capture_output=True, text=True)
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29517", "-m", "rrhf_cli", "train", *common, "-o", str(tmp_path / "ddp")],
+                          "--master_port", "29517", "-m", "rrhf_cli", "train", *common, "-o", str(tmp_path / "ddp"),
+                          "--no-ddp-find-unused-parameters"],
                          env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     # Rank 0 alone reports; the other rank would repeat every line.
     assert sum("rrhf: train: prompts" in line for line in ddp.stderr.splitlines()) == 1, ddp.stderr
     assert sum(line.startswith("rrhf: train: 1 steps in") for line in ddp.stderr.splitlines()) == 1, ddp.stderr
     assert "[rank 1]" not in ddp.stderr
+    assert "find_unused_parameters=True" not in ddp.stderr  # DDP's per-step warning, off with the flag
     (one,) = read_jsonl(tmp_path / "one" / "metrics.jsonl")
     (dist,) = read_jsonl(tmp_path / "ddp" / "metrics.jsonl")
     for name in ("loss", "rank_loss", "sft_loss", "rank_acc", "p_best", "p_worst"):  # all ranks, not rank 0's

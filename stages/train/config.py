@@ -45,6 +45,10 @@ class TrainConfig(BaseModel):
     bf16: bool = Field(False, description="bfloat16 mixed precision (the loss stays fp32).")
     fp16: bool = Field(False, description="float16 mixed precision (the loss stays fp32).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass.")
+    ddp_find_unused_parameters: bool | None = Field(
+        None, description="DDP: look for parameters the loss did not use at every step (default: transformers', on "
+        "unless --gradient-checkpointing). Dense models can turn it off; mixture-of-experts models need it.",
+    )
     attn_implementation: Literal["sdpa", "eager", "flex_attention"] | None = Field(
         None, description="Attention kernel; the model's default when unset."
     )

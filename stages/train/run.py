@@ -61,6 +61,7 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
         fp16=config.fp16,
         gradient_checkpointing=config.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        ddp_find_unused_parameters=config.ddp_find_unused_parameters,
         logging_steps=config.logging_steps,
         logging_first_step=True,
         save_strategy="steps" if config.save_steps else "no",
