@@ -19,6 +19,11 @@ def load_device_dtype(bf16: bool | None) -> tuple[str, Any]:
     return device, torch.bfloat16 if use_bf16 else torch.float32
 
 
+def on_device(forward: Forward, device: str) -> Forward:
+    """`forward` taking a batch built on the CPU (as `collate` and the packing probe build them)."""
+    return lambda batch: forward({k: v.to(device) for k, v in batch.items()})
+
+
 def fitting_length(max_length: int, model_config: Any) -> int:
     """`max_length`, or the model's context length where that is shorter (absolute-position models such as
     BERT and GPT-2 cannot read past it)."""
@@ -44,6 +49,7 @@ def score_queries(
         # Similar lengths share a batch, so little of each forward is padding.
         order.sort(key=lambda u: len(units[u][0].prompt) + sum(map(len, units[u][0].responses)))
     values: list[list[float]] = [[0.0] * len(query.responses) for query in queries]
+    forward = on_device(forward, device)
     start = 0
     while start < len(order):
         taken, sequences = [], 0
@@ -53,7 +59,7 @@ def score_queries(
             start += 1
         batch = collate([units[u][0] for u in taken], pad_id, packed)
         with torch.no_grad():
-            out = forward({k: v.to(device) for k, v in batch.items()}).float().cpu().tolist()
+            out = forward(batch).float().cpu().tolist()
         slots = [slot for u in taken for slot in units[u][1]]
         for (i, j), value in zip(slots, out, strict=True):
             values[i][j] = value

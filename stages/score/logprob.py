@@ -12,7 +12,7 @@ from rrhf_cli.console import log, quiet_libraries
 from rrhf_cli.errors import Location
 from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure
-from stages.score.batching import fitting_length, load_device_dtype, score_queries
+from stages.score.batching import fitting_length, load_device_dtype, on_device, score_queries
 from stages.score.config import ScoreConfig
 from stages.train.data import build_queries
 from stages.train.head import install_head, unsupported_reason
@@ -53,13 +53,10 @@ class LogprobScorer:
         queries, _ = build_queries(records, locations, self.tokenizer, self.max_length, rewards=False)
         if self.packed is None:
             self.packed = packing_verdict(
-                queries, self.config.pack_prompt, "score", self._to_device_forward, self.model.config
+                queries, self.config.pack_prompt, "score", on_device(self._forward, self.device), self.model.config
             )
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         sums = score_queries(
             queries, self._forward, self.config.batch_size, self.packed, self.config.sort_by_length, pad, self.device
         )
         return sums, [[len(r) for r in q.responses] for q in queries]
-
-    def _to_device_forward(self, batch: dict) -> object:
-        return self._forward({k: v.to(self.device) for k, v in batch.items()})

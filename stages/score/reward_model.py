@@ -16,7 +16,7 @@ from rrhf_cli.errors import Location, UsageError
 from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure
 from stages.score.backends import Scorer
-from stages.score.batching import fitting_length, load_device_dtype, score_queries
+from stages.score.batching import fitting_length, load_device_dtype, on_device, score_queries
 from stages.score.config import ScoreConfig
 from stages.score.rm_inputs import reward_query
 from stages.train.logprobs import model_inputs
@@ -63,7 +63,8 @@ class RewardModelScorer:
         fmt = self.config.rm_format
         queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
         if self.packed is None:
-            self.packed = packing_verdict(queries, self.config.pack_prompt, "score", self._probe, self.model.config)
+            probe = on_device(self._decoder_forward, self.device)
+            self.packed = packing_verdict(queries, self.config.pack_prompt, "score", probe, self.model.config)
         forward = self._decoder_forward if self.decoder else self._model_forward
         return score_queries(  # type: ignore[return-value]
             queries, forward, self.config.batch_size, bool(self.packed), self.config.sort_by_length, self.pad_id,
@@ -87,6 +88,3 @@ class RewardModelScorer:
         else:
             encoded = tok.pad({"input_ids": [p + r for p, r in splits]}, return_tensors="pt")
         return self.model(**encoded.to(self.device)).logits[:, 0]
-
-    def _probe(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self._decoder_forward({k: v.to(self.device) for k, v in batch.items()})
