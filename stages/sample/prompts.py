@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from rrhf_cli.errors import UsageError
+from rrhf_cli.schema import Record
 from stages.sample.backends import Prompt
+
+
+def prompt_of(record: Record) -> Prompt:
+    """The prompt as backends take it: a string, or messages as plain dicts."""
+    prompt = record.prompt
+    return prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt]
 
 
 def render_ids(tokenizer: Any, prompt: Prompt) -> list[int]:

@@ -18,9 +18,9 @@ from rrhf_cli.errors import BadInput, RrhfError
 from rrhf_cli.journal import Journal
 from rrhf_cli.runs import StageRun, failed_path
 from rrhf_cli.schema import Record, Response
-from stages.sample.backends import BACKENDS, Prompt, Sampler, SampleRequest, create_sampler
+from stages.sample.backends import BACKENDS, Sampler, SampleRequest, create_sampler
 from stages.sample.config import SampleConfig
-from stages.sample.prompts import derive_seed
+from stages.sample.prompts import derive_seed, prompt_of
 from stages.sample.sources import included_responses, join_by_id
 
 Work = Callable[[list[Record], list[str]], tuple[list[Record], dict[str, str]]]
@@ -140,12 +140,6 @@ def _work(sampler: Sampler, config: SampleConfig) -> Work:
         return finished, failed
 
     return work
-
-
-def prompt_of(record: Record) -> Prompt:
-    """The prompt as backends take it: a string, or messages as plain dicts."""
-    prompt = record.prompt
-    return prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt]
 
 
 def _with_responses(record: Record, responses: list[Response]) -> Record:

@@ -12,6 +12,7 @@ from typing import Any
 
 from rrhf_cli.errors import Location, RrhfError, UsageError
 from rrhf_cli.schema import Record
+from stages.sample.prompts import prompt_of
 from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
 
@@ -52,7 +53,7 @@ class PythonScorer:
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
         out: list[list[float | ScoreFailure]] = []
         for record, where in zip(records, locations, strict=True):
-            prompt = record.prompt if isinstance(record.prompt, str) else [m.model_dump() for m in record.prompt]
+            prompt = prompt_of(record)
             values: list[float | ScoreFailure] = []
             for index, response in enumerate(record.responses):
                 try:

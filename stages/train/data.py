@@ -8,7 +8,7 @@ from typing import Any
 
 from rrhf_cli.errors import BadInput, Location
 from rrhf_cli.schema import Record
-from stages.sample.prompts import render_ids
+from stages.sample.prompts import prompt_of, render_ids
 from stages.train.packing import Query
 
 # Preference rows carry their order in `source` when they have no scores.
@@ -29,12 +29,6 @@ def rewards_of(record: Record, where: Location) -> list[float]:
     raise BadInput(where, f"'responses[{missing}]' has no score; run `rrhf score` on this file first")
 
 
-def render_prompt(prompt: Any, tokenizer: Any) -> list[int]:
-    """Token ids of a prompt exactly as the sample stage feeds it to the policy: strings verbatim (with the
-    tokenizer's usual BOS), messages through the chat template with the generation prompt."""
-    return render_ids(tokenizer, prompt if isinstance(prompt, str) else [m.model_dump() for m in prompt])
-
-
 def build_queries(
     records: Sequence[Record], locations: Sequence[Location], tokenizer: Any, max_length: int, rewards: bool = True
 ) -> tuple[list[Query], Counter[str]]:
@@ -46,7 +40,8 @@ def build_queries(
     queries = []
     for record, where in zip(records, locations, strict=True):
         values = rewards_of(record, where) if rewards else [0.0] * len(record.responses)
-        prompt = render_prompt(record.prompt, tokenizer)
+        # Exactly the tokens the sample stage fed the policy.
+        prompt = render_ids(tokenizer, prompt_of(record))
         responses = [
             tokenizer(r.text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
             for r in record.responses
