@@ -77,6 +77,7 @@ def group_beam_search(
             new_scores = torch.full((batch, beams), DEAD)
             counts = torch.zeros((batch, vocab))  # how often earlier groups chose each token at this step
             step_logprobs = logprobs.view(batch, beams, vocab).cpu()
+            histories = tokens.tolist()  # one device-to-host copy a step, not one per candidate
             for g in range(groups):
                 span = slice(g * width, (g + 1) * width)
                 penalised = step_logprobs[:, span] - diversity_penalty * counts[:, None, :]  # (B, W, V)
@@ -87,7 +88,7 @@ def group_beam_search(
                     ranked = zip(top_scores[b].tolist(), top_index[b].tolist(), strict=True)
                     for rank, (score, flat) in enumerate(ranked):
                         parent, token = divmod(flat, vocab)
-                        history = tokens[b * beams + g * width + parent].tolist()
+                        history = histories[b * beams + g * width + parent]
                         if is_end(history, token):
                             # Only a top-W end counts, as in beam search; the rest are spare candidates.
                             if rank < width and not state[b][g].done:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rrhf_cli.console import quiet_libraries
 from rrhf_cli.errors import UsageError, first_line
 from stages.sample.backends import Prompt, SampleRequest, SampleResult
-from stages.sample.prompts import cut_left, render_ids, trim_at_stop
+from stages.sample.prompts import cut_left, decode_response, render_ids
 
 if TYPE_CHECKING:
     import torch
@@ -146,9 +146,7 @@ class HfSampler:
 
     def decode(self, tokens: list[int]) -> str:
         """Response text: up to the first end-of-response token, special tokens dropped, cut at a stop string."""
-        end = next((i for i, t in enumerate(tokens) if t in self.eos), len(tokens))
-        text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True)
-        return trim_at_stop(text, self.config.stop)
+        return decode_response(self.tokenizer, tokens, self.eos, self.config.stop)
 
     def _diverse(self, input_ids: torch.Tensor, mask: torch.Tensor) -> list[list[list[int]]]:
         from stages.sample.diverse_beam import group_beam_search

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from rrhf_cli.errors import UsageError
@@ -43,6 +43,13 @@ def trim_at_stop(text: str, stops: Sequence[str]) -> str:
     """The text before the earliest stop string, as OpenAI-compatible servers return it."""
     cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
     return text if cut < 0 else text[:cut]
+
+
+def decode_response(tokenizer: Any, tokens: Sequence[int], eos: Collection[int], stops: Sequence[str]) -> str:
+    """Response text from generated ids: up to the first end-of-response token, special tokens dropped, cut
+    at a stop string."""
+    end = next((i for i, t in enumerate(tokens) if t in eos), len(tokens))
+    return trim_at_stop(tokenizer.decode(list(tokens[:end]), skip_special_tokens=True), stops)
 
 
 def derive_seed(*parts: object) -> int:

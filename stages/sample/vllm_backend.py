@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from rrhf_cli.errors import UsageError
 from stages.sample.backends import Prompt, SampleRequest, SampleResult
-from stages.sample.prompts import cut_left, render_ids, trim_at_stop
+from stages.sample.prompts import cut_left, decode_response, render_ids, trim_at_stop
 from stages.vllm_engine import import_vllm, start_llm
 
 if TYPE_CHECKING:
@@ -45,9 +45,9 @@ class VllmSampler:
         chats, plain = [], []
         limit = self.config.max_prompt_tokens
         for index, request in enumerate(requests):
-            ids = render_ids(self.tokenizer, request.prompt)
-            if limit is not None and len(ids) > limit:
-                # A cut prompt goes in as token ids, so the cut is exactly the one counted in the meta.
+            # Rendered here only where it may need a cut; an uncut prompt goes in as text or messages. A cut
+            # prompt goes in as token ids, so the cut is exactly the one counted in the meta.
+            if limit is not None and len(ids := render_ids(self.tokenizer, request.prompt)) > limit:
                 plain.append((index, {"prompt_token_ids": cut_left(ids, limit)}))
             elif isinstance(request.prompt, list):
                 chats.append(index)
@@ -60,12 +60,12 @@ class VllmSampler:
                 use_tqdm=False,
             )
             for index, output in zip(chats, outputs, strict=True):
-                texts[index] = [self._text(o.text) for o in output.outputs]
+                texts[index] = [trim_at_stop(o.text, self.config.stop) for o in output.outputs]
         if plain:
             params = [self._params(requests[i].seed) for i, _ in plain]
             outputs = self.llm.generate([p for _, p in plain], sampling_params=params, use_tqdm=False)
             for (index, _), output in zip(plain, outputs, strict=True):
-                texts[index] = [self._text(o.text) for o in output.outputs]
+                texts[index] = [trim_at_stop(o.text, self.config.stop) for o in output.outputs]
         return [self._result(t) for t in texts]
 
     def _params(self, seed: int) -> Any:
@@ -90,20 +90,12 @@ class VllmSampler:
             beam_width=c.k, max_tokens=c.max_new_tokens, length_penalty=c.length_penalty
         )
         outputs = self.llm.beam_search([{"prompt_token_ids": p} for p in ids], params, use_tqdm=False)
-        results = []
+        results, eos = [], {self.tokenizer.eos_token_id}
         for prompt_ids, output in zip(ids, outputs, strict=True):
             # A beam's tokens start with the prompt's; decode only what was generated.
             new = [seq.tokens[len(prompt_ids) :] for seq in output.sequences[: c.k]]
-            results.append(self._result([self._text(self._decode(tokens)) for tokens in new]))
+            results.append(self._result([decode_response(self.tokenizer, t, eos, c.stop) for t in new]))
         return results
-
-    def _decode(self, tokens: list[int]) -> str:
-        eos = self.tokenizer.eos_token_id
-        end = tokens.index(eos) if eos in tokens else len(tokens)
-        return self.tokenizer.decode(tokens[:end], skip_special_tokens=True)
-
-    def _text(self, text: str) -> str:
-        return trim_at_stop(text, self.config.stop)
 
     def _result(self, texts: list[str]) -> SampleResult:
         if len(texts) == 1 and self.config.temperature == 0 and self.config.strategy == "sample":
