@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 ROWS = {
-    "head": {"prompt": 256, "response": 256, "k": 8, "variants": ("naive", "lean"), "packed": False},
+    "head": {"prompt": 256, "response": 256, "k": 8, "variants": ("naive", "lean")},
     "prompt-heavy": {"prompt": 256, "response": 64, "k": 8, "variants": ("unpacked", "packed")},
     "prompt-light": {"prompt": 32, "response": 128, "k": 4, "variants": ("unpacked", "packed")},
 }
@@ -117,7 +118,7 @@ def main() -> None:
         for variant in (baseline, candidate):
             out = subprocess.run(
                 [sys.executable, __file__, "--one", row, variant, "--repeats", str(args.repeats)],
-                capture_output=True, text=True, check=True, cwd=root, env={"PYTHONPATH": str(root), **_env()},
+                capture_output=True, text=True, check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
             )
             results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
         b, c = results[baseline], results[candidate]
@@ -127,18 +128,12 @@ def main() -> None:
               f"peak memory {c['peak_mb'] / max(b['peak_mb'], 1e-9):.2f}x, "
               f"|loss difference| {abs(c['loss'] - b['loss']):.1e}")
         if candidate == "packed":
-            from stages.train.packing import compute_estimate
+            from stages.train.packing import compute_estimate, saves_enough
 
             unpacked, packed = compute_estimate([_query(row)], _config().hidden_size)
-            chosen = "packed" if packed <= 0.9 * unpacked else "unpacked"
+            chosen = "packed" if saves_enough(unpacked, packed) else "unpacked"
             print(f"  {'':13s} --pack-prompt auto picks {chosen} (estimated compute {packed / unpacked:.2f}x): "
                   f"time {results[chosen]['seconds'] / b['seconds']:.2f}x unpacked")
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
 if __name__ == "__main__":

@@ -101,11 +101,12 @@ def main(argv: list[str] | None = None) -> dict:
 def rank_accuracy(scored: Path, models: dict[str, Path], folder: Path) -> dict[str, float]:
     """For each model, how often its p orders two held-out responses of a prompt as the reward does."""
     out = {}
+    originals = load_records(scored).records
     for label, model in models.items():
         target = folder / f"p-{label}.jsonl"
         run_score(str(scored), target, ScoreConfig(backend="logprob", model=str(model)), force=True)
         correct = pairs = 0
-        for original, record in zip(load_records(scored).records, load_records(target).records, strict=True):
+        for original, record in zip(originals, load_records(target).records, strict=True):
             for a, b in itertools.combinations(range(len(record.responses)), 2):
                 ra, rb = original.responses[a].score, original.responses[b].score
                 if ra == rb:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rrhf_cli.console import log, quiet_libraries
+from rrhf_cli.console import quiet_libraries
 from rrhf_cli.errors import Location
 from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure
 from stages.score.batching import fitting_length, load_device_dtype, on_device, score_queries
 from stages.score.config import ScoreConfig
 from stages.train.data import build_queries
-from stages.train.head import install_head, unsupported_reason
+from stages.train.head import lean_head_or_none
 from stages.train.logprobs import response_logprobs
 from stages.train.packing import packing_verdict
 
@@ -31,10 +31,7 @@ class LogprobScorer:
         self.device, dtype = load_device_dtype(config.bf16)
         self.tokenizer = AutoTokenizer.from_pretrained(config.model)
         self.model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype).to(self.device).eval()
-        reason = unsupported_reason(self.model)
-        if reason:
-            log.info("score: full-vocabulary log-softmax, because %s", reason)
-        self.head = None if reason else install_head(self.model)
+        self.head = lean_head_or_none(self.model, "score")
         self.packed: bool | None = None
         self.max_length = fitting_length(config.max_length, self.model.config)
 

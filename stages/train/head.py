@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from rrhf_cli.console import log
+
 
 def label_logprobs(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, chunk_size: int
@@ -83,6 +85,15 @@ def install_head(model: nn.Module, chunk_size: int | None = None) -> LabelLogPro
     head.__class__ = LabelLogProbHead
     head.chunk_size = auto_chunk_rows(head.out_features) if chunk_size is None else chunk_size
     return head  # type: ignore[return-value]
+
+
+def lean_head_or_none(model: nn.Module, stage: str, chunk_size: int | None = None) -> LabelLogProbHead | None:
+    """`install_head` where the lean head can serve the model; otherwise None, with one log line saying why."""
+    reason = unsupported_reason(model)
+    if reason:
+        log.info("%s: full-vocabulary log-softmax over all positions, because %s", stage, reason)
+        return None
+    return install_head(model, chunk_size)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from rrhf_cli.errors import RrhfError, UsageError, first_line
 from rrhf_cli.meta import Meta, now, stage_meta, write_meta
 from stages.train.config import TrainConfig
 from stages.train.data import build_queries
+from stages.train.head import lean_head_or_none
 from stages.train.logprobs import response_logprobs
 from stages.train.metrics import METRICS_FILE, read_metrics
 from stages.train.packing import packing_verdict
@@ -40,7 +41,7 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
     packed = packing_verdict(
         queries, config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None), model.config
     )
-    head = _lean_head(model, config.loss_chunk_size)
+    head = lean_head_or_none(model, "train", config.loss_chunk_size)
     if config.lora_r:
         model = _with_lora(model, config)
 
@@ -161,16 +162,6 @@ def _check_outdir(outdir: Path, resume: bool, force: bool) -> None:
 
         for checkpoint in checkpoints:
             shutil.rmtree(checkpoint)
-
-
-def _lean_head(model: Any, chunk_size: int | None) -> Any:
-    from stages.train.head import install_head, unsupported_reason
-
-    reason = unsupported_reason(model)
-    if reason:
-        log.info("train: full-vocabulary log-softmax over all positions, because %s", reason)
-        return None
-    return install_head(model, chunk_size)
 
 
 def _with_lora(model: Any, config: TrainConfig) -> Any:
