@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rrhf_cli.artifacts import dumps
+from rrhf_cli.artifacts import atomic_open, dumps
 from rrhf_cli.errors import UsageError
 from rrhf_cli.schema import Record
 
@@ -69,15 +69,11 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def keep_only(self, ids: set[str]) -> None:
-        """Rewrite the journal without the records whose ids are not in `ids`, so a rerun redoes them."""
-        if not self.path.exists():
-            return
-        lines = self.path.read_bytes().splitlines(keepends=True)
-        kept = [lines[0]] + [line for line in lines[1:] if json.loads(line).get("id") in ids]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_bytes(b"".join(kept))
-        os.replace(tmp, self.path)
+    def rewrite(self, records: Sequence[Record]) -> None:
+        """Replace the journal's records with `records` (atomically), so a rerun redoes the ones left out."""
+        with atomic_open(self.path) as handle:
+            handle.write(self._header())
+            handle.writelines(dumps(r.to_json_dict()) + "\n" for r in records)
 
     def remove(self) -> None:
         """Drop the journal once the finished artifact is in place."""
@@ -86,9 +82,12 @@ class Journal:
     def _start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("w", encoding="utf-8") as handle:
-            handle.write(dumps({"rrhf_journal": 1, "fingerprint": self.fingerprint}) + "\n")
+            handle.write(self._header())
             handle.flush()
             os.fsync(handle.fileno())
+
+    def _header(self) -> str:
+        return dumps({"rrhf_journal": 1, "fingerprint": self.fingerprint}) + "\n"
 
 
 def _header_fingerprint(line: bytes) -> str | None:

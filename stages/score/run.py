@@ -41,7 +41,8 @@ def run_score(
     failed_path(output).unlink(missing_ok=True)
     if failed and not config.allow_failures:
         _report_failures(output, failed)
-        run.journal.keep_only({r.id for r in records} - {r.id for r, _ in failed})
+        failed_ids = {r.id for r, _ in failed}
+        run.journal.rewrite([r for r in records if r.id not in failed_ids])
         raise RrhfError(
             f"{len(failed)} of {total} responses could not be scored (listed in {failed_path(output)}); "
             "rerun the same command to retry them, or add --allow-failures to write them unscored"
