@@ -52,15 +52,13 @@ def _inspect_model_folder(folder: Path, json_output: bool) -> None:
         print(json.dumps({"path": str(folder), "meta": meta.model_dump(mode="json"), "metrics": last}, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{folder} (last logged step)", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    console = Console()
+    table = _key_value_table(f"{folder} (last logged step)")
     for key, value in (last or {}).items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    Console().print(table)
-    _render_meta(Console(), meta.model_dump(mode="json"))
+    console.print(table)
+    _render_meta(console, meta.model_dump(mode="json"))
 
 
 def _render(path: str, summary: Summary, meta: dict | None) -> None:
@@ -68,9 +66,7 @@ def _render(path: str, summary: Summary, meta: dict | None) -> None:
     from rich.table import Table
 
     console = Console()
-    overview = Table(title=path, show_header=False, title_justify="left")
-    overview.add_column(style="bold")
-    overview.add_column()
+    overview = _key_value_table(path)
     overview.add_row("format", summary.format)
     overview.add_row("records", str(summary.records))
     overview.add_row("chat prompts", str(summary.chat_prompts))
@@ -95,21 +91,23 @@ def _render(path: str, summary: Summary, meta: dict | None) -> None:
 
 
 def _render_meta(console: Any, meta: dict) -> None:
+    table = _key_value_table("meta")
+    table.add_row("stage", f"{meta['stage']} (rrhf {meta['rrhf_version']})")
+    table.add_row("time", f"{meta['started_at']} to {meta.get('finished_at') or '?'}")
+    for item in meta["inputs"]:
+        table.add_row("input", f"{item['path']} ({item.get('format') or '?'}, sha256 {str(item.get('sha256'))[:12]})")
+    table.add_row("counts", ", ".join(f"{k}={v}" for k, v in meta["counts"].items()))
+    table.add_row("config", json.dumps(meta["config"], ensure_ascii=False))
+    console.print(table)
+
+
+def _key_value_table(title: str) -> Any:
     from rich.table import Table
 
-    if meta:
-        table = Table(show_header=False, title="meta", title_justify="left")
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_row("stage", f"{meta['stage']} (rrhf {meta['rrhf_version']})")
-        table.add_row("time", f"{meta['started_at']} to {meta.get('finished_at') or '?'}")
-        for item in meta["inputs"]:
-            table.add_row(
-                "input", f"{item['path']} ({item.get('format') or '?'}, sha256 {str(item.get('sha256'))[:12]})"
-            )
-        table.add_row("counts", ", ".join(f"{k}={v}" for k, v in meta["counts"].items()))
-        table.add_row("config", json.dumps(meta["config"], ensure_ascii=False))
-        console.print(table)
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    return table
 
 
 def _range(stats: Stats, digits: int = 3) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rrhf_cli.options import ForceOpt, InputArg, InputFormatOpt, OutputOpt, command
 from stages.sample.config import SampleConfig
-from stages.sample.run import run_sample
 
 
 @command(SampleConfig)
@@ -30,4 +29,6 @@ def sample_command(
         rrhf sample prompts.jsonl -o samples.jsonl --backend openai --base-url http://127.0.0.1:8000/v1 --model m
         rrhf sample prompts.jsonl -o part0.jsonl --model ./policy --backend vllm --shard 0/4
     """
+    from stages.sample.run import run_sample
+
     run_sample(prompts, output, config, input_format, force=force)
