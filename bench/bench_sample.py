@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from stages.sample.hf import generate_k, left_pad
+from stages.lm.kv_cache import generate_k, left_pad
 from stages.tiny_models import build_tiny_models
 
 

@@ -55,7 +55,7 @@ def _peak_mb(device: str) -> float:
 def _query(row: str):  # -> Query
     import torch
 
-    from stages.train.packing import Query
+    from stages.lm.queries import Query
 
     spec = ROWS[row]
     g = torch.Generator().manual_seed(1)
@@ -68,10 +68,10 @@ def run_variant(row: str, variant: str, repeats: int, device: str) -> dict[str, 
     """One variant in this process: best step time, peak memory added by the step, and the loss."""
     import torch
 
-    from stages.train.head import install_head
-    from stages.train.logprobs import response_logprobs
+    from stages.lm.head import install_head
+    from stages.lm.logprobs import response_logprobs
+    from stages.lm.packing import collate
     from stages.train.loss import LossSettings, rrhf_loss
-    from stages.train.packing import collate
 
     query = _query(row)
     packed = variant == "packed"
@@ -128,7 +128,7 @@ def main() -> None:
               f"peak memory {c['peak_mb'] / max(b['peak_mb'], 1e-9):.2f}x, "
               f"|loss difference| {abs(c['loss'] - b['loss']):.1e}")
         if candidate == "packed":
-            from stages.train.packing import compute_estimate, saves_enough
+            from stages.lm.packing import compute_estimate, saves_enough
 
             unpacked, packed = compute_estimate([_query(row)], _config().hidden_size)
             chosen = "packed" if saves_enough(unpacked, packed) else "unpacked"

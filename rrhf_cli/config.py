@@ -8,10 +8,33 @@ from typing import Any, TypeVar
 
 import tomllib
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from rrhf_cli.errors import UsageError, first_line
 
 C = TypeVar("C", bound=BaseModel)
+
+OPERATIONAL = {"operational": True}
+"""`json_schema_extra` of a setting that changes how a run goes (concurrency, timeouts, failure policy), not
+what it writes: a rerun that changes only such settings resumes the journal."""
+
+
+def borrowed(model: type[BaseModel], name: str, **changes: Any) -> Any:
+    """Another config's field definition (description, constraints), with `changes` such as another default:
+    for a command that passes settings on to a stage, so each setting is described in one place."""
+    return FieldInfo.merge_field_infos(model.model_fields[name], **changes)
+
+
+def is_operational(field: FieldInfo) -> bool:
+    """Whether a config field is marked OPERATIONAL."""
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("operational"))
+
+
+def outcome_settings(config: BaseModel) -> dict[str, Any]:
+    """The settings that decide what a run writes: every field but the operational ones."""
+    fields = type(config).model_fields
+    return {k: v for k, v in config.model_dump(mode="json").items() if not is_operational(fields[k])}
 
 
 def flag_name(field: str) -> str:
@@ -62,11 +85,12 @@ def resolve_config(model: type[C], file_values: dict[str, Any], flags: dict[str,
     except ValidationError as err:
         problems = []
         for error in err.errors():
-            key = str(error["loc"][0]) if error["loc"] else "config"
             message = error["msg"].removeprefix("Value error, ")
+            if not error["loc"]:  # a check across settings: its message names the flags itself
+                problems.append(message)
+                continue
+            key = str(error["loc"][0])
             message = message[:1].lower() + message[1:]
-            if error["type"] == "missing":
-                message = "is required"
             label = f"{flag_name(key)}" if key in known else key
-            problems.append(f"{label} {message}" if error["type"] == "missing" else f"{label}: {message}")
+            problems.append(f"{label} is required" if error["type"] == "missing" else f"{label}: {message}")
         raise UsageError("invalid settings: " + "; ".join(problems)) from None

@@ -1,4 +1,4 @@
-"""Stable record ids derived from prompt content, so reruns, resumes and merges line up."""
+"""Stable ids and seeds derived from content, so reruns, resumes and merges line up."""
 
 from __future__ import annotations
 
@@ -24,3 +24,9 @@ class IdAssigner:
         count = self._seen.get(base, 0) + 1
         self._seen[base] = count
         return base if count == 1 else f"{base}-{count}"
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from the run's seed and names, stable across processes (unlike `hash`)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from rrhf_cli.artifacts import atomic_open, dumps
+from rrhf_cli.artifacts import dumps
 from rrhf_cli.errors import UsageError
 from rrhf_cli.schema import Record
 
@@ -27,11 +28,18 @@ class Journal:
     def __init__(self, output: Path, fingerprint: str, force: bool = False) -> None:
         self.path = partial_path(output)
         self.fingerprint = fingerprint
+        self._done: dict[str, Record] | None = None
         if force:
             self.path.unlink(missing_ok=True)
 
     def load(self) -> dict[str, Record]:
-        """Finished records by id; drops a line torn by a kill so appends start on a clean line."""
+        """Finished records by id, read once (later calls return the same dict); drops a line torn by a kill so
+        appends start on a clean line."""
+        if self._done is None:
+            self._done = self._read()
+        return self._done
+
+    def _read(self) -> dict[str, Record]:
         if not self.path.exists():
             self._start()
             return {}
@@ -69,12 +77,6 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def rewrite(self, records: Sequence[Record]) -> None:
-        """Replace the journal's records with `records` (atomically), so a rerun redoes the ones left out."""
-        with atomic_open(self.path) as handle:
-            handle.write(self._header())
-            handle.writelines(dumps(r.to_json_dict()) + "\n" for r in records)
-
     def remove(self) -> None:
         """Drop the journal once the finished artifact is in place."""
         self.path.unlink(missing_ok=True)
@@ -98,24 +100,76 @@ def _header_fingerprint(line: bytes) -> str | None:
     return header.get("fingerprint") if isinstance(header, dict) else None
 
 
+@dataclass
+class Failure:
+    """What a stage could not do for one record (or one of its responses): a row of OUTPUT.failed.jsonl."""
+
+    id: str
+    error: str
+    response: int | None = None  # the response's index, where the failure is one response's
+    raw: str | None = None  # what an outside model answered, where that is the problem
+
+
+@dataclass
+class BatchResult:
+    """What `work` made of a batch: records to journal, failures, and failed records as far as they got (what
+    `--allow-failures` writes in their place; a stage may have none)."""
+
+    finished: list[Record]
+    failures: list[Failure] = field(default_factory=list)
+    unfinished: list[Record] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """Every record journaled so far by id, the failures of this run and the unfinished records by id."""
+
+    done: dict[str, Record]
+    failures: list[Failure]
+    unfinished: dict[str, Record]
+
+    def in_order(self, records: Sequence[Record]) -> list[Record]:
+        """The finished (else unfinished) version of each record, in the order given; records that failed with
+        nothing to show are left out."""
+        return [self.done.get(r.id) or self.unfinished[r.id] for r in records if r.id in self.done | self.unfinished]
+
+
+Work = Callable[[list[Record], list[str]], BatchResult]
+
+
 def run_batches(
-    records: Sequence[Record],
+    ordered: Sequence[Record],
     batch_size: int,
-    work: Callable[[list[Record]], list[Record]],
+    work: Work,
     journal: Journal,
     advance: Callable[[int], None] = lambda n: None,
-) -> list[Record]:
-    """Apply `work` to the records not yet journaled, batch by batch; return all results in input order."""
+    whole_batches: bool = False,
+) -> Outcome:
+    """Apply `work` to the records not yet journaled, batch by batch, journaling each batch's finished records.
+
+    Failed records are left out of the journal, so running the same command again redoes exactly those.
+    Batches are cut from the full order and `work` also gets all the batch's ids, so a stage can seed a batch
+    from them and a resumed run draws what an uninterrupted one would; with `whole_batches` (one RNG per
+    batch) a batch cut short by a kill is redone whole.
+    """
     done = journal.load()
-    advance(sum(1 for r in records if r.id in done))
-    todo = [r for r in records if r.id not in done]
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        finished = work(batch)
+    advance(sum(1 for r in ordered if r.id in done))
+    failures: list[Failure] = []
+    unfinished: dict[str, Record] = {}
+    for start in range(0, len(ordered), batch_size):
+        batch = list(ordered[start : start + batch_size])
+        missing = [r for r in batch if r.id not in done]
+        if not missing:
+            continue
+        result = work(batch if whole_batches else missing, [r.id for r in batch])
+        finished = [r for r in result.finished if r.id not in done]
         journal.append(finished)
         done.update((r.id, r) for r in finished)
-        advance(len(batch))
-    missing = [r.id for r in records if r.id not in done]
-    if missing:
-        raise RuntimeError(f"batch work returned no record for id '{missing[0]}'")
-    return [done[r.id] for r in records]
+        failures += [f for f in result.failures if f.id not in done]
+        unfinished.update((r.id, r) for r in result.unfinished if r.id not in done)
+        advance(len(missing))
+    failed = {f.id for f in failures}
+    lost = [r.id for r in ordered if r.id not in done and r.id not in failed]
+    if lost:
+        raise RuntimeError(f"batch work returned no record for id '{lost[0]}'")
+    return Outcome(done, failures, unfinished)

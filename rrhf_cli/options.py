@@ -120,9 +120,16 @@ def _general_params(with_config: bool) -> list[inspect.Parameter]:
     return params
 
 
+def _own_fields_first(model: type[BaseModel]) -> list[str]:
+    # Settings groups a config inherits (API, vLLM) come after the stage's own settings in --help.
+    inherited = {name for base in model.__mro__[1:] if issubclass(base, BaseModel) for name in base.model_fields}
+    return sorted(model.model_fields, key=lambda name: name in inherited)
+
+
 def _field_params(model: type[BaseModel]) -> list[inspect.Parameter]:
     params = []
-    for name, field in model.model_fields.items():
+    for name in _own_fields_first(model):
+        field = model.model_fields[name]
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         if extra.get("cli") is False:
             continue

@@ -1,17 +1,32 @@
-"""Bookkeeping shared by every stage run: inputs, journal, the finished artifact and its sidecar."""
+"""Bookkeeping shared by every stage run: inputs, journal, failures, the finished artifact and its sidecar."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from rrhf_cli.artifacts import LoadedInput, write_records
-from rrhf_cli.journal import Journal
+from rrhf_cli.config import OPERATIONAL, outcome_settings
+from rrhf_cli.console import log
+from rrhf_cli.errors import RrhfError
+from rrhf_cli.journal import Failure, Journal
 from rrhf_cli.meta import Meta, fingerprint, input_info, now, stage_meta, write_meta
 from rrhf_cli.schema import Record
+
+
+class FailurePolicy(BaseModel):
+    """What a stage does when some items still fail after their retries."""
+
+    allow_failures: bool = Field(
+        False,
+        description="Write OUTPUT and exit 0 even if some items failed after their retries (they are listed in "
+        "OUTPUT.failed.jsonl); by default the run exits 1 and a rerun retries only them.",
+        json_schema_extra=OPERATIONAL,
+    )
 
 
 def failed_path(output: Path) -> Path:
@@ -28,7 +43,27 @@ class StageRun:
         self.stage, self.config, self.output, self.inputs = stage, config, output, list(inputs)
         self.started_at = now()
         infos = [input_info(i) for i in inputs]
-        self.journal = Journal(output, fingerprint(stage, _outcome_settings(config), infos), force=force)
+        self.journal = Journal(output, fingerprint(stage, outcome_settings(config), infos), force=force)
+
+    def report_failures(self, failures: Sequence[Failure], what: str, allow: bool) -> None:
+        """List `failures` in OUTPUT.failed.jsonl (or remove a stale list), log the first few, and unless `allow`
+        stop the run with one line saying how to retry; `what` follows the count, e.g. "prompt(s) failed"."""
+        listing = failed_path(self.output)
+        if not failures:
+            listing.unlink(missing_ok=True)
+            return
+        write_records(listing, (asdict(f) for f in failures))
+        for failure in failures[:10]:
+            item = f"{failure.id} responses[{failure.response}]" if failure.response is not None else failure.id
+            log.warning("%s: %s failed: %s", self.stage, item, failure.error)
+        if len(failures) > 10:
+            log.warning("%s: ... and %d more failures", self.stage, len(failures) - 10)
+        if not allow:
+            raise RrhfError(
+                f"{len(failures)} {what} (listed in {listing}); the others are kept in {self.journal.path}: "
+                "run the same command again to retry only the failed ones, or add --allow-failures to write "
+                "the output without them"
+            )
 
     def finish(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int] | None = None) -> Meta:
         """Write the artifact and its sidecar atomically, then drop the journal."""
@@ -37,13 +72,3 @@ class StageRun:
         write_meta(self.output, meta)
         self.journal.remove()
         return meta
-
-
-def _outcome_settings(config: BaseModel) -> dict[str, Any]:
-    # Settings marked operational (concurrency, timeouts, failure policy) do not change finished records,
-    # so a rerun that only changes them may resume the journal.
-    operational = {
-        name for name, field in type(config).model_fields.items()
-        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("operational")
-    }
-    return {k: v for k, v in config.model_dump(mode="json").items() if k not in operational}

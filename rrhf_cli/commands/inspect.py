@@ -9,6 +9,7 @@ from typing import Any
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.errors import BadInput
 from rrhf_cli.meta import read_meta
+from rrhf_cli.metrics import read_metrics
 from rrhf_cli.options import InputArg, InputFormatOpt, JsonOpt, command
 from rrhf_cli.summary import Stats, Summary, summarize
 
@@ -44,8 +45,6 @@ def _inspect_model_folder(folder: Path, json_output: bool) -> None:
     meta = read_meta(folder)
     if meta is None:
         raise BadInput(str(folder), "a folder, but not one written by `rrhf train` (no meta.json)")
-    from stages.train.metrics import read_metrics
-
     steps = read_metrics(folder)
     last = steps[-1] if steps else None
     if json_output:

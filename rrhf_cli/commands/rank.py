@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rrhf_cli.options import InputArg, InputFormatOpt, OutputOpt, command
-from stages.rank.run import RankConfig, run_rank
+from stages.rank.config import RankConfig
 
 
 @command(RankConfig)
@@ -22,4 +22,6 @@ def rank_command(
         rrhf rank scored.jsonl -o pairs.jsonl --format pairs --pairs best-vs-rest --min-margin 0.5
         rrhf rank scored.jsonl -o ranked.jsonl --normalize zscore --max-pairs-per-prompt 8 --seed 1
     """
+    from stages.rank.run import run_rank
+
     run_rank(source, output, config, input_format)

@@ -10,9 +10,7 @@ from rrhf_cli.console import log
 from rrhf_cli.schema import Record, Response
 from stages.eval.config import EvalConfig
 from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity, win_rate
-from stages.sample.config import SampleConfig
 from stages.sample.run import run_sample
-from stages.score.config import ScoreConfig
 from stages.score.run import run_score
 
 
@@ -27,8 +25,8 @@ def run_eval(
     reports: dict[str, ModelReport] = {}
     for label, name in models.items():
         samples, scored = outdir / f"samples-{label}.jsonl", outdir / f"scored-{label}.jsonl"
-        run_sample(source, samples, _sample_config(config, name, label), input_format, force=force)
-        run_score(str(samples), scored, _score_config(config), force=force)
+        run_sample(source, samples, config.sample_config(name, label), input_format, force=force)
+        run_score(str(samples), scored, config.score_config(), force=force)
         scored_records = load_records(scored).records
         scores[label] = {r.id: [x.score for x in r.responses if x.score is not None] for r in scored_records}
         reports[label] = ModelReport(
@@ -59,28 +57,9 @@ def reference_perplexity(model_name: str, loaded: LoadedInput, config: EvalConfi
     records = [r.model_copy(update={"responses": references(r)}) for r in loaded.records if r.responses]
     if not records:
         return None
-    from stages.score.logprob import LogprobScorer
+    from stages.lm.policy import PolicyLogprobs
 
-    scorer = LogprobScorer(
-        ScoreConfig(backend="logprob", model=model_name, max_length=config.max_length, batch_size=config.batch_size)
-    )
-    locations = [where for r, where in zip(loaded.records, loaded.locations, strict=True) if r.responses]
-    sums, lengths = scorer.logprob_sums(records, locations)
+    sums, lengths = PolicyLogprobs(model_name, config.max_length, config.batch_size, stage="eval").sums(records)
     value = perplexity([s for per in sums for s in per], [n for per in lengths for n in per])
     log.info("eval: reference perplexity under %s: %.3f", model_name, value)
     return value
-
-
-def _sample_config(config: EvalConfig, model: str, label: str) -> SampleConfig:
-    return SampleConfig(
-        model=model, k=config.k, backend=config.sample_backend, temperature=config.temperature, top_p=config.top_p,
-        max_new_tokens=config.max_new_tokens, seed=config.seed, batch_size=config.batch_size, source=label,
-    )
-
-
-def _score_config(config: EvalConfig) -> ScoreConfig:
-    return ScoreConfig(
-        backend=config.scorer, model=config.scorer_model, fn=config.fn, rm_format=config.rm_format,
-        judge_mode=config.judge_mode, judge_template=config.judge_template, base_url=config.base_url,
-        api_key_env=config.api_key_env, batch_size=config.batch_size, max_length=config.max_length,
-    )

@@ -8,7 +8,7 @@ from typing import Any
 
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.errors import BadInput
-from stages.train.metrics import METRICS_FILE, read_metrics
+from rrhf_cli.metrics import METRICS_FILE, read_metrics
 
 CURVES = ("loss", "rank_loss", "sft_loss", "rank_acc")
 

@@ -4,31 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from rrhf_cli.artifacts import LoadedInput, load_records
 from rrhf_cli.console import log
 from rrhf_cli.errors import BadInput, Location
 from rrhf_cli.runs import StageRun
 from rrhf_cli.schema import Record
-from stages.rank.ranking import Normalize, PairMode, Ranked, rank_one
-
-
-class RankConfig(BaseModel):
-    """Settings of `rrhf rank`."""
-
-    format: Literal["listwise", "pairs"] = Field(
-        "listwise",
-        description="listwise: sorted responses plus a `pairs` list; pairs: one TRL preference row per pair.",
-    )
-    pairs: PairMode = Field("all", description="Which (better, worse) pairs to form.")
-    min_margin: float = Field(0.0, ge=0, description="Keep pairs whose score difference is at least this.")
-    max_pairs_per_prompt: int | None = Field(None, ge=1, description="Sample at most this many pairs per prompt.")
-    normalize: Normalize = Field("none", description="Per-prompt score normalisation, applied before the margin.")
-    top_k: int | None = Field(None, ge=1, description="Keep the K best responses and the worst one.")
-    seed: int = Field(0, description="Seed of the pair sampling.")
+from stages.rank.config import RankConfig
+from stages.rank.ranking import Normalize, Ranked, rank_one
 
 
 def run_rank(source: str, output: Path, config: RankConfig, input_format: str = "auto") -> dict[str, int]:

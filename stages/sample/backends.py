@@ -1,16 +1,13 @@
-"""What a sampling backend is (a Protocol) and the registry that names them, importing each only when used."""
+"""What a sampling backend is: a Protocol, the requests it answers and the results it gives."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from stages.sample.config import SampleConfig
-
-Prompt = str | list[dict[str, Any]]
-"""A verbatim string, or chat messages as plain `{role, content}` dicts."""
+from rrhf_cli.schema import Prompt
+from stages.sample.config import SampleConfig
+from stages.sample.registry import SAMPLERS
 
 
 @dataclass(frozen=True)
@@ -46,31 +43,6 @@ class Sampler(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class BackendSpec:
-    """A registered backend: where its factory lives (`module:attribute`) and what it supports."""
-
-    factory: str
-    strategies: tuple[str, ...]
-    batch_size: int
-    batch_seeded: bool = False  # draws depend on the whole batch (one RNG), not on per-prompt seeds
-
-
-BACKENDS: dict[str, BackendSpec] = {}
-
-
-def register_backend(name: str, spec: BackendSpec) -> None:
-    """Make `--backend NAME` available; the factory module is imported only when a run picks it."""
-    BACKENDS[name] = spec
-
-
 def create_sampler(config: SampleConfig) -> Sampler:
     """Import the chosen backend's module and build its sampler from the settings."""
-    module_name, _, attribute = BACKENDS[config.backend].factory.partition(":")
-    factory = getattr(importlib.import_module(module_name), attribute)
-    return factory(config)
-
-
-register_backend("hf", BackendSpec("stages.sample.hf:HfSampler", ("sample", "beam", "diverse-beam"), 8, True))
-register_backend("vllm", BackendSpec("stages.sample.vllm_backend:VllmSampler", ("sample", "beam"), 256))
-register_backend("openai", BackendSpec("stages.sample.openai_backend:OpenAISampler", ("sample",), 64))
+    return SAMPLERS.create(config.backend, config)

@@ -5,22 +5,28 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from stages.sample.backends import BACKENDS
+from rrhf_cli.runs import FailurePolicy
+from stages.engines.settings import ApiSettings, VllmSettings
+from stages.sample.registry import SAMPLERS
 
 Strategy = Literal["sample", "beam", "diverse-beam"]
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
 
 
-class SampleConfig(BaseModel):
+class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
     """Settings of `rrhf sample`."""
 
     model: str = Field(
         description="A local folder or hub name (hf, vllm), or the model name the server knows (openai).",
     )
     k: int = Field(4, ge=1, description="Responses per prompt.", json_schema_extra={"aliases": ["-k"]})
-    backend: str = Field("hf", description="hf (transformers), vllm, or openai (any OpenAI-compatible server).")
+    backend: str = Field(
+        "hf",
+        description="hf (transformers), vllm, or openai (any OpenAI-compatible server).",
+        json_schema_extra={"metavar": "|".join(SAMPLERS)},
+    )
     strategy: Strategy = Field(
         "sample", description="sample (temperature/top-p), beam (the k best beams), diverse-beam (k groups)."
     )
@@ -42,40 +48,9 @@ class SampleConfig(BaseModel):
     beams_per_group: int = Field(1, ge=1, description="diverse-beam: beams in each of the k groups.")
     length_penalty: float = Field(1.0, description="beam, diverse-beam: score = log-prob / length ** this.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="hf: where to run (auto: CUDA if present).")
-    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model.")
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm: share of GPU memory to use.")
     max_model_len: int | None = Field(None, ge=1, description="vllm: context length (default: the model's).")
-    base_url: str | None = Field(None, description="openai: server URL, e.g. http://127.0.0.1:8000/v1.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
     endpoint: Literal["auto", "chat", "completions"] = Field(
         "auto", description="openai: auto uses completions for string prompts and chat for message prompts."
-    )
-    # Operational settings: they change how a run goes, not what it writes, so changing them keeps the journal.
-    concurrency: int = Field(
-        8, ge=1, description="openai: requests in flight at once.", json_schema_extra={"operational": True}
-    )
-    max_retries: int = Field(
-        6,
-        ge=0,
-        description="openai: retries of a request on 429, 5xx, timeouts, drops.",
-        json_schema_extra={"operational": True},
-    )
-    backoff: float = Field(
-        1.0,
-        gt=0,
-        description="openai: first retry delay in seconds; doubles, with jitter.",
-        json_schema_extra={"operational": True},
-    )
-    timeout: float = Field(
-        120.0,
-        gt=0,
-        description="openai: seconds before a request counts as timed out.",
-        json_schema_extra={"operational": True},
-    )
-    allow_failures: bool = Field(
-        False,
-        description="Write OUTPUT even if some prompts failed after their retries (listed in OUTPUT.failed.jsonl).",
-        json_schema_extra={"operational": True},
     )
     append: bool = Field(False, description="Add to the responses already in OUTPUT (matched by id).")
     include_field: list[str] = Field(
@@ -87,14 +62,13 @@ class SampleConfig(BaseModel):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if value not in BACKENDS:
-            raise ValueError(f"'{value}' is not a backend; choose one of {', '.join(BACKENDS)}")
-        return value
+        return SAMPLERS.check(value)
 
     @field_validator("strategy")
     @classmethod
     def _strategy_fits(cls, value: str, info: ValidationInfo) -> str:
-        spec = BACKENDS.get(info.data.get("backend", ""))
+        backend = info.data.get("backend", "")
+        spec = SAMPLERS[backend] if backend in SAMPLERS else None
         if spec is not None and value not in spec.strategies:
             raise ValueError(
                 f"'{value}' is not available with --backend {info.data['backend']} "

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from stages.sample.hf import cache_kwarg, positions, prefill
+from stages.lm.kv_cache import cache_kwarg, positions, prefill
 
 DEAD = -1.0e9  # score of a beam slot that must not be expanded
 Hypothesis = tuple[float, list[int]]  # (length-normalised score, generated tokens)

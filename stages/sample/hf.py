@@ -2,105 +2,29 @@
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rrhf_cli.console import quiet_libraries
-from rrhf_cli.errors import UsageError, first_line
-from stages.sample.backends import Prompt, SampleRequest, SampleResult
-from stages.sample.prompts import cut_left, decode_response, render_ids
+from rrhf_cli.schema import Prompt
+from stages.lm.kv_cache import generate_k, left_pad
+from stages.lm.loading import load_causal_lm, pad_id, pick_device, pick_dtype
+from stages.lm.prompts import cut_left, render_ids
+from stages.sample.backends import SampleRequest, SampleResult
+from stages.sample.config import SampleConfig
+from stages.sample.decoding import decode_response, eos_ids
+from stages.sample.diverse_beam import group_beam_search
 
 if TYPE_CHECKING:
     import torch
-
-    from stages.sample.config import SampleConfig
-
-
-def left_pad(prompt_ids: list[list[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask), both (B, T), padded on the left so every prompt ends at the last column."""
-    import torch
-
-    width = max(len(ids) for ids in prompt_ids)
-    input_ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-    for row, ids in enumerate(prompt_ids):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        mask[row, width - len(ids) :] = 1
-    return input_ids.to(device), mask.to(device)
-
-
-def positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that start at 0 on each prompt's first real token, as `generate` computes them."""
-    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
-
-
-def cache_kwarg(model: Any) -> str:
-    """The name the model's forward takes its KV cache under (`cache` in transformers 5, else `past_key_values`)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> Any:
-    """Run the prompts once and return the forward output holding the cache and the last position's logits."""
-    extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    return model(input_ids=input_ids, attention_mask=mask, position_ids=positions(mask), use_cache=True, **extra)
-
-
-def generate_k(
-    model: Any, input_ids: torch.Tensor, mask: torch.Tensor, prefill_once: bool = True, **generate_kwargs: Any
-) -> torch.Tensor:
-    """`generate` with `num_return_sequences` k (and `num_beams` k for beam search): (B * k, T + new) tokens.
-
-    With `prefill_once`, all but the last prompt token go through the model once per prompt and the KV
-    cache is copied k ways; `generate` then only runs the last token for each copy. The decoding steps,
-    logits processors and random draws are those of the plain path, so a fixed seed gives the same tokens.
-    """
-    import torch
-
-    expand = max(generate_kwargs.get("num_beams", 1), generate_kwargs.get("num_return_sequences", 1))
-    with torch.no_grad():
-        if not prefill_once or input_ids.shape[1] < 2 or expand == 1:
-            return model.generate(input_ids=input_ids, attention_mask=mask, **generate_kwargs)
-        name = cache_kwarg(model)
-        cache = prefill(model, input_ids[:, :-1], mask[:, :-1])[name]
-        # Same row order as generate's own expansion (repeat_interleave): prompt 0's k copies, then prompt 1's.
-        cache.batch_repeat_interleave(expand)
-        return model.generate(input_ids=input_ids, attention_mask=mask, **{name: cache}, **generate_kwargs)
-
-
-def eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    """Token ids that end a response: the generation config's (often several for chat models) and the tokenizer's."""
-    configured = model.generation_config.eos_token_id
-    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
 
 
 class HfSampler:
     """k responses per prompt with transformers, on CUDA in bf16 when available, else on CPU in fp32."""
 
     def __init__(self, config: SampleConfig) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        quiet_libraries()  # rrhf shows its own progress; a weight-loading bar is noise on stderr
         self.config = config
-        wants_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-        if config.device == "cuda" and not torch.cuda.is_available():
-            raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
-        self.device = torch.device("cuda" if wants_cuda else "cpu")
-        local = Path(config.model).expanduser()
-        if config.model.startswith(("/", ".", "~")) and not local.exists():
-            raise UsageError(f"--model {config.model}: no such folder")
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(config.model)
-            dtype = torch.bfloat16 if wants_cuda else torch.float32
-            self.model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype).to(self.device).eval()
-        except (OSError, ValueError) as err:
-            raise UsageError(f"cannot load model '{config.model}': {first_line(err)}") from None
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
+        self.device = pick_device(config.device)
+        self.tokenizer, self.model = load_causal_lm(config.model, self.device, pick_dtype(self.device))
+        self.pad_id = pad_id(self.tokenizer)
         self.eos = eos_ids(self.model, self.tokenizer)
 
     def prompt_lengths(self, prompts: list[Prompt]) -> list[int]:
@@ -149,8 +73,6 @@ class HfSampler:
         return decode_response(self.tokenizer, tokens, self.eos, self.config.stop)
 
     def _diverse(self, input_ids: torch.Tensor, mask: torch.Tensor) -> list[list[list[int]]]:
-        from stages.sample.diverse_beam import group_beam_search
-
         c = self.config
         stops = list(c.stop)
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from stages.sample.api_client import RequestFailed, RetryPolicy, api_key, call_with_retries, make_client
-from stages.sample.backends import Prompt, SampleRequest, SampleResult
-from stages.sample.prompts import chat_messages, derive_seed, trim_at_stop
-
-if TYPE_CHECKING:
-    from stages.sample.config import SampleConfig
+from rrhf_cli.ids import derive_seed
+from rrhf_cli.schema import Prompt
+from stages.engines.openai_api import RequestFailed, RetryPolicy, api_key, call_with_retries, make_client
+from stages.lm.prompts import as_messages
+from stages.sample.backends import SampleRequest, SampleResult
+from stages.sample.config import SampleConfig
+from stages.sample.decoding import trim_at_stop
 
 
 class OpenAISampler:
@@ -81,7 +82,7 @@ class OpenAISampler:
         if c.stop:
             params["stop"] = list(c.stop)
         if c.endpoint == "chat" or (c.endpoint == "auto" and isinstance(prompt, list)):
-            response = await client.chat.completions.create(messages=chat_messages(prompt), **params)
+            response = await client.chat.completions.create(messages=as_messages(prompt, all_fields=False), **params)
             choices = sorted(response.choices, key=lambda choice: choice.index or 0)
             return [trim_at_stop(choice.message.content or "", c.stop) for choice in choices]
         response = await client.completions.create(prompt=prompt, **params)

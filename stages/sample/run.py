@@ -8,22 +8,21 @@ write the artifact, its meta and a list of the prompts that failed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.artifacts import LoadedInput, load_records, write_records
+from rrhf_cli.artifacts import LoadedInput, load_records
 from rrhf_cli.console import log, progress
-from rrhf_cli.errors import BadInput, RrhfError
-from rrhf_cli.journal import Journal
-from rrhf_cli.runs import StageRun, failed_path
+from rrhf_cli.errors import BadInput
+from rrhf_cli.ids import derive_seed
+from rrhf_cli.journal import BatchResult, Failure, Work, run_batches
+from rrhf_cli.runs import StageRun
 from rrhf_cli.schema import Record, Response
-from stages.sample.backends import BACKENDS, Sampler, SampleRequest, create_sampler
+from stages.sample.backends import Sampler, SampleRequest, create_sampler
 from stages.sample.config import SampleConfig
-from stages.sample.prompts import derive_seed, prompt_of
+from stages.sample.registry import SAMPLERS
 from stages.sample.sources import included_responses, join_by_id
-
-Work = Callable[[list[Record], list[str]], tuple[list[Record], dict[str, str]]]
 
 
 def run_sample(
@@ -53,7 +52,7 @@ def run_sample(
     if done:
         log.info("sample: resuming from %s: %d of %d prompts already sampled", run.journal.path, resumed, len(records))
     counts: Counter[str] = Counter()
-    failures: dict[str, str] = {}
+    failures: list[Failure] = []
     if any(r.id not in done for r in records):
         try:
             sampler = create_sampler(config)
@@ -63,12 +62,11 @@ def run_sample(
             raise
         try:
             ordered = _length_order(sampler, records, config, counts)
-            spec = BACKENDS[config.backend]
+            spec = SAMPLERS[config.backend]
             batch_size = config.batch_size or spec.batch_size
             with progress(len(records), "sample") as advance:
-                advance(resumed)
                 work = _work(sampler, config)
-                failures = sample_batches(ordered, done, batch_size, work, run.journal, advance, spec.batch_seeded)
+                failures = run_batches(ordered, batch_size, work, run.journal, advance, spec.batch_seeded).failures
         finally:
             sampler.close()
 
@@ -83,7 +81,7 @@ def run_sample(
         - sum(1 for r in records for x in r.responses if x.source in config.include_field),
         failed_prompts=len(failures),
     )
-    _report_failures(output, failures, config.allow_failures, run.journal)
+    run.report_failures(failures, "prompt(s) failed", config.allow_failures)
     final = sampled
     if existing is not None:
         final, joined = join_by_id([(existing.records, existing.locations), (sampled, locations)])
@@ -93,51 +91,21 @@ def run_sample(
     return dict(counts)
 
 
-def sample_batches(
-    ordered: Sequence[Record],
-    done: dict[str, Record],
-    batch_size: int,
-    work: Work,
-    journal: Journal,
-    advance: Callable[[int], None],
-    whole_batches: bool = False,
-) -> dict[str, str]:
-    """Sample the records not in `done`, journaling each batch's successes; returns the failures by id.
-
-    Like `rrhf_cli.journal.run_batches`, but a prompt that failed is left out of the journal, so running the
-    same command again retries exactly the failed prompts and keeps everything else. Batches are cut from
-    the full order, and each is seeded from all its ids, so a resumed run draws what an uninterrupted one
-    would; with `whole_batches` (one RNG per batch) a batch cut short by a kill is redone whole.
-    """
-    failures: dict[str, str] = {}
-    for start in range(0, len(ordered), batch_size):
-        batch = list(ordered[start : start + batch_size])
-        missing = [r for r in batch if r.id not in done]
-        if not missing:
-            continue
-        finished, failed = work(batch if whole_batches else missing, [r.id for r in batch])
-        finished = [r for r in finished if r.id not in done]
-        journal.append(finished)
-        done.update((r.id, r) for r in finished)
-        failures.update((rid, error) for rid, error in failed.items() if rid not in done)
-        advance(len(missing))
-    return failures
-
-
 def _work(sampler: Sampler, config: SampleConfig) -> Work:
     source = config.source_name
 
-    def work(batch: list[Record], batch_ids: list[str]) -> tuple[list[Record], dict[str, str]]:
-        requests = [SampleRequest(r.id, prompt_of(r), derive_seed(config.seed, r.id)) for r in batch]
+    def work(batch: list[Record], batch_ids: list[str]) -> BatchResult:
+        requests = [SampleRequest(r.id, r.prompt, derive_seed(config.seed, r.id)) for r in batch]
         results = sampler.sample(requests, derive_seed(config.seed, *batch_ids))
-        finished, failed = [], {}
+        outcome = BatchResult(finished=[])
         for record, result in zip(batch, results, strict=True):
             if result.error is None and len(result.texts) == config.k:
                 responses = [Response(text=text, source=source) for text in result.texts]
-                finished.append(_with_responses(record, responses))
+                outcome.finished.append(_with_responses(record, responses))
             else:
-                failed[record.id] = result.error or f"{len(result.texts)} of {config.k} responses came back"
-        return finished, failed
+                error = result.error or f"{len(result.texts)} of {config.k} responses came back"
+                outcome.failures.append(Failure(id=record.id, error=error))
+        return outcome
 
     return work
 
@@ -170,7 +138,7 @@ def _carried(record: Record, where: Any, names: Sequence[str]) -> list[Response]
 
 def _length_order(sampler: Sampler, records: list[Record], config: SampleConfig, counts: Counter[str]) -> list[Record]:
     """Records shortest prompt first, so a batch pads little; counts the prompts --max-prompt-tokens cuts."""
-    lengths = sampler.prompt_lengths([prompt_of(r) for r in records])
+    lengths = sampler.prompt_lengths([r.prompt for r in records])
     if lengths is None:
         return list(records)
     if config.max_prompt_tokens is not None:
@@ -179,24 +147,6 @@ def _length_order(sampler: Sampler, records: list[Record], config: SampleConfig,
     # Ties keep input order, so the batches (and so the seeds) are the same on every run.
     order = sorted(range(len(records)), key=lambda i: lengths[i])
     return [records[i] for i in order]
-
-
-def _report_failures(output: Path, failures: dict[str, str], allow: bool, journal: Journal) -> None:
-    listing = failed_path(output)
-    if not failures:
-        listing.unlink(missing_ok=True)
-        return
-    write_records(listing, ({"id": rid, "error": error} for rid, error in failures.items()))
-    for rid, error in list(failures.items())[:10]:
-        log.warning("sample: prompt %s failed: %s", rid, error)
-    if len(failures) > 10:
-        log.warning("sample: ... and %d more failed prompts", len(failures) - 10)
-    if not allow:
-        raise RrhfError(
-            f"{len(failures)} prompt(s) failed (listed in {listing}); the others are kept in {journal.path}: "
-            "run the same command again to retry only the failed ones, or add --allow-failures to write "
-            "the output without their samples"
-        )
 
 
 def _log_summary(config: SampleConfig, counts: Counter[str]) -> None:

@@ -6,15 +6,16 @@ for its k samples; message prompts go through `LLM.chat`; beam search through `L
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rrhf_cli.errors import UsageError
-from stages.sample.backends import Prompt, SampleRequest, SampleResult
-from stages.sample.prompts import cut_left, decode_response, render_ids, trim_at_stop
-from stages.vllm_engine import import_vllm, start_llm
+from rrhf_cli.schema import Prompt
+from stages.engines.vllm_engine import import_vllm, start_llm
+from stages.lm.prompts import as_plain, cut_left, render_ids
+from stages.sample.backends import SampleRequest, SampleResult
+from stages.sample.config import SampleConfig
+from stages.sample.decoding import decode_response, trim_at_stop
 
-if TYPE_CHECKING:
-    from stages.sample.config import SampleConfig
 
 class VllmSampler:
     """k responses per prompt from an in-process `vllm.LLM`."""
@@ -55,7 +56,7 @@ class VllmSampler:
                 plain.append((index, request.prompt))
         if chats:
             outputs = self.llm.chat(
-                [requests[i].prompt for i in chats],
+                [as_plain(requests[i].prompt) for i in chats],
                 sampling_params=[self._params(requests[i].seed) for i in chats],
                 use_tqdm=False,
             )

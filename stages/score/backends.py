@@ -1,8 +1,7 @@
-"""The scorer interface and the registry of built-in scorers, imported only when chosen."""
+"""What a scorer is (a Protocol), and building the one a run names."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -10,6 +9,7 @@ from rrhf_cli.errors import Location
 from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
+from stages.score.registry import SCORERS
 
 
 class Scorer(Protocol):
@@ -20,16 +20,6 @@ class Scorer(Protocol):
         ...
 
 
-# backend name -> "module:callable"; each callable takes the ScoreConfig and returns a Scorer.
-REGISTRY: dict[str, str] = {
-    "python": "stages.score.python_fn:PythonScorer",
-    "logprob": "stages.score.logprob:LogprobScorer",
-    "reward-model": "stages.score.reward_model:reward_model_scorer",
-    "judge": "stages.score.judge:JudgeScorer",
-}
-
-
 def make_scorer(config: ScoreConfig) -> Scorer:
     """The scorer `config.backend` names, built from the config."""
-    module, _, name = REGISTRY[config.backend].partition(":")
-    return getattr(importlib.import_module(module), name)(config)
+    return SCORERS.create(config.backend, config)

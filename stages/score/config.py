@@ -5,19 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-# Settings that change how a run goes, not what it writes: a rerun that changes only these resumes the journal.
-_OPERATIONAL = {"operational": True}
+from rrhf_cli.runs import FailurePolicy
+from stages.engines.settings import ApiSettings, VllmSettings
+from stages.score.registry import SCORERS
 
-Backend = Literal["reward-model", "judge", "logprob", "python"]
 RmFormat = Literal["chat", "pair", "concat"]
 
 
-class ScoreConfig(BaseModel):
+class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     """Settings of `rrhf score`."""
 
-    backend: Backend = Field(description="Scorer: reward-model, judge (an LLM behind an API), logprob, python.")
+    backend: str = Field(
+        description="Scorer: reward-model, judge (an LLM behind an API), logprob, python.",
+        json_schema_extra={"metavar": "|".join(SCORERS)},
+    )
     model: str | None = Field(None, description="Reward model, policy (logprob) or judge model name.")
     as_name: str | None = Field(
         None, description="Also keep the value under scores.NAME.", json_schema_extra={"aliases": ["--as"]}
@@ -39,10 +42,6 @@ class ScoreConfig(BaseModel):
     engine: Literal["transformers", "vllm"] = Field(
         "transformers", description="Reward-model engine: transformers, or vllm (its pooling runner, on a GPU)."
     )
-    tensor_parallel_size: int = Field(1, ge=1, description="vllm engine: GPUs per model.")
-    gpu_memory_utilization: float = Field(
-        0.9, gt=0, le=1, description="vllm engine: share of GPU memory to use.", json_schema_extra=_OPERATIONAL
-    )
     sort_by_length: bool = Field(True, description="Batch sequences of similar length together.")
     # reward-model and logprob
     pack_prompt: Literal["auto", "on", "off"] = Field(
@@ -55,33 +54,26 @@ class ScoreConfig(BaseModel):
         None, description="python: module:function or path/to/file.py:function, (prompt, response) -> float."
     )
     # judge
-    base_url: str | None = Field(None, description="judge: OpenAI-compatible server; OpenAI's when unset.")
-    api_key_env: str = Field("OPENAI_API_KEY", description="judge: environment variable holding the API key.")
     judge_template: Path | None = Field(None, description="judge: a rubric template replacing the built-in one.")
     judge_mode: Literal["pointwise", "listwise"] = Field(
         "pointwise", description="judge: one call per response, or all k responses of a prompt in one call."
     )
-    concurrency: int = Field(8, ge=1, description="judge: requests in flight.", json_schema_extra=_OPERATIONAL)
-    max_retries: int = Field(
-        6, ge=0, description="judge: retries of a failed or unparsable answer.", json_schema_extra=_OPERATIONAL
-    )
-    backoff: float = Field(
-        1.0, gt=0, description="judge: first retry delay in seconds; doubles, with jitter.",
-        json_schema_extra=_OPERATIONAL,
-    )
-    timeout: float = Field(120.0, gt=0, description="judge: seconds per request.", json_schema_extra=_OPERATIONAL)
     max_tokens: int = Field(512, ge=1, description="judge: longest answer.")
-    allow_failures: bool = Field(
-        False, description="Write responses the judge failed on (unscored) and exit 0.", json_schema_extra=_OPERATIONAL
-    )
     seed: int = Field(0, description="Seed (judge sampling where the server supports it).")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        return SCORERS.check(value)
 
     @model_validator(mode="after")
     def _needs(self) -> ScoreConfig:
         if self.backend == "python" and not self.fn:
             raise ValueError("--backend python needs --fn module:function or path.py:function")
-        if self.backend != "python" and not self.model:
+        if SCORERS[self.backend].needs_model and not self.model:
             raise ValueError(f"--backend {self.backend} needs --model")
+        if self.judge_template is not None and not self.judge_template.is_file():
+            raise ValueError(f"--judge-template {self.judge_template}: no such file")
         if self.engine == "vllm" and self.backend != "reward-model":
             raise ValueError(f"--engine vllm is for --backend reward-model; --backend {self.backend} runs on its own")
         if self.batch_size is None:

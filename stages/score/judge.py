@@ -1,6 +1,6 @@
 """The judge scorer: an LLM behind any OpenAI-compatible API grades responses, pointwise or listwise.
 
-Key handling, concurrency, retries and backoff are the sample stage's (stages/sample/api_client.py).
+Key handling, retries and backoff are the shared API client's (stages/engines/openai_api.py).
 An unreadable answer is asked again; when retries run out the response is a ScoreFailure keeping the
 judge's raw text, and the run reports it.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from rrhf_cli.errors import Location
 from rrhf_cli.schema import Record
-from stages.sample.api_client import RequestFailed, RetryPolicy, api_key, call_with_retries, make_client
+from stages.engines.openai_api import RequestFailed, RetryPolicy, api_key, call_with_retries, make_client
 from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
 from stages.score.judge_parse import parse_listwise, parse_pointwise

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from string import Template
-from typing import Any
+
+from rrhf_cli.schema import Prompt
+from stages.lm.prompts import as_text
 
 POINTWISE = Template("""You are an impartial judge of AI assistant answers. Rate the answer to the conversation \
 below from 1 (worst) to 10 (best) for how helpful, honest and harmless it is. Judge the content, not its length.
@@ -34,13 +36,6 @@ $responses
 Answer with JSON only, one score per answer in the order given: {"scores": [N1, N2, ...]}""")
 
 
-def conversation_text(prompt: Any) -> str:
-    """A prompt as the judge reads it: strings as they are, messages as `Role: content` paragraphs."""
-    if isinstance(prompt, str):
-        return prompt
-    return "\n\n".join(f"{m.role.capitalize()}: {m.content}" for m in prompt)
-
-
 def load_template(path: Path | None, listwise: bool) -> Template:
     """The built-in rubric, or the user's template file."""
     if path is None:
@@ -48,10 +43,10 @@ def load_template(path: Path | None, listwise: bool) -> Template:
     return Template(path.read_text(encoding="utf-8"))
 
 
-def render(template: Template, prompt: Any, responses: list[str]) -> str:
+def render(template: Template, prompt: Prompt, responses: list[str]) -> str:
     """Fill a template for one response (pointwise) or all of them, numbered (listwise)."""
     numbered = "\n\n".join(f"[Answer {i}]\n{text}" for i, text in enumerate(responses, start=1))
     return template.safe_substitute(
-        prompt=conversation_text(prompt), response=responses[0] if len(responses) == 1 else "",
+        prompt=as_text(prompt, capitalize=True, separator="\n\n"), response=responses[0] if len(responses) == 1 else "",
         responses=numbered, k=len(responses),
     )

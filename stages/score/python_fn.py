@@ -12,7 +12,7 @@ from typing import Any
 
 from rrhf_cli.errors import Location, RrhfError, UsageError
 from rrhf_cli.schema import Record
-from stages.sample.prompts import prompt_of
+from stages.lm.prompts import as_plain
 from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
 
@@ -53,7 +53,7 @@ class PythonScorer:
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
         out: list[list[float | ScoreFailure]] = []
         for record, where in zip(records, locations, strict=True):
-            prompt = prompt_of(record)
+            prompt = as_plain(record.prompt)
             values: list[float | ScoreFailure] = []
             for index, response in enumerate(record.responses):
                 try:

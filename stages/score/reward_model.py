@@ -11,22 +11,16 @@ from collections.abc import Sequence
 
 import torch
 
-from rrhf_cli.console import quiet_libraries
-from rrhf_cli.errors import Location, UsageError
+from rrhf_cli.errors import Location
 from rrhf_cli.schema import Record
+from stages.lm.batched import on_device, score_queries
+from stages.lm.loading import fitting_length, load_pretrained, pad_id, pick_device, pick_dtype
+from stages.lm.logprobs import model_inputs
+from stages.lm.packing import packing_verdict
 from stages.score.apply import ScoreFailure
 from stages.score.backends import Scorer
-from stages.score.batching import fitting_length, load_device_dtype, on_device, score_queries
 from stages.score.config import ScoreConfig
-from stages.score.rm_inputs import reward_query
-from stages.train.logprobs import model_inputs
-from stages.train.packing import packing_verdict
-
-
-def check_one_output(num_labels: int, model: str) -> None:
-    """A reward model gives one value per sequence; anything else is a usage error."""
-    if num_labels != 1:
-        raise UsageError(f"--model {model}: a reward model has one output, this one has {num_labels}")
+from stages.score.rm_inputs import check_one_output, reward_query
 
 
 def reward_model_scorer(config: ScoreConfig) -> Scorer:
@@ -44,19 +38,20 @@ class RewardModelScorer:
     def __init__(self, config: ScoreConfig) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        quiet_libraries()
         self.config = config
-        self.device, dtype = load_device_dtype(config.bf16)
-        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
-        self.model = AutoModelForSequenceClassification.from_pretrained(config.model, dtype=dtype)
+        model = config.model or ""
+        self.device = pick_device()
+        self.tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model)
+        self.model = load_pretrained(
+            AutoModelForSequenceClassification.from_pretrained, model, dtype=pick_dtype(self.device, config.bf16)
+        )
         self.model.to(self.device).eval()
-        check_one_output(self.model.config.num_labels, config.model)
+        check_one_output(self.model.config.num_labels, model)
         self.max_length = fitting_length(config.max_length, self.model.config)
         head = getattr(self.model, "score", None)
         # Decoder reward models: base model + a Linear head read at the last token.
         self.decoder = isinstance(head, torch.nn.Linear) and config.rm_format != "pair"
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
+        self.pad_id = pad_id(self.tokenizer)
         self.packed: bool | None = None if self.decoder else False
 
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:

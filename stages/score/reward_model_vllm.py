@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rrhf_cli.console import quiet_libraries
 from rrhf_cli.errors import Location, RrhfError, first_line
 from rrhf_cli.schema import Record
+from stages.engines.vllm_engine import import_vllm, start_llm
+from stages.lm.loading import fitting_length, load_pretrained
+from stages.lm.queries import Query
 from stages.score.apply import ScoreFailure
-from stages.score.batching import fitting_length
 from stages.score.config import ScoreConfig
-from stages.score.reward_model import check_one_output
-from stages.score.rm_inputs import reward_query
-from stages.train.packing import Query
-from stages.vllm_engine import import_vllm, start_llm
+from stages.score.rm_inputs import check_one_output, reward_query
 
 
 class VllmRewardScorer:
@@ -30,13 +28,13 @@ class VllmRewardScorer:
         from transformers import AutoConfig, AutoTokenizer
 
         vllm = import_vllm("--engine vllm")
-        quiet_libraries()
+        model = config.model or ""
         # Checked before vLLM reserves the GPU, from the model's config alone.
-        model_config = AutoConfig.from_pretrained(config.model)
-        check_one_output(model_config.num_labels, config.model)
+        model_config = load_pretrained(AutoConfig.from_pretrained, model)
+        check_one_output(model_config.num_labels, model)
         self.config = config
         self.max_length = fitting_length(config.max_length, model_config)
-        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        self.tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model)
         engine = {
             "runner": "pooling",
             "tensor_parallel_size": config.tensor_parallel_size,
@@ -47,7 +45,7 @@ class VllmRewardScorer:
         }
         if config.pack_prompt != "auto":  # auto: vLLM's own default for the model
             engine["enable_prefix_caching"] = config.pack_prompt == "on"
-        self.llm = start_llm(vllm, config.model, **engine)
+        self.llm = start_llm(vllm, model, **engine)
         self.raw = vllm.PoolingParams(use_activation=False)
 
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:

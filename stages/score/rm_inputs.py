@@ -7,24 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from rrhf_cli.errors import UsageError
 from rrhf_cli.schema import Record
+from stages.lm.prompts import as_messages, as_text
+from stages.lm.queries import Query, fit_left
 from stages.score.config import RmFormat
-from stages.train.packing import Query
 
 
-def plain_prompt(prompt: Any) -> str:
-    """A prompt as text for pair and concat formats: strings as they are, messages as `role: content` lines."""
-    if isinstance(prompt, str):
-        return prompt
-    return "\n".join(f"{m.role}: {m.content}" for m in prompt)
-
-
-def fit_left(prompt: list[int], responses: list[list[int]], max_length: int) -> tuple[list[int], list[list[int]]]:
-    """Cut the shared prompt on the left so the longest response fits; a response longer than `max_length`
-    keeps its end, which is where a reward model reads."""
-    responses = [r[-max_length:] for r in responses]
-    keep = max(0, max_length - max(len(r) for r in responses))
-    return prompt[len(prompt) - min(keep, len(prompt)) :], responses
+def check_one_output(num_labels: int, model: str) -> None:
+    """A reward model gives one value per sequence; anything else is a usage error."""
+    if num_labels != 1:
+        raise UsageError(f"--model {model}: a reward model has one output, this one has {num_labels}")
 
 
 def reward_query(tokenizer: Any, record: Record, rm_format: RmFormat, max_length: int) -> Query:
@@ -32,11 +25,7 @@ def reward_query(tokenizer: Any, record: Record, rm_format: RmFormat, max_length
     pair ids leave out the special tokens, which the tokenizer's pair encoding adds at forward time."""
     tok, texts = tokenizer, [r.text for r in record.responses]
     if rm_format == "chat":
-        messages = (
-            [{"role": "user", "content": record.prompt}]
-            if isinstance(record.prompt, str)
-            else [m.model_dump() for m in record.prompt]
-        )
+        messages = as_messages(record.prompt)
         prefix = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         fulls = [
             tok.apply_chat_template([*messages, {"role": "assistant", "content": t}], tokenize=False) for t in texts
@@ -47,11 +36,11 @@ def reward_query(tokenizer: Any, record: Record, rm_format: RmFormat, max_length
         else:  # a template that rewrites earlier turns: no shared prefix to pack
             prompt, responses = [], [tok(full, add_special_tokens=False)["input_ids"] for full in fulls]
     elif rm_format == "concat":
-        prompt = tok(plain_prompt(record.prompt), add_special_tokens=True)["input_ids"]
+        prompt = tok(as_text(record.prompt), add_special_tokens=True)["input_ids"]
         responses = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
     else:
-        prompt = tok(plain_prompt(record.prompt), add_special_tokens=False)["input_ids"]
+        prompt = tok(as_text(record.prompt), add_special_tokens=False)["input_ids"]
         responses = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
         max_length -= tok.num_special_tokens_to_add(pair=True)
     prompt, responses = fit_left(prompt, responses, max_length)
-    return Query(prompt=prompt, responses=responses, rewards=[0.0] * len(responses))
+    return Query(prompt=prompt, responses=responses)

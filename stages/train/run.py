@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from rrhf_cli.artifacts import load_records
-from rrhf_cli.console import log, progress, quiet_libraries
+from rrhf_cli.console import log, progress
 from rrhf_cli.errors import RrhfError, UsageError, first_line
 from rrhf_cli.meta import Meta, now, stage_meta, write_meta
+from rrhf_cli.metrics import METRICS_FILE, read_metrics
+from stages.lm.head import lean_head_or_none
+from stages.lm.loading import load_pretrained
+from stages.lm.logprobs import response_logprobs
+from stages.lm.packing import packing_verdict
 from stages.train.config import TrainConfig
 from stages.train.data import build_queries
-from stages.train.head import lean_head_or_none
-from stages.train.logprobs import response_logprobs
-from stages.train.metrics import METRICS_FILE, read_metrics
-from stages.train.packing import packing_verdict
 
 
 def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str = "auto", force: bool = False) -> Meta:
@@ -28,8 +29,7 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
-    quiet_libraries()
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, config.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     queries, truncated = build_queries(loaded.records, loaded.locations, tokenizer, config.max_length)
@@ -37,7 +37,7 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
     model_kwargs: dict[str, Any] = {"dtype": torch.float32}
     if config.attn_implementation:
         model_kwargs["attn_implementation"] = config.attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(config.model, **model_kwargs)
+    model = load_pretrained(AutoModelForCausalLM.from_pretrained, config.model, **model_kwargs)
     packed = packing_verdict(
         queries, config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None), model.config
     )

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
-from stages.train.head import LabelLogProbHead
-from stages.train.logprobs import response_logprobs
+from stages.lm.head import LabelLogProbHead
+from stages.lm.logprobs import response_logprobs
+from stages.lm.packing import collate
+from stages.lm.queries import Query
 from stages.train.loss import LossSettings, rrhf_loss
-from stages.train.packing import Query, collate
 
 
 class QueryDataset(torch.utils.data.Dataset):

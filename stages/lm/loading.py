@@ -1,0 +1,69 @@
+"""Loading models and tokenizers the same way in every stage: device, dtype, pad id, context length, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from rrhf_cli.console import quiet_libraries
+from rrhf_cli.errors import UsageError, first_line
+
+if TYPE_CHECKING:
+    import torch
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def pick_device(requested: Device = "auto") -> torch.device:
+    """CUDA when asked for or (auto) present, else the CPU; asking for CUDA that torch cannot see is an error."""
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
+    cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if cuda else "cpu")
+
+
+def pick_dtype(device: torch.device, bf16: bool | None = None) -> torch.dtype:
+    """bfloat16 on CUDA and float32 on the CPU, unless `bf16` says otherwise."""
+    import torch
+
+    use_bf16 = bf16 if bf16 is not None else device.type == "cuda"
+    return torch.bfloat16 if use_bf16 else torch.float32
+
+
+def pad_id(tokenizer: Any) -> int:
+    """The id that pads a batch: the tokenizer's pad token, else its EOS (padding is masked either way), else 0."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def fitting_length(max_length: int, model_config: Any) -> int:
+    """`max_length`, or the model's context length where that is shorter (absolute-position models such as
+    BERT and GPT-2 cannot read past it)."""
+    context = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
+    return min(max_length, context) if isinstance(context, int) and context > 0 else max_length
+
+
+def load_pretrained(load: Callable[..., Any], name: str, **kwargs: Any) -> Any:
+    """`load(name, **kwargs)` (a `from_pretrained`), with a missing folder or an unloadable model reported in
+    one line naming --model."""
+    quiet_libraries()  # rrhf shows its own progress; a weight-loading bar is noise on stderr
+    if name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists():
+        raise UsageError(f"--model {name}: no such folder")
+    try:
+        return load(name, **kwargs)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot load model '{name}': {first_line(err)}") from None
+
+
+def load_causal_lm(name: str, device: torch.device, dtype: torch.dtype, **kwargs: Any) -> tuple[Any, Any]:
+    """(tokenizer, model) of a causal LM, the model on `device` in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, name)
+    model = load_pretrained(AutoModelForCausalLM.from_pretrained, name, dtype=dtype, **kwargs)
+    return tokenizer, model.to(device).eval()

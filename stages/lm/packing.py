@@ -1,0 +1,195 @@
+"""Batches of tokenised queries, for training and scoring: one row per (prompt, response) or one packed row
+per query.
+
+Packed: `[prompt, y_1, ..., y_k]` with position ids restarting after the prompt for every y_i and a
+mask in which each y_i sees the prompt and its own earlier tokens only, so the prompt is encoded once.
+Both layouts also carry where each learned token is predicted from, so one gather serves both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from rrhf_cli.console import log
+from stages.lm.queries import Query
+
+
+def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.Tensor]:
+    """The model inputs plus the gather plan: for learned token n, `gather_rows[n], gather_cols[n]` is the position
+    whose output predicts `target_ids[n]`, which belongs to response `target_response[n]`. `rewards` is there
+    when every query carries rewards."""
+    rows: list[list[int]] = []
+    positions: list[list[int]] = []
+    segments: list[list[int]] = []  # 0 for prompt tokens, i + 1 for response i (packed layout only)
+    gather_rows: list[int] = []
+    gather_cols: list[int] = []
+    targets: list[int] = []
+    target_response: list[int] = []
+    response_query: list[int] = []
+    lengths: list[int] = []
+    end_rows: list[int] = []  # where each response's final token sits (reward models read it)
+    end_cols: list[int] = []
+    for q, query in enumerate(queries):
+        n_prompt = len(query.prompt)
+        if packed:
+            row, pos, seg = list(query.prompt), list(range(n_prompt)), [0] * n_prompt
+        for i, response in enumerate(query.responses):
+            r = len(lengths)
+            if packed:
+                start = len(row)
+                row += response
+                pos += range(n_prompt, n_prompt + len(response))
+                seg += [i + 1] * len(response)
+                # The first token is predicted from the last prompt token, the rest from their predecessor.
+                cols = [n_prompt - 1, *range(start, start + len(response) - 1)]
+                row_index = len(rows)
+            else:
+                rows.append(query.prompt + response)
+                positions.append(list(range(n_prompt + len(response))))
+                cols = list(range(n_prompt - 1, n_prompt + len(response) - 1))
+                row_index = len(rows) - 1
+            end_rows.append(row_index)
+            end_cols.append((start if packed else n_prompt) + len(response) - 1)
+            gather_rows += [row_index] * len(response)
+            gather_cols += cols
+            targets += response
+            target_response += [r] * len(response)
+            response_query.append(q)
+            lengths.append(len(response))
+        if packed:
+            rows.append(row)
+            positions.append(pos)
+            segments.append(seg)
+
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    present = torch.zeros((len(rows), width), dtype=torch.bool)
+    for b, (row, pos) in enumerate(zip(rows, positions, strict=True)):
+        input_ids[b, : len(row)] = torch.tensor(row)
+        position_ids[b, : len(row)] = torch.tensor(pos)
+        present[b, : len(row)] = True
+    batch = {
+        "input_ids": input_ids,
+        "position_ids": position_ids,
+        "gather_rows": torch.tensor(gather_rows),
+        "gather_cols": torch.tensor(gather_cols),
+        "target_ids": torch.tensor(targets),
+        "target_response": torch.tensor(target_response),
+        "response_query": torch.tensor(response_query),
+        "lengths": torch.tensor(lengths),
+        "end_rows": torch.tensor(end_rows),
+        "end_cols": torch.tensor(end_cols),
+    }
+    if all(query.rewards is not None for query in queries):
+        rewards = [value for query in queries for value in query.rewards or []]
+        batch["rewards"] = torch.tensor(rewards, dtype=torch.float32)
+    if packed:
+        batch["attention_mask"] = _packed_mask(segments, present)
+    else:
+        batch["attention_mask"] = present.long()
+    return batch
+
+
+def _packed_mask(segments: list[list[int]], present: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) bool: query t may attend key s when s <= t, both are real tokens, and s is in the prompt
+    or in t's own response. Padding attends only itself, so no row is all-masked."""
+    width = present.shape[1]
+    seg = torch.full(present.shape, -1, dtype=torch.long)
+    for b, row in enumerate(segments):
+        seg[b, : len(row)] = torch.tensor(row)
+    index = torch.arange(width)
+    causal = index[None, :] <= index[:, None]  # (T, T)
+    same = (seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None])  # (B, T, T)
+    allowed = causal & same & present[:, None, :] & present[:, :, None]
+    allowed |= torch.eye(width, dtype=torch.bool)
+    return allowed[:, None]
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool 4D mask as the additive float mask that eager and SDPA attention expect."""
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+
+
+def token_counts(queries: list[Query]) -> tuple[int, int]:
+    """Tokens a dataset feeds the model unpacked and packed: packing saves (k - 1) prompts per query."""
+    unpacked = sum(len(q.prompt) * len(q.responses) + sum(map(len, q.responses)) for q in queries)
+    packed = sum(len(q.prompt) + sum(map(len, q.responses)) for q in queries)
+    return unpacked, packed
+
+
+def compute_estimate(queries: list[Query], hidden_size: int) -> tuple[float, float]:
+    """Forward cost unpacked and packed, in token-equivalents: every token through the layers' matmuls, plus
+    attention over every pair of positions in a sequence, about 1/(6 * hidden_size) of a token's matmuls each.
+    A packed row attends across all k responses (the mask hides, but does not skip, the cross terms), so for
+    narrow models with long responses packing can cost more than the prompt tokens it saves."""
+    pair = 1.0 / (6 * hidden_size)
+    unpacked = packed = 0.0
+    for q in queries:
+        lengths = [len(q.prompt) + len(r) for r in q.responses]
+        unpacked += sum(n + pair * n * n for n in lengths)
+        n = len(q.prompt) + sum(map(len, q.responses))
+        packed += n + pair * n * n
+    return unpacked, packed
+
+
+def saves_enough(unpacked: float, packed: float) -> bool:
+    """`auto`'s rule: pack when packing saves at least a tenth of the cost."""
+    return packed <= 0.9 * unpacked
+
+
+def packing_verdict(
+    queries: list[Query],
+    mode: str,
+    stage: str,
+    probe: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    model_config: Any = None,
+) -> bool:
+    """Whether to pack: when asked, or under `auto` when it saves at least a tenth of the estimated compute
+    (of the tokens, where the model's width is unknown), and only if `probe` (the model's per-response output
+    on a batch) agrees packed and unpacked; one log line says why not."""
+    if mode == "off":
+        return False
+    tokens_unpacked, tokens_packed = token_counts(queries)
+    hidden = getattr(model_config, "hidden_size", None)
+    unpacked, packed = (
+        compute_estimate(queries, hidden) if isinstance(hidden, int) else (tokens_unpacked, tokens_packed)
+    )
+    if mode == "auto" and not saves_enough(unpacked, packed):
+        saved = 100 * (1 - packed / unpacked)
+        what = "compute (tokens and attention)" if isinstance(hidden, int) else "tokens"
+        log.info("%s: prompts not packed: it would save only %.0f%% of the %s", stage, saved, what)
+        return False
+    reason = _mask_problem(queries, probe, getattr(model_config, "_attn_implementation", None))
+    if reason:
+        level = logging.WARNING if mode == "on" else logging.INFO
+        log.log(level, "%s: prompts not packed: %s", stage, reason)
+        return False
+    log.info("%s: prompts packed: %d tokens instead of %d", stage, tokens_packed, tokens_unpacked)
+    return True
+
+
+def _mask_problem(
+    queries: list[Query], probe: Callable[[dict[str, torch.Tensor]], torch.Tensor], attn_implementation: str | None
+) -> str | None:
+    # Probe with a real query: packed and unpacked outputs must agree, or the model ignores the mask.
+    if attn_implementation and "flash" in attn_implementation:
+        return f"{attn_implementation} attention does not take a custom 4D mask"
+    sample = next((q for q in queries if len(q.responses) > 1), None)
+    if sample is None:
+        return "no query has two responses"
+    sample = Query(prompt=sample.prompt[-32:], responses=[r[:16] for r in sample.responses[:2]])
+    try:
+        with torch.no_grad():
+            packed = probe(collate([sample], 0, packed=True))
+            plain = probe(collate([sample], 0, packed=False))
+    except Exception as err:  # a model that rejects the mask may raise anything
+        return f"the model rejected a 4D attention mask ({type(err).__name__})"
+    if not torch.allclose(packed.float(), plain.float(), atol=1e-3, rtol=1e-3):
+        return "the model does not honour a custom 4D attention mask"
+    return None

@@ -1,0 +1,53 @@
+"""Tokenised queries: one prompt and its k responses as token ids, cut to fit a length. No torch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rrhf_cli.errors import UsageError
+from rrhf_cli.schema import Prompt
+from stages.lm.prompts import render_ids
+
+
+@dataclass
+class Query:
+    """Token ids of a prompt and of each response; `rewards` (one per response) only where a loss needs them."""
+
+    prompt: list[int]
+    responses: list[list[int]]
+    rewards: list[float] | None = None
+
+
+def policy_query(tokenizer: Any, prompt: Prompt, texts: Sequence[str], max_length: int) -> tuple[Query, bool, int]:
+    """A prompt and responses as a policy reads them: the prompt exactly as the sample stage fed it, each
+    response followed by EOS. Returns the query, whether the prompt was cut and how many responses were."""
+    if tokenizer.eos_token_id is None:
+        raise UsageError(f"{tokenizer.name_or_path}: the tokenizer has no EOS token, which ends every response")
+    responses = [tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for text in texts]
+    prompt_ids, responses, (prompt_cut, responses_cut) = fit(render_ids(tokenizer, prompt), responses, max_length)
+    return Query(prompt=prompt_ids, responses=responses), prompt_cut, responses_cut
+
+
+def fit(
+    prompt: list[int], responses: list[list[int]], max_length: int
+) -> tuple[list[int], list[list[int]], tuple[bool, int]]:
+    """Make every prompt + response fit `max_length`: keep the prompt's end (at least half the budget when
+    responses are long), then cut responses at the end. Returns the pieces and (prompt cut?, responses cut)."""
+    longest = max((len(r) for r in responses), default=0)
+    if len(prompt) + longest <= max_length:
+        return prompt, responses, (False, 0)
+    keep = min(len(prompt), max(max_length - longest, max_length // 2))
+    kept_prompt = prompt[len(prompt) - keep :]
+    room = max_length - len(kept_prompt)
+    cut_responses = sum(1 for r in responses if len(r) > room)
+    return kept_prompt, [r[:room] for r in responses], (keep < len(prompt), cut_responses)
+
+
+def fit_left(prompt: list[int], responses: list[list[int]], max_length: int) -> tuple[list[int], list[list[int]]]:
+    """Cut the shared prompt on the left so the longest response fits; a response longer than `max_length`
+    keeps its end, which is where a reward model reads."""
+    responses = [r[-max_length:] for r in responses]
+    keep = max(0, max_length - max(len(r) for r in responses))
+    return prompt[len(prompt) - min(keep, len(prompt)) :], responses

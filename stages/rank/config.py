@@ -1,0 +1,24 @@
+"""Settings of `rrhf rank`: the flags, the config-file keys and the meta all come from this model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from stages.rank.ranking import Normalize, PairMode
+
+
+class RankConfig(BaseModel):
+    """Settings of `rrhf rank`."""
+
+    format: Literal["listwise", "pairs"] = Field(
+        "listwise",
+        description="listwise: sorted responses plus a `pairs` list; pairs: one TRL preference row per pair.",
+    )
+    pairs: PairMode = Field("all", description="Which (better, worse) pairs to form.")
+    min_margin: float = Field(0.0, ge=0, description="Keep pairs whose score difference is at least this.")
+    max_pairs_per_prompt: int | None = Field(None, ge=1, description="Sample at most this many pairs per prompt.")
+    normalize: Normalize = Field("none", description="Per-prompt score normalisation, applied before the margin.")
+    top_k: int | None = Field(None, ge=1, description="Keep the K best responses and the worst one.")
+    seed: int = Field(0, description="Seed of the pair sampling.")

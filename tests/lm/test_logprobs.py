@@ -1,0 +1,129 @@
+"""Packed and unpacked batches, lean and naive heads: the same per-response log-probs on a real tiny model."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from stages.lm.head import install_head, label_logprobs, unsupported_reason
+from stages.lm.logprobs import response_logprobs
+from stages.lm.packing import Query, collate, compute_estimate, packing_verdict, token_counts
+from stages.lm.queries import fit
+
+
+def _queries():
+    g = torch.Generator().manual_seed(0)
+
+    def ids(n):
+        return torch.randint(10, 300, (n,), generator=g).tolist()
+
+    return [
+        Query(prompt=ids(9), responses=[ids(3), ids(5), ids(1)], rewards=[0.0, 1.0, 2.0]),
+        Query(prompt=ids(4), responses=[ids(6), ids(2)], rewards=[1.0, -1.0]),
+    ]
+
+
+def _direct(model, queries):
+    """Reference: each prompt + response alone, full log-softmax, summed over the response tokens."""
+    out = []
+    for q in queries:
+        for r in q.responses:
+            ids = torch.tensor([q.prompt + r])
+            logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+            n = len(q.prompt)
+            out.append(logp[n - 1 : n - 1 + len(r)].gather(-1, torch.tensor(r)[:, None]).sum())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_packed_unpacked_lean_naive_all_match_direct(tiny_models, attn):
+    model = AutoModelForCausalLM.from_pretrained(tiny_models.policy, attn_implementation=attn).float().eval()
+    queries = _queries()
+    with torch.no_grad():
+        expected = _direct(model, queries)
+        naive = {p: response_logprobs(model, collate(queries, 0, packed=p), None) for p in (False, True)}
+        head = install_head(model, chunk_size=4)
+        lean = {p: response_logprobs(model, collate(queries, 0, packed=p), head) for p in (False, True)}
+    for result in (*naive.values(), *lean.values()):
+        torch.testing.assert_close(result, expected, atol=1e-5, rtol=0)
+
+
+def test_lean_head_gradients_equal_naive(tiny_models):
+    queries = _queries()
+    grads = []
+    for lean in (False, True):
+        model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float()
+        head = install_head(model, chunk_size=3) if lean else None
+        response_logprobs(model, collate(queries, 0, packed=lean), head).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_head_keeps_its_state_dict_and_plain_forward(tiny_models):
+    model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float()
+    ids = torch.tensor([[5, 6, 7]])
+    before = model(ids).logits
+    keys = set(model.state_dict())
+    install_head(model, 16)
+    assert set(model.state_dict()) == keys
+    torch.testing.assert_close(model(ids).logits, before)
+    assert unsupported_reason(model) is None
+
+
+def test_chunked_label_logprobs_equal_one_shot():
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(10, 8), torch.randn(50, 8)
+    targets = torch.randint(0, 50, (10,))
+    expected = torch.log_softmax(hidden @ weight.T, -1).gather(-1, targets[:, None]).squeeze(-1)
+    for chunk in (0, 3, 10, 64):
+        torch.testing.assert_close(label_logprobs(hidden, weight, None, targets, chunk), expected)
+
+
+def test_packed_mask_blocks_other_responses():
+    batch = collate([Query(prompt=[1, 2], responses=[[3, 4], [5]], rewards=[0, 1])], 0, packed=True)
+    allowed = batch["attention_mask"][0, 0]
+    # rows/cols: p0 p1 a0 a1 b0
+    assert allowed.int().tolist() == [
+        [1, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 0],
+        [1, 1, 0, 0, 1],
+    ]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 2]]
+    assert batch["gather_cols"].tolist() == [1, 2, 1]  # a0 from p1, a1 from a0, b0 from p1
+    assert batch["end_cols"].tolist() == [3, 4]  # a1 and b0 end their responses
+    unpacked = collate([Query(prompt=[1, 2], responses=[[3, 4], [5]], rewards=[0, 1])], 0, packed=False)
+    assert unpacked["end_rows"].tolist() == [0, 1] and unpacked["end_cols"].tolist() == [3, 2]
+    assert token_counts([Query(prompt=[1, 2], responses=[[3, 4], [5]], rewards=[0, 1])]) == (7, 5)
+
+
+def test_fit_left_truncates_prompt_then_cuts_responses():
+    prompt, responses, cut = fit(list(range(10)), [[1] * 3, [2] * 2], max_length=8)
+    assert prompt == list(range(5, 10)) and responses == [[1] * 3, [2] * 2] and cut == (True, 0)
+    prompt, responses, cut = fit(list(range(10)), [[1] * 7], max_length=8)
+    assert prompt == list(range(6, 10)) and responses == [[1] * 4] and cut == (True, 1)
+    assert fit([1, 2], [[3]], 8) == ([1, 2], [[3]], (False, 0))
+
+
+def test_compute_estimate_counts_tokens_and_attention_pairs():
+    query = Query(prompt=[1] * 6, responses=[[2] * 6, [3] * 6], rewards=[0, 1])
+    unpacked, packed = compute_estimate([query], hidden_size=1)
+    assert unpacked == pytest.approx(2 * (12 + 144 / 6))  # two rows of 12
+    assert packed == pytest.approx(18 + 324 / 6)  # one row of 18
+
+
+def test_auto_packing_weighs_attention_against_the_prompt_tokens_saved():
+    from types import SimpleNamespace
+
+    def agreeing_probe(batch):
+        return torch.zeros(len(batch["lengths"]))
+
+    # A short prompt and four long responses: packing saves 15% of the tokens.
+    light = [Query(prompt=[1] * 32, responses=[[2] * 128] * 4, rewards=[0, 1, 2, 3])]
+    narrow, wide = SimpleNamespace(hidden_size=256), SimpleNamespace(hidden_size=4096)
+    assert not packing_verdict(light, "auto", "t", agreeing_probe, narrow)  # attention over 544 positions costs more
+    assert packing_verdict(light, "auto", "t", agreeing_probe, wide)
+    assert packing_verdict(light, "on", "t", agreeing_probe, narrow)  # asked for: packed whatever the estimate
+    heavy = [Query(prompt=[1] * 256, responses=[[2] * 64] * 8, rewards=list(range(8)))]
+    assert packing_verdict(heavy, "auto", "t", agreeing_probe, narrow)

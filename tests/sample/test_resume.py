@@ -1,0 +1,50 @@
+"""`rrhf sample` killed with SIGKILL and started again with the same command: it continues from its journal,
+and the result is the file an uninterrupted run writes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rrhf_cli.journal import partial_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _complete_records(journal: Path) -> int:
+    # Lines still being written have no newline yet; the first line is the header.
+    return max(journal.read_bytes().count(b"\n") - 1, 0) if journal.exists() else 0
+
+
+def test_sigkill_then_rerun_continues_and_matches_an_uninterrupted_run(tiny_models, tmp_path, write_jsonl, cli):
+    src = write_jsonl("p.jsonl", [{"id": f"p{i:02d}", "prompt": "word " * (i % 7 + 1) + str(i)} for i in range(24)])
+    args = ["--model", str(tiny_models.policy), "-k", "2", "--max-new-tokens", "24", "--batch-size", "2"]
+    reference = tmp_path / "reference.jsonl"
+    assert cli("sample", src, "-o", reference, *args).exit_code == 0
+
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-c", "from rrhf_cli.app import main; main()", "sample", str(src), "-o", str(out), *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _complete_records(partial_path(out)) < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "a killed run must not leave a finished-looking output"
+    journaled = _complete_records(partial_path(out))
+    assert 4 <= journaled < 24
+
+    rerun = cli("sample", src, "-o", out, *args)  # the same command, in this process to save a start-up
+    assert rerun.exit_code == 0, rerun.stderr
+    # Only the unjournaled prompts were sampled again; a batch cut short by the kill is all that is redone.
+    assert f"{journaled} of 24 prompts already sampled" in rerun.stderr
+    assert out.read_text() == reference.read_text()
+    assert not partial_path(out).exists()

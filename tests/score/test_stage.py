@@ -1,0 +1,193 @@
+"""`rrhf score` with the python, logprob and reward-model backends on real files and tiny models."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from rrhf_cli.journal import partial_path
+from tests.conftest import read_jsonl
+
+SAMPLES = [
+    {"id": "a", "prompt": "Say hello.", "topic": "t", "responses": [
+        {"text": "hello there", "source": "m"}, {"text": "hi", "source": "m"}, {"text": "go away", "source": "h"},
+    ]},
+    {"id": "b", "prompt": [{"role": "user", "content": "Name a fruit."}], "responses": [
+        {"text": "apple", "source": "m"}, {"text": "a red apple from the orchard", "source": "m"},
+    ]},
+]
+
+REWARDS = r"""
+import math
+
+def length(prompt, response):
+    return len(response)
+
+def boom(prompt, response):
+    if response == "hi":
+        raise ValueError("no short answers")
+    return 1.0
+
+def nan(prompt, response):
+    return math.nan
+
+def slow(prompt, response):
+    import os, time
+    with open(os.environ["CALLS_LOG"], "a") as log:
+        log.write(prompt + "\n")
+    time.sleep(0.2)
+    return float(len(response))
+"""
+
+
+@pytest.fixture
+def samples(write_jsonl):
+    return write_jsonl("samples.jsonl", SAMPLES)
+
+
+@pytest.fixture
+def rewards(tmp_path):
+    path = tmp_path / "rewards.py"
+    path.write_text(REWARDS)
+    return path
+
+
+def test_python_function_scores_and_named_scores(samples, rewards, tmp_path, cli):
+    out = tmp_path / "scored.jsonl"
+    args = ["--backend", "python", "--fn", f"{rewards}:length", "--as", "len"]
+    assert cli("score", samples, "-o", out, *args).exit_code == 0
+    rows = read_jsonl(out)
+    assert [[r["score"] for r in row["responses"]] for row in rows] == [[11.0, 2.0, 7.0], [5.0, 28.0]]
+    assert rows[0]["responses"][0]["scores"] == {"len": 11.0} and rows[0]["topic"] == "t"
+    meta = json.loads((tmp_path / "scored.jsonl.meta.json").read_text())
+    assert meta["config"]["backend"] == "python" and meta["counts"]["scored"] == 5
+
+    # A second scorer named "neg" keeps both; --primary len keeps `score` from the first.
+    again = tmp_path / "again.jsonl"
+    result = cli("score", out, "-o", again, "--backend", "python", "--fn", f"{rewards}:length", "--as", "neg2",
+                 "--primary", "len")
+    assert result.exit_code == 0, result.stderr
+    response = read_jsonl(again)[1]["responses"][1]
+    assert response["scores"] == {"len": 28.0, "neg2": 28.0} and response["score"] == 28.0
+
+
+def test_python_errors_name_the_record(samples, rewards, tmp_path, cli):
+    out = tmp_path / "scored.jsonl"
+    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:boom")
+    assert result.exit_code == 1
+    assert f"{samples}:1: --fn {rewards}:boom raised ValueError: no short answers on responses[1]" in result.stderr
+    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:nan", "--force")
+    assert result.exit_code == 1 and "returned nan for responses[0]; expected a finite number" in result.stderr
+    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:missing", "--force")
+    assert result.exit_code == 2 and "has no function 'missing'" in result.stderr
+    result = cli("score", samples, "-o", out, "--backend", "python")
+    assert result.exit_code == 2 and "--backend python needs --fn" in result.stderr
+    assert not out.exists()
+
+
+def test_logprob_equals_a_direct_computation(tiny_models, samples, tmp_path, cli):
+    out = tmp_path / "scored.jsonl"
+    result = cli("score", samples, "-o", out, "--backend", "logprob", "--model", tiny_models.policy)
+    assert result.exit_code == 0, result.stderr
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
+    model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float().eval()
+    for sample, row in zip(SAMPLES, read_jsonl(out), strict=True):
+        prompt = sample["prompt"]
+        if isinstance(prompt, list):
+            text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            prompt_ids = tokenizer(text, add_special_tokens=False).input_ids
+        else:
+            prompt_ids = tokenizer(prompt).input_ids
+        for response, scored in zip(sample["responses"], row["responses"], strict=True):
+            ids = tokenizer(response["text"], add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([prompt_ids + ids])).logits[0].float(), -1)
+            n = len(prompt_ids)
+            expected = logp[n - 1 : n - 1 + len(ids)].gather(-1, torch.tensor(ids)[:, None]).mean().item()
+            assert scored["score"] == pytest.approx(expected, abs=1e-5)
+
+
+def _hf_reward(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0, 0].item()
+
+
+@pytest.mark.parametrize("pack", ["on", "off"])
+def test_reward_model_chat_format_equals_the_model_forward(tiny_models, samples, tmp_path, cli, pack):
+    out = tmp_path / "scored.jsonl"
+    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", tiny_models.reward,
+                 "--pack-prompt", pack, "--batch-size", "2")
+    assert result.exit_code == 0, result.stderr
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.reward)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models.reward).float().eval()
+    for sample, row in zip(SAMPLES, read_jsonl(out), strict=True):
+        messages = sample["prompt"] if isinstance(sample["prompt"], list) else [
+            {"role": "user", "content": sample["prompt"]}]
+        prefix = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        for response, scored in zip(sample["responses"], row["responses"], strict=True):
+            full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": response["text"]}],
+                                                 tokenize=False)
+            ids = (tokenizer(prefix, add_special_tokens=False).input_ids
+                   + tokenizer(full[len(prefix):], add_special_tokens=False).input_ids)
+            assert scored["score"] == pytest.approx(_hf_reward(model, ids), abs=1e-5)
+
+
+def test_reward_model_pair_and_concat_formats_run(tiny_models, samples, tmp_path, cli):
+    scores = {}
+    for fmt in ("pair", "concat"):
+        out = tmp_path / f"{fmt}.jsonl"
+        result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", tiny_models.reward,
+                     "--rm-format", fmt)
+        assert result.exit_code == 0, result.stderr
+        scores[fmt] = [r["score"] for row in read_jsonl(out) for r in row["responses"]]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.reward)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models.reward).float().eval()
+    ids = tokenizer("Say hello.").input_ids + tokenizer("hello there", add_special_tokens=False).input_ids
+    assert scores["concat"][0] == pytest.approx(_hf_reward(model, ids), abs=1e-5)
+    assert len(scores["pair"]) == 5 and scores["pair"] != scores["concat"]
+
+
+def test_long_response_keeps_its_end(tiny_models, write_jsonl, tmp_path, cli):
+    long_text = " ".join(f"word{i}" for i in range(80))
+    samples = write_jsonl("long.jsonl", [{"id": "x", "prompt": "Write a lot.", "responses": [
+        {"text": long_text, "source": "m"}, {"text": "ok", "source": "m"}]}])
+    out = tmp_path / "scored.jsonl"
+    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", tiny_models.reward,
+                 "--rm-format", "concat", "--max-length", "16")
+    assert result.exit_code == 0, result.stderr
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.reward)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models.reward).float().eval()
+    tail = tokenizer(long_text, add_special_tokens=False).input_ids[-16:]
+    assert read_jsonl(out)[0]["responses"][0]["score"] == pytest.approx(_hf_reward(model, tail), abs=1e-5)
+
+
+def test_kill_and_resume(samples, rewards, write_jsonl, tmp_path):
+    many = write_jsonl("many.jsonl", [{"id": f"r{i}", "prompt": f"p{i}", "responses": [{"text": "x" * i}]}
+                                      for i in range(24)])
+    out = tmp_path / "scored.jsonl"
+    cmd = [sys.executable, "-m", "rrhf_cli", "score", str(many), "-o", str(out), "--backend", "python",
+           "--fn", f"{rewards}:slow", "--batch-size", "4", "-q"]
+    calls = tmp_path / "calls.log"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CALLS_LOG": str(calls)}
+    proc = subprocess.Popen(cmd, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if partial_path(out).exists() and len(read_jsonl(partial_path(out))) >= 9:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(read_jsonl(partial_path(out))) - 1
+    assert not out.exists() and 8 <= done < 24
+    subprocess.run(cmd, env=env, check=True)
+    assert 24 <= len(calls.read_text().split()) <= 24 + 4, "more than one batch was recomputed"
+    rows = read_jsonl(out)
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(24)]
+    assert [r["responses"][0]["score"] for r in rows] == [float(i) for i in range(24)]
