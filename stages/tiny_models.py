@@ -58,8 +58,11 @@ def build_tokenizer(vocab_size: int = 384):  # -> PreTrainedTokenizerFast
     return tokenizer
 
 
-def build_tiny_models(folder: Path, seed: int = 0, hidden_size: int = 32, layers: int = 2) -> TinyModels:
-    """Write a tiny causal LM and a tiny one-label reward model, sharing one tokenizer, under `folder`."""
+def build_tiny_models(
+    folder: Path, seed: int = 0, hidden_size: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2
+) -> TinyModels:
+    """Write a tiny causal LM and a tiny one-label reward model, sharing one tokenizer, under `folder`.
+    vLLM's CPU attention needs heads of width 64: `hidden_size=128, heads=2`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
@@ -69,8 +72,8 @@ def build_tiny_models(folder: Path, seed: int = 0, hidden_size: int = 32, layers
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=1024,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -15,6 +16,14 @@ from typer.testing import CliRunner
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# vLLM's CPU build reserves this many GiB of KV cache per engine (its default is far more than tiny models need).
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+def real_vllm(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a test that runs real vLLM (`make test-vllm` runs them); skipped where vLLM is not installed."""
+    missing = importlib.util.find_spec("vllm") is None
+    return pytest.mark.vllm(pytest.mark.skipif(missing, reason="needs vLLM: make install-vllm")(test))
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +32,24 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory):
     from stages.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _vllm_engine_down():
+    """Shut a vLLM engine kept for reuse down before the session ends, while its logs still have a stream."""
+    yield
+    import sys
+
+    if "stages.engines.vllm_engine" in sys.modules:
+        sys.modules["stages.engines.vllm_engine"].release_llm()
+
+
+@pytest.fixture(scope="session")
+def vllm_models(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny models with attention heads 64 wide, the narrowest vLLM's CPU attention takes."""
+    from stages.tiny_models import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("vllm-models"), hidden_size=128, heads=2, kv_heads=2)
 
 
 @pytest.fixture(scope="module")

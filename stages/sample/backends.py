@@ -30,6 +30,9 @@ class SampleResult:
 class Sampler(Protocol):
     """A backend: answers batches of prompts; built from the run's settings by its registered factory."""
 
+    prompt_limit: int | None
+    """The most prompt tokens a request keeps (a longer prompt loses its start), or None for no cut."""
+
     def prompt_lengths(self, prompts: list[Prompt]) -> list[int] | None:
         """Token counts of the rendered prompts before any cut, or None where no tokenizer is at hand."""
         ...

@@ -78,6 +78,13 @@ class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
             raise ValueError("'diverse-beam' needs -k 2 or more (one group per response)")
         return value
 
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_fits(cls, value: float, info: ValidationInfo) -> float:
+        if value > 2 and info.data.get("backend") == "vllm":
+            raise ValueError(f"vLLM samples at temperatures from 0 to 2, not {value}")
+        return value
+
     @field_validator("max_prompt_tokens")
     @classmethod
     def _needs_tokenizer(cls, value: int | None, info: ValidationInfo) -> int | None:

