@@ -20,8 +20,8 @@ from stages.lm.queries import Query
 
 def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.Tensor]:
     """The model inputs plus the gather plan: for learned token n, `gather_rows[n], gather_cols[n]` is the position
-    whose output predicts `target_ids[n]`, which belongs to response `target_response[n]`. `rewards` is there
-    when every query carries rewards."""
+    whose output predicts `target_ids[n]`, which belongs to response `target_response[n]`. `rewards` and the
+    ranking `pairs` (better, worse batch indices) are there when every query carries rewards."""
     rows: list[list[int]] = []
     positions: list[list[int]] = []
     segments: list[list[int]] = []  # 0 for prompt tokens, i + 1 for response i (packed layout only)
@@ -88,6 +88,11 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
     if all(query.rewards is not None for query in queries):
         rewards = [value for query in queries for value in query.rewards or []]
         batch["rewards"] = torch.tensor(rewards, dtype=torch.float32)
+        pairs, first = [], 0
+        for query in queries:
+            pairs += [(first + better, first + worse) for better, worse in query.ranking_pairs()]
+            first += len(query.responses)
+        batch["pairs"] = torch.tensor(pairs, dtype=torch.long).view(-1, 2)  # (P, 2) batch indices
     if packed:
         batch["attention_mask"] = _packed_mask(segments, present)
     else:

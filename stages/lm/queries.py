@@ -13,11 +13,20 @@ from stages.lm.prompts import render_ids
 
 @dataclass
 class Query:
-    """Token ids of a prompt and of each response; `rewards` (one per response) only where a loss needs them."""
+    """Token ids of a prompt and of each response; `rewards` (one per response) where a loss needs them, and
+    `pairs`, (better, worse) response indices, where the ranking pairs were chosen rather than all."""
 
     prompt: list[int]
     responses: list[list[int]]
     rewards: list[float] | None = None
+    pairs: list[tuple[int, int]] | None = None
+
+    def ranking_pairs(self) -> list[tuple[int, int]]:
+        """The (better, worse) pairs the ranking loss sees: the chosen ones, or every pair whose rewards differ."""
+        if self.pairs is not None:
+            return list(self.pairs)
+        rewards = self.rewards or []
+        return [(j, i) for i, low in enumerate(rewards) for j, high in enumerate(rewards) if low < high]
 
 
 def policy_query(tokenizer: Any, prompt: Prompt, texts: Sequence[str], max_length: int) -> tuple[Query, bool, int]:

@@ -41,11 +41,14 @@ def rrhf_loss(
     rewards: torch.Tensor,
     query: torch.Tensor,
     settings: LossSettings,
+    pairs: torch.Tensor | None = None,
 ) -> LossParts:
     """Loss of a batch of R responses from Q queries, averaged over queries.
 
     logp_sum (R,): summed log-probs of each response's learned tokens; lengths (R,): their count |y_i|;
-    rewards (R,); query (R,): the query index 0..Q-1 of each response. Pairs form only within a query.
+    rewards (R,); query (R,): the query index 0..Q-1 of each response. `pairs` (P, 2), batch indices of
+    (better, worse) responses, are the ranking pairs when given (a ranked file's); otherwise every pair of a
+    query's responses with different rewards is one (the paper's). SFT takes each query's highest reward.
     """
     logp_sum = logp_sum.float()
     lengths = lengths.to(logp_sum)
@@ -53,9 +56,13 @@ def rrhf_loss(
     n_queries = int(query.max().item()) + 1
     p = logp_sum / lengths.pow(settings.length_penalty)  # (R,)
 
-    # worse[i, j]: responses i and j answer the same query and r_i < r_j (i is worse than j).
-    same_query = query[:, None] == query[None, :]  # (R, R)
-    worse = same_query & (rewards[:, None] < rewards[None, :])
+    # worse[i, j]: response i is ranked below response j of the same query.
+    if pairs is None:
+        same_query = query[:, None] == query[None, :]  # (R, R)
+        worse = same_query & (rewards[:, None] < rewards[None, :])
+    else:
+        worse = torch.zeros((len(p), len(p)), dtype=torch.bool, device=p.device)
+        worse[pairs[:, 1], pairs[:, 0]] = True
     gap = p[:, None] - p[None, :]  # p_i - p_j
     if settings.rank_loss == "hinge":
         pair_loss = torch.relu(gap + settings.margin)

@@ -32,7 +32,9 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, config.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    queries, truncated = build_queries(loaded.records, loaded.locations, tokenizer, config.max_length)
+    queries, query_counts = build_queries(
+        loaded.records, loaded.locations, tokenizer, config.max_length, loaded.format
+    )
 
     model_kwargs: dict[str, Any] = {"dtype": torch.float32}
     if config.attn_implementation:
@@ -96,8 +98,9 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
     trainer.add_callback(MetricsFile(metrics))
     total = config.max_steps or _steps(len(queries), config)
     log.info(
-        "train: %d queries, %d responses, %s prompts, %d steps",
-        len(queries), sum(len(q.responses) for q in queries), "packed" if packed else "unpacked", total,
+        "train: %d queries, %d responses, %d ranking pairs, %s prompts, %d steps",
+        len(queries), sum(len(q.responses) for q in queries), query_counts["pairs"],
+        "packed" if packed else "unpacked", total,
     )
     clock = time.perf_counter()
     with progress(total, "train") as advance:
@@ -110,7 +113,7 @@ def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str 
         "responses": sum(len(q.responses) for q in queries),
         "steps": result.global_step,
         "packed": int(packed),
-        **dict(truncated),
+        **dict(query_counts),
     }
     meta = stage_meta("train", config, [loaded], counts, started)
     if trainer.args.should_save:

@@ -56,7 +56,9 @@ class RRHFTrainer(Trainer):
         self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False, **kwargs: Any
     ) -> Any:
         logp = response_logprobs(model, inputs, self.head)
-        parts = rrhf_loss(logp, inputs["lengths"], inputs["rewards"], inputs["response_query"], self.loss_settings)
+        parts = rrhf_loss(
+            logp, inputs["lengths"], inputs["rewards"], inputs["response_query"], self.loss_settings, inputs["pairs"]
+        )
         for name, value in (
             ("rank_loss", parts.rank_loss.item()),
             ("sft_loss", parts.sft_loss.item()),

@@ -1,0 +1,104 @@
+"""Train uses the pairs it is given: a ranked file's `pairs`, preference rows grouped by prompt, and for a
+scored file every pair whose scores differ. Pure grouping on literals, the loss by hand, the stage end to end."""
+
+import json
+
+import pytest
+import torch
+
+from rrhf_cli.errors import BadInput, Location
+from rrhf_cli.schema import Record
+from stages.lm.queries import Query
+from stages.train.data import listwise_candidates, net_wins, preference_candidates
+from stages.train.loss import LossSettings, rrhf_loss
+
+HERE = Location("t.jsonl", 1)
+
+
+def _row(prompt, chosen, rejected, **extra):
+    return Record.model_validate({"id": f"{chosen}>{rejected}", "prompt": prompt, **extra, "responses": [
+        {"text": chosen, "source": "chosen"}, {"text": rejected, "source": "rejected"}]})  # fmt: skip
+
+
+def test_preference_rows_sharing_a_prompt_form_one_query():
+    rows = [_row("p", "a", "b"), _row("q", "x", "y"), _row("p", "a", "c"), _row("p", "b", "c"), _row("p", "c", "c")]
+    first, second = preference_candidates(rows, [HERE] * len(rows))
+    assert (first.prompt, first.texts, first.pairs) == ("p", ["a", "b", "c"], [(0, 1), (0, 2), (1, 2)])
+    assert first.rewards == [2.0, 0.0, -2.0]  # wins minus losses: SFT learns "a", the most preferred
+    assert (second.texts, second.pairs, second.rewards) == (["x", "y"], [(0, 1)], [1.0, -1.0])
+
+
+def test_preference_rows_group_by_prompt_id_and_keep_their_scores():
+    rows = [
+        Record.model_validate({"id": "1", "prompt": "p", "prompt_id": "k", "responses": [
+            {"text": "a", "source": "chosen", "score": 3.0}, {"text": "b", "source": "rejected", "score": 1.0}]}),
+        Record.model_validate({"id": "2", "prompt": "p", "prompt_id": "k", "responses": [
+            {"text": "b", "source": "chosen", "score": 1.0}, {"text": "c", "source": "rejected", "score": 0.5}]}),
+    ]  # fmt: skip
+    [query] = preference_candidates(rows, [HERE, HERE])
+    assert (query.texts, query.pairs, query.rewards) == (["a", "b", "c"], [(0, 1), (1, 2)], [3.0, 1.0, 0.5])
+
+
+def test_a_ranked_record_keeps_its_pairs_and_a_scored_one_means_all_pairs():
+    scored = Record.model_validate({"id": "1", "prompt": "p", "responses": [
+        {"text": "a", "score": 2.0}, {"text": "b", "score": 1.0}, {"text": "c", "score": 0.0}]})  # fmt: skip
+    ranked = Record.model_validate(scored.to_json_dict() | {"pairs": [[0, 2]]})
+    assert listwise_candidates(ranked, HERE).pairs == [(0, 2)]
+    plain = listwise_candidates(scored, HERE)
+    assert plain.pairs is None
+    assert Query([1], [[2], [3], [4]], plain.rewards).ranking_pairs() == [(0, 1), (0, 2), (1, 2)]
+    for bad in ([[0, 3]], [[1, 1]], [[0]], "0>1", [[0.0, 1]]):
+        with pytest.raises(BadInput, match="pairs"):
+            listwise_candidates(Record.model_validate(scored.to_json_dict() | {"pairs": bad}), HERE)
+    assert net_wins(3, [(0, 2)]) == [1.0, 0.0, -1.0]
+
+
+def test_the_loss_uses_only_the_given_pairs():
+    """p = [-1, -4, -3] (see test_loss.py). All pairs: hinge (0,1) 3 + (2,1) 1 + (2,0) 0 = 4. Given only
+    (better 1, worse 0): 3. SFT (mean) on the best reward, response 1: 8 / 2 = 4."""
+    args = (torch.tensor([-3.0, -8.0, -3.0]), torch.tensor([3, 2, 1]), torch.tensor([1.0, 2.0, 0.0]),
+            torch.tensor([0, 0, 0]), LossSettings())  # fmt: skip
+    assert rrhf_loss(*args).rank_loss.item() == pytest.approx(4.0)
+    parts = rrhf_loss(*args, pairs=torch.tensor([[1, 0]]))
+    assert parts.rank_loss.item() == pytest.approx(3.0) and parts.sft_loss.item() == pytest.approx(4.0)
+    assert (parts.rank_correct, parts.rank_pairs) == (0, 1)
+    none = rrhf_loss(*args, pairs=torch.zeros((0, 2), dtype=torch.long))
+    assert none.rank_loss.item() == 0.0 and none.rank_pairs == 0
+
+
+SCORED = [
+    {"id": f"q{i}", "prompt": prompt, "responses": [
+        {"text": text, "source": "s", "score": float(score)} for text, score in zip(texts, scores, strict=True)]}
+    for i, (prompt, texts, scores) in enumerate([
+        ("Say hello.", ["hello there", "hi", "go away", "hey"], [3, 2, 0, 1]),
+        ("Name a fruit.", ["apple", "pear", "rock"], [2, 2.5, -1]),
+        ("Count to three.", ["one two three", "three", "1 2 3", "no"], [4, 1, 3, -2]),
+    ])
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("all", "listwise"), ("best-vs-rest", "listwise"), ("best-worst", "listwise"), ("adjacent", "listwise"),
+     ("best-worst", "pairs"), ("all", "pairs")],
+)  # fmt: skip
+def test_train_sees_exactly_the_pairs_rank_chose(mode, fmt, tiny_models, write_jsonl, tmp_path, cli):
+    scored = write_jsonl("scored.jsonl", SCORED)
+    ranked = tmp_path / "ranked.jsonl"
+    result = cli("rank", scored, "-o", ranked, "--pairs", mode, "--format", fmt)
+    assert result.exit_code == 0, result.stderr
+    rank_pairs = json.loads(ranked.with_name("ranked.jsonl.meta.json").read_text())["counts"]["pairs"]
+    out = tmp_path / "out"
+    result = cli("train", ranked, "-o", out, "--model", tiny_models.policy, "--max-steps", "1")
+    assert result.exit_code == 0, result.stderr
+    counts = json.loads((out / "meta.json").read_text())["counts"]
+    assert counts["pairs"] == rank_pairs and counts["queries"] == 3
+    assert f"{rank_pairs} ranking pairs" in result.stderr
+
+
+def test_a_scored_file_trains_on_every_pair(tiny_models, write_jsonl, tmp_path, cli):
+    out = tmp_path / "out"
+    result = cli("train", write_jsonl("scored.jsonl", SCORED), "-o", out, "--model", tiny_models.policy,
+                 "--max-steps", "1")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((out / "meta.json").read_text())["counts"]["pairs"] == 6 + 3 + 6
