@@ -38,6 +38,7 @@ class Meta(BaseModel):
     config: dict[str, Any] = {}
     inputs: list[InputInfo] = []
     counts: dict[str, int] = {}
+    world_size: int = 1  # processes that shared the work (a data-parallel launch)
     started_at: str
     finished_at: str | None = None
 

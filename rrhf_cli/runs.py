@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +15,7 @@ from rrhf_cli.config import OPERATIONAL, outcome_settings
 from rrhf_cli.console import log
 from rrhf_cli.errors import RrhfError
 from rrhf_cli.journal import Failure, Journal
+from rrhf_cli.launch import Group, Launch
 from rrhf_cli.meta import Meta, fingerprint, input_info, now, stage_meta, write_meta
 from rrhf_cli.schema import Record
 
@@ -38,25 +40,41 @@ class StageRun:
     """One run of a stage writing `output` from `inputs` under `config`."""
 
     def __init__(
-        self, stage: str, config: BaseModel, output: Path, inputs: Sequence[LoadedInput], force: bool = False
+        self,
+        stage: str,
+        config: BaseModel,
+        output: Path,
+        inputs: Sequence[LoadedInput],
+        force: bool = False,
+        launch: Launch | None = None,
     ) -> None:
+        """`launch`: a data-parallel launch whose ranks each run a share of the first input's records; each
+        rank keeps its own journal and rank 0 writes the artifact from all shares."""
         self.stage, self.config, self.output, self.inputs = stage, config, output, list(inputs)
         self.started_at = now()
+        self.launch = launch or Launch()
+        self.group = Group(self.launch) if self.launch.parallel else None
+        journaled = output.with_name(f"{output.name}.{self.launch.tag}") if self.group else output
         infos = [input_info(i) for i in inputs]
-        self.journal = Journal(output, fingerprint(stage, outcome_settings(config), infos), force=force)
+        self.journal = Journal(journaled, fingerprint(stage, outcome_settings(config), infos), force=force)
 
     def report_failures(self, failures: Sequence[Failure], what: str, allow: bool) -> None:
         """List `failures` in OUTPUT.failed.jsonl (or remove a stale list), log the first few, and unless `allow`
         stop the run with one line saying how to retry; `what` follows the count, e.g. "prompt(s) failed"."""
+        if self.group is not None:
+            failures = [f for share in self.group.everyone(list(failures)) for f in share]
         listing = failed_path(self.output)
+        lead = self.launch.rank == 0
         if not failures:
-            listing.unlink(missing_ok=True)
+            if lead:
+                listing.unlink(missing_ok=True)
             return
-        write_records(listing, (asdict(f) for f in failures))
-        for failure in failures[:10]:
+        if lead:
+            write_records(listing, (asdict(f) for f in failures))
+        for failure in failures[:10] if lead else []:
             item = f"{failure.id} responses[{failure.response}]" if failure.response is not None else failure.id
             log.warning("%s: %s failed: %s", self.stage, item, failure.error)
-        if len(failures) > 10:
+        if lead and len(failures) > 10:
             log.warning("%s: ... and %d more failures", self.stage, len(failures) - 10)
         if not allow:
             raise RrhfError(
@@ -65,10 +83,30 @@ class StageRun:
                 "the output without them"
             )
 
-    def finish(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int] | None = None) -> Meta:
-        """Write the artifact and its sidecar atomically, then drop the journal."""
-        written = write_records(self.output, records)
-        meta = stage_meta(self.stage, self.config, self.inputs, {"records": written, **(counts or {})}, self.started_at)
-        write_meta(self.output, meta)
+    def finish(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int] | None = None) -> Meta | None:
+        """Write the artifact and its sidecar atomically, then drop the journal. In a data-parallel launch rank 0
+        writes every rank's records, in the first input's order, with the counts summed; it returns None on the
+        other ranks."""
+        if self.group is None:
+            meta = self._write(records, counts or {})
+            self.journal.remove()
+            return meta
+        rows = [r.to_json_dict() if isinstance(r, Record) else r for r in records]
+        shares = self.group.gather((rows, counts or {}))
+        meta = None
+        if shares is not None:
+            by_id = {row["id"]: row for share, _ in shares for row in share}
+            total: Counter[str] = Counter()
+            for _, share_counts in shares:
+                total.update(share_counts)
+            meta = self._write([by_id[r.id] for r in self.inputs[0].records if r.id in by_id], dict(total))
+        self.group.barrier()  # the artifact is written: every rank may drop its journal
         self.journal.remove()
+        return meta
+
+    def _write(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int]) -> Meta:
+        written = write_records(self.output, records)
+        meta = stage_meta(self.stage, self.config, self.inputs, {"records": written, **counts}, self.started_at)
+        meta.world_size = self.launch.world_size
+        write_meta(self.output, meta)
         return meta

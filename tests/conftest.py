@@ -90,6 +90,20 @@ def cli() -> Callable[..., Any]:
     return run
 
 
+def rrhf_process(*args: str | Path, nproc: int = 1, timeout: float = 300, **popen: Any) -> Any:
+    """Run `rrhf ARGS...` as its own process (under torchrun with `nproc` > 1); returns the CompletedProcess,
+    or with `background=True` the Popen."""
+    import subprocess
+    import sys
+
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    command = [*(launcher if nproc > 1 else [sys.executable]), "-m", "rrhf_cli", *map(str, args)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **popen.pop("env", {})}
+    if popen.pop("background", False):
+        return subprocess.Popen(command, env=env, start_new_session=True, **popen)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, **popen)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every object of a JSONL file."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rrhf_cli.console import quiet_libraries
 from rrhf_cli.errors import UsageError, first_line
+from rrhf_cli.launch import current_launch
 
 if TYPE_CHECKING:
     import torch
@@ -16,13 +17,15 @@ Device = Literal["auto", "cpu", "cuda"]
 
 
 def pick_device(requested: Device = "auto") -> torch.device:
-    """CUDA when asked for or (auto) present, else the CPU; asking for CUDA that torch cannot see is an error."""
+    """CUDA (the local rank's GPU under a launcher) when asked for or (auto) present, else the CPU; asking for
+    CUDA that torch cannot see is an error."""
     import torch
 
     if requested == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
     cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
-    return torch.device("cuda" if cuda else "cpu")
+    # Under a launcher each process takes the GPU of its local rank.
+    return torch.device("cuda", current_launch().local_rank) if cuda else torch.device("cpu")
 
 
 def pick_dtype(device: torch.device, bf16: bool | None = None) -> torch.dtype:

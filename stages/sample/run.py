@@ -14,9 +14,10 @@ from typing import Any
 
 from rrhf_cli.artifacts import LoadedInput, load_records
 from rrhf_cli.console import log, progress
-from rrhf_cli.errors import BadInput
+from rrhf_cli.errors import BadInput, UsageError
 from rrhf_cli.ids import derive_seed
 from rrhf_cli.journal import BatchResult, Failure, Work, run_batches
+from rrhf_cli.launch import Launch, current_launch
 from rrhf_cli.runs import StageRun
 from rrhf_cli.schema import Record, Response
 from stages.sample.backends import Sampler, SampleRequest, create_sampler
@@ -34,9 +35,13 @@ def run_sample(
 ) -> dict[str, int]:
     """Sample k responses for every prompt of `source` (or of its shard) into `output`; returns the counts."""
     loaded = load_records(source, input_format)
-    index, count = config.shard_of()
+    # Under torchrun each rank samples every world_size-th prompt; --shard splits the work by hand instead.
+    launch = current_launch() if config.shard is None else Launch()
+    if launch.parallel and config.append:
+        raise UsageError("--append runs in one process; sample into a new file and join with `rrhf merge`")
+    index, count = (launch.rank, launch.world_size) if launch.parallel else config.shard_of()
     records, locations = loaded.records[index::count], loaded.locations[index::count]
-    if not records:
+    if not records and not launch.parallel:
         raise BadInput(source, f"shard {config.shard} holds no prompt (the input has {len(loaded.records)})")
     _check_prompts(records, locations, config)
     carried = {r.id: _carried(r, where, config.include_field) for r, where in zip(records, locations, strict=True)}
@@ -45,7 +50,7 @@ def run_sample(
         _check_same_prompts(existing, records, locations)
     if config.strategy == "sample" and config.temperature == 0 and config.k > 1:
         log.warning("sample: --temperature 0 decodes greedily, so the %d responses of a prompt will be equal", config.k)
-    run = StageRun("sample", config, output, [loaded] + ([existing] if existing else []), force=force)
+    run = StageRun("sample", config, output, [loaded] + ([existing] if existing else []), force, launch)
 
     done = run.journal.load()
     resumed = sum(1 for r in records if r.id in done)
@@ -86,9 +91,10 @@ def run_sample(
     if existing is not None:
         final, joined = join_by_id([(existing.records, existing.locations), (sampled, locations)])
         counts.update(records_before=len(existing.records), duplicates_dropped=joined["duplicates_dropped"])
-    run.finish(final, dict(counts))
-    _log_summary(config, counts)
-    return dict(counts)
+    meta = run.finish(final, dict(counts))
+    totals = Counter(meta.counts) if meta else counts  # every rank's, on rank 0 of a parallel launch
+    _log_summary(config, totals)
+    return dict(totals)
 
 
 def _work(sampler: Sampler, config: SampleConfig) -> Work:

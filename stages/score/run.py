@@ -7,6 +7,7 @@ from pathlib import Path
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.console import log, progress
 from rrhf_cli.journal import BatchResult, Failure, run_batches
+from rrhf_cli.launch import current_launch
 from rrhf_cli.runs import StageRun
 from rrhf_cli.schema import Record
 from stages.score.apply import ScoreFailure, apply_scores
@@ -20,7 +21,9 @@ def run_score(
     """Score every response of `source` into `output`; returns the counts also written to the meta."""
     loaded = load_records(source, input_format)
     where = dict(zip((r.id for r in loaded.records), loaded.locations, strict=True))
-    run = StageRun("score", config, output, [loaded], force=force)
+    launch = current_launch()  # under torchrun each rank scores every world_size-th record
+    records = loaded.records[launch.rank :: launch.world_size]
+    run = StageRun("score", config, output, [loaded], force, launch)
     scorer = make_scorer(config)
 
     def work(batch: list[Record], batch_ids: list[str]) -> BatchResult:
@@ -38,15 +41,16 @@ def run_score(
             result.failures += failures
         return result
 
-    total = sum(len(r.responses) for r in loaded.records)
-    with progress(len(loaded.records), "score") as advance:
-        outcome = run_batches(loaded.records, config.batch_size or 1, work, run.journal, advance)
+    total = sum(len(r.responses) for r in records)
+    with progress(len(records), "score") as advance:
+        outcome = run_batches(records, config.batch_size or 1, work, run.journal, advance)
     failed = len(outcome.failures)
     run.report_failures(outcome.failures, f"of {total} responses could not be scored", config.allow_failures)
     if failed:
         log.warning("score: %d of %d responses could not be scored; written without a score", failed, total)
-    records = outcome.in_order(loaded.records)
     counts = {"responses": total, "scored": total - failed, "failed": failed}
-    run.finish(records, counts)
-    log.info("score: %d responses of %d prompts scored with %s", counts["scored"], len(records), config.backend)
+    meta = run.finish(outcome.in_order(records), counts)
+    counts = dict(meta.counts) if meta else counts  # every rank's, on rank 0 of a parallel launch
+    prompts = counts.get("records", len(records))
+    log.info("score: %d responses of %d prompts scored with %s", counts["scored"], prompts, config.backend)
     return counts

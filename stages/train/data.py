@@ -92,7 +92,11 @@ def net_wins(n: int, pairs: Sequence[tuple[int, int]]) -> list[float]:
 
 
 def build_queries(
-    records: Sequence[Record], locations: Sequence[Location], tokenizer: Any, max_length: int, input_format: str = "rrhf"
+    records: Sequence[Record],
+    locations: Sequence[Location],
+    tokenizer: Any,
+    max_length: int,
+    input_format: str = "rrhf",
 ) -> tuple[list[Query], Counter[str]]:
     """Tokenise every query with its rewards and pairs; counts the ranking pairs the loss sees in one epoch, the
     prompts left-truncated and the responses cut to fit `max_length`."""

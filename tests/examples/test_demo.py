@@ -40,3 +40,12 @@ def test_examples_makefile_iterates_and_reruns_only_what_changed(tmp_path):
     (tmp_path / "round-2" / "scored.jsonl").touch()
     planned = [line.split()[1] for line in _make(tmp_path, "-n").stdout.splitlines() if "/rrhf " in line]
     assert planned == ["rank", "train"]
+
+
+def test_examples_makefile_takes_a_dataset_and_nproc(tmp_path):
+    planned = _make(tmp_path, "-n", "PROMPTS=hf:Anthropic/hh-rlhf:train", "NPROC=2")
+    assert planned.returncode == 0, planned.stderr  # colons in a prerequisite were "multiple target patterns"
+    launched = [line for line in planned.stdout.splitlines() if "torch.distributed.run" in line]
+    assert [line.split(" -m rrhf_cli ")[1].split()[0] for line in launched] == ["sample", "score"] * 2
+    assert all("--nproc_per_node 2" in line for line in launched)
+    assert "sample hf:Anthropic/hh-rlhf:train -o" in launched[0]

@@ -1,0 +1,66 @@
+"""Data-parallel runs of the journaled stages under a launcher (torchrun, accelerate): which share of the
+records is this process's, and how rank 0 gathers the shares into one artifact.
+
+Torch is imported only when a run is launched with more than one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in a launch: global rank, number of processes, rank on its node."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def parallel(self) -> bool:
+        """Whether several processes share the work."""
+        return self.world_size > 1
+
+    @property
+    def tag(self) -> str:
+        """The name of this process's share in file names: `rank0-of-2`."""
+        return f"rank{self.rank}-of-{self.world_size}"
+
+
+def current_launch() -> Launch:
+    """The launch described by the environment torchrun (and accelerate, DeepSpeed) set; one process if none."""
+    try:
+        env = os.environ
+        return Launch(int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_RANK", "0")))
+    except ValueError:
+        return Launch()
+
+
+class Group:
+    """The processes of a launch, joined over gloo (CPU collectives; every stage exchanges Python objects only)."""
+
+    def __init__(self, launch: Launch) -> None:
+        import torch.distributed as dist
+
+        self.launch, self.dist = launch, dist
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+
+    def gather(self, value: Any) -> list[Any] | None:
+        """Every rank's `value`, in rank order, on rank 0; None on the others."""
+        out: list[Any] | None = [None] * self.launch.world_size if self.launch.rank == 0 else None
+        self.dist.gather_object(value, out, dst=0)
+        return out
+
+    def everyone(self, value: Any) -> list[Any]:
+        """Every rank's `value`, in rank order, on every rank."""
+        out: list[Any] = [None] * self.launch.world_size
+        self.dist.all_gather_object(out, value)
+        return out
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+        self.dist.barrier()

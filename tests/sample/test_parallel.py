@@ -1,0 +1,37 @@
+"""`torchrun --nproc_per_node 2 -m rrhf_cli sample`: the ranks split the prompts and rank 0 writes the file one
+process writes, with `world_size` in its meta (CPU, gloo)."""
+
+import json
+
+from tests.conftest import read_jsonl, rrhf_process
+
+PROMPTS = [{"id": f"p{i}", "prompt": text} for i, text in enumerate(
+    ["Hello there", "Name a fruit.", "Count to three.", "Pick a colour.", "Say yes.", "The quick brown fox"])]
+
+
+def test_two_ranks_write_the_file_one_process_writes(tiny_models, write_jsonl, tmp_path):
+    prompts = write_jsonl("p.jsonl", PROMPTS)
+    # Greedy decoding: equal whatever the batches; sampled hf batches are seeded from their prompts' ids.
+    flags = ["--model", tiny_models.policy, "-k", "2", "--temperature", "0", "--max-new-tokens", "6",
+             "--batch-size", "2"]  # fmt: skip
+    one = rrhf_process("sample", prompts, "-o", tmp_path / "one.jsonl", *flags)
+    assert one.returncode == 0, one.stderr
+    two = rrhf_process("sample", prompts, "-o", tmp_path / "two.jsonl", *flags, nproc=2)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert read_jsonl(tmp_path / "two.jsonl") == read_jsonl(tmp_path / "one.jsonl")
+    single = json.loads((tmp_path / "one.jsonl.meta.json").read_text())
+    meta = json.loads((tmp_path / "two.jsonl.meta.json").read_text())
+    assert (meta["world_size"], single["world_size"]) == (2, 1)
+    assert meta["counts"] == single["counts"]
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two"))
+    assert left == ["two.jsonl", "two.jsonl.meta.json"]  # no journal of either rank
+    # Rank 0 alone reports the totals.
+    assert sum("rrhf: sample: 6 prompts, 12 responses" in line for line in two.stderr.splitlines()) == 1, two.stderr
+
+
+def test_append_is_refused_under_a_launch(tiny_models, write_jsonl, tmp_path):
+    out = tmp_path / "s.jsonl"
+    result = rrhf_process("sample", write_jsonl("p.jsonl", PROMPTS), "-o", out, "--model", tiny_models.policy,
+                          "--append", nproc=2)  # fmt: skip
+    assert result.returncode != 0
+    assert "--append runs in one process" in result.stderr and not out.exists()
