@@ -102,8 +102,8 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
             raise ValueError(f"--judge-template {self.judge_template}: no such file")
         if self.judge_orders > 1 and (self.judge_mode != "listwise" or not self.judge_shuffle):
             raise ValueError("--judge-orders above 1 needs --judge-mode listwise and --judge-shuffle")
-        if self.rm_head == "value-head" and self.engine == "vllm":
-            raise ValueError("--rm-head value-head runs on --engine transformers only")
+        if self.rm_head == "value-head" and (self.engine == "vllm" or self.rm_format == "pair"):
+            raise ValueError("--rm-head value-head runs on --engine transformers with --rm-format chat or concat")
         if self.engine == "vllm" and self.backend != "reward-model":
             raise ValueError(f"--engine vllm is for --backend reward-model; --backend {self.backend} runs on its own")
         if self.batch_size is None:
