@@ -20,12 +20,19 @@ from rrhf_cli.errors import UsageError
 from rrhf_cli.formats import InputOptions, parse_field_map
 
 InputArg = Annotated[
-    str, typer.Argument(help="Input: .jsonl, .json, .csv, .parquet, or hf:NAME[:SPLIT].", metavar="INPUT")
+    str, typer.Argument(help="Input: .jsonl, .json, .csv, .parquet, or hf:NAME[:CONFIG][:SPLIT].", metavar="INPUT")
 ]
 OutputOpt = Annotated[
     Path, typer.Option("-o", "--output", help="Artifact to write (JSONL); a FILE.meta.json sidecar goes beside it.")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Start over, discarding a journal left by an interrupted run.")]
+CheckpointForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Start over, deleting the checkpoint-* folders an earlier run left in OUTDIR (--resume continues them).",
+    ),
+]
 InputFormat = Literal["auto", "rrhf", "trl-prompt", "rrhf-reference", "trl-preference", "hh"]
 InputFormatOpt = Annotated[
     InputFormat,
@@ -179,17 +186,18 @@ def _field_params(model: type[BaseModel]) -> list[inspect.Parameter]:
         if py_type is None:
             continue  # nested settings are for the config file only
         flag = flag_name(name)
-        decls = [f"{flag}/--no-{flag[2:]}"] if py_type is bool else [flag]
-        decls += list(extra.get("aliases", []))
+        # `flags` replace the derived flag: `-k`, not `-k, --k`; `--as`, not `--as-name, --as`.
+        decls = list(extra.get("flags", [])) or ([f"{flag}/--no-{flag[2:]}"] if py_type is bool else [flag])
         default = field.default if field.default is not PydanticUndefined else None
         if field.default_factory is not None:
             default = field.default_factory()  # type: ignore[call-arg]
-        shown = "required" if field.is_required() else _show(default)
+        # A config file can supply any setting, so no flag is required on its own.
+        shown = "required unless in --config" if field.is_required() else _show(default)
         option = typer.Option(
             *decls,
             help=f"{field.description or ''} [{shown}]".strip(),
             show_default=False,
-            metavar=extra.get("metavar"),
+            metavar=extra.get("metavar") or _list_metavar(py_type),
         )
         params.append(
             inspect.Parameter(
@@ -212,6 +220,13 @@ def _cli_type(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return annotation
     return annotation if annotation in (str, int, float, bool, Path) else None
+
+
+def _list_metavar(py_type: Any) -> str | None:
+    # Typer would show `<list[str]>`; a repeatable flag takes one value each time.
+    if get_origin(py_type) is list:
+        return {str: "TEXT", int: "INT", float: "FLOAT"}.get(get_args(py_type)[0])
+    return None
 
 
 def _show(default: Any) -> str:

@@ -12,7 +12,9 @@ from stages.sample.merge import MergeConfig, run_merge
 
 InputsArg = Annotated[
     list[str],
-    typer.Argument(help="Sample or scored files (.jsonl, .json, .csv, .parquet, hf:NAME).", metavar="INPUT"),
+    typer.Argument(
+        help="Sample or scored files (.jsonl, .json, .csv, .parquet, hf:NAME[:CONFIG][:SPLIT]).", metavar="INPUT"
+    ),
 ]
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rrhf_cli.formats import InputOptions
-from rrhf_cli.options import ForceOpt, InputArg, command
+from rrhf_cli.options import CheckpointForceOpt, InputArg, command
 from stages.train.config import TrainConfig
 
 OutDirOpt = Annotated[
@@ -23,7 +23,7 @@ def train_command(
     output: OutDirOpt,
     config: TrainConfig,
     inputs: InputOptions,
-    force: ForceOpt = False,
+    force: CheckpointForceOpt = False,
 ) -> None:
     """Fine-tune a causal LM with the RRHF loss: a ranking loss on length-normalised log-probs plus SFT on the best.
 

@@ -25,7 +25,9 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     )
     model: str | None = Field(None, description="Reward model, policy (logprob) or judge model name.")
     as_name: str | None = Field(
-        None, description="Also keep the value under scores.NAME.", json_schema_extra={"aliases": ["--as"]}
+        None,
+        description="Also keep the value under scores.NAME.",
+        json_schema_extra={"flags": ["--as"], "metavar": "NAME"},
     )
     primary: str | None = Field(None, description="Which scores.NAME becomes `score` (default: this run's value).")
     batch_size: int | None = Field(
