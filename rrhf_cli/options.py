@@ -188,6 +188,7 @@ def _field_params(model: type[BaseModel]) -> list[inspect.Parameter]:
         flag = flag_name(name)
         # `flags` replace the derived flag: `-k`, not `-k, --k`; `--as`, not `--as-name, --as`.
         decls = list(extra.get("flags", [])) or ([f"{flag}/--no-{flag[2:]}"] if py_type is bool else [flag])
+        decls += list(extra.get("aliases", []))  # extra spellings beside the flag
         default = field.default if field.default is not PydanticUndefined else None
         if field.default_factory is not None:
             default = field.default_factory()  # type: ignore[call-arg]
