@@ -61,7 +61,31 @@ def _healthy(url: str) -> bool:
         return False
 
 
-class FaultProxy:
+class _QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+
+class _LoopbackServer:
+    """A threading HTTP server on 127.0.0.1 answering with the handler class `_handler()` returns."""
+
+    def __init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FaultProxy(_LoopbackServer):
     """Forwards POSTs to the server, except that `plan(number, body)` may answer instead: "500", "503", "429"
     (with Retry-After: 1), "stall" (answer nothing for `stall` seconds), "reset" (close with RST),
     "drop" (forward, then reset instead of relaying: the server did the work, the client never sees it)."""
@@ -73,24 +97,13 @@ class FaultProxy:
         self.requests: list[dict] = []  # one per request: time, path, body, action, authorization
         self.delivered = 0  # choices that reached the client
         self.in_flight = self.max_in_flight = 0  # requests the proxy holds at once, and the most it held
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
+        self.url += "/v1"
 
     def _handler(self):
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(_QuietHandler):
             def do_POST(self):
                 with proxy.lock:
                     proxy.in_flight += 1
@@ -168,31 +181,19 @@ class FaultProxy:
         return Handler
 
 
-class PositionJudge:
+class PositionJudge(_LoopbackServer):
     """A chat-completions server that grades a listwise prompt by position: answer j (1-based, as shown) gets
     score j, so scores mapped back to the responses reveal the order they were shown in. A model named
     `reasoning` refuses `max_tokens` and a temperature, as OpenAI's reasoning models do."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
 
     def _handler(self):
         judge = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(_QuietHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 judge.requests.append(body)

@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from stages.score.value_head import folded, value_head_prefix
-from tests.conftest import read_jsonl
+from tests.conftest import chat_ids, read_jsonl
 
 SAMPLES = [
     {"id": "a", "prompt": "Say hello.", "responses": [{"text": "hello there", "source": "m"},
@@ -59,14 +59,8 @@ def test_value_head_scores_equal_a_direct_computation(tiny_models, write_jsonl, 
     base = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float().eval().model
     mean, std = (extra["mean"], extra["std"]) if extra else (0.0, 1.0)
     for sample, row in zip(SAMPLES, read_jsonl(out), strict=True):
-        messages = sample["prompt"] if isinstance(sample["prompt"], list) else [
-            {"role": "user", "content": sample["prompt"]}]
-        prefix_text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         for response, scored in zip(sample["responses"], row["responses"], strict=True):
-            full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": response["text"]}],
-                                                 tokenize=False)
-            ids = (tokenizer(prefix_text, add_special_tokens=False).input_ids
-                   + tokenizer(full[len(prefix_text):], add_special_tokens=False).input_ids)
+            ids = chat_ids(tokenizer, sample["prompt"], response["text"])
             with torch.no_grad():
                 last = base(torch.tensor([ids])).last_hidden_state[0, -1]  # the response's last token
             expected = (float(last @ weight) + b - mean) / std
