@@ -2,9 +2,12 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch, installed before the project so pip never pulls a CUDA build on a machine
-# without a GPU. On a GPU machine: `make install TORCH=torch` (or install torch yourself first).
+# torch, installed before the project so that the project's wide torch requirement is already met. From the
+# public index alone Linux `torch==2.13.0` is the CUDA build; TORCH_INDEX names an index of CPU wheels
+# (e.g. https://download.pytorch.org/whl/cpu), searched beside the usual one. On a GPU machine:
+# `make install TORCH=torch` (or install torch yourself first).
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 OUT ?= out
 # vLLM's CPU build pins its own torch and transformers, so it gets a venv of its own; its tests run there.
@@ -18,7 +21,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -c "import torch" 2>/dev/null || \
+		$(BIN)/python -m pip install $(if $(TORCH_INDEX),--extra-index-url "$(TORCH_INDEX)") "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from rrhf_cli import __version__
 from rrhf_cli.errors import RrhfError
@@ -23,6 +23,16 @@ class RrhfGroup(TyperGroup):
                 raise
             typer.echo(f"rrhf: error: {err}", err=True)
             raise typer.Exit(err.exit_code if isinstance(err, RrhfError) else 1) from None
+
+
+class RrhfCommand(TyperCommand):
+    """Writes a required argument as INPUT in the usage line, where Typer writes {INPUT}."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [
+            piece[1:].replace("}", "", 1) if piece.startswith("{") else piece
+            for piece in super().collect_usage_pieces(ctx)
+        ]
 
 
 def new_app(**settings: Any) -> typer.Typer:
@@ -59,14 +69,14 @@ def _root(
 def _register() -> None:
     from rrhf_cli.commands import eval, inspect, merge, plot, rank, sample, score, train
 
-    app.command("sample")(sample.sample_command)
-    app.command("score")(score.score_command)
-    app.command("rank")(rank.rank_command)
-    app.command("train")(train.train_command)
-    app.command("eval")(eval.eval_command)
-    app.command("plot")(plot.plot_command)
-    app.command("merge")(merge.merge_command)
-    app.command("inspect")(inspect.inspect_command)
+    app.command("sample", cls=RrhfCommand)(sample.sample_command)
+    app.command("score", cls=RrhfCommand)(score.score_command)
+    app.command("rank", cls=RrhfCommand)(rank.rank_command)
+    app.command("train", cls=RrhfCommand)(train.train_command)
+    app.command("eval", cls=RrhfCommand)(eval.eval_command)
+    app.command("plot", cls=RrhfCommand)(plot.plot_command)
+    app.command("merge", cls=RrhfCommand)(merge.merge_command)
+    app.command("inspect", cls=RrhfCommand)(inspect.inspect_command)
 
 
 _register()

@@ -8,14 +8,14 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import ValidationError
 
 from rrhf_cli.errors import BadInput, Location
-from rrhf_cli.formats import FormatError, detect_format, to_contract
+from rrhf_cli.formats import FormatError, InputChoice, InputOptions, detect_format, map_fields, to_contract
 from rrhf_cli.ids import IdAssigner
 from rrhf_cli.readers import HF_PREFIX, iter_rows
 from rrhf_cli.schema import PROMPT_TAGS, Record, kind_of
@@ -30,19 +30,25 @@ class LoadedInput:
     records: list[Record]
     locations: list[Location]
     sha256: str | None
+    options: dict[str, Any] = field(default_factory=dict)  # InputOptions.described()
 
 
-def load_records(spec: str | Path, input_format: str = "auto") -> LoadedInput:
-    """Read every record of an input, mapping its format onto the contract; BadInput on the first bad row."""
-    fmt = None if input_format == "auto" else input_format
+def load_records(spec: str | Path, input_format: InputChoice = "auto") -> LoadedInput:
+    """Read every record of an input (the first `limit`), mapping its columns and format onto the contract;
+    BadInput on the first bad row."""
+    options = input_format if isinstance(input_format, InputOptions) else InputOptions(format=input_format)
+    fmt = None if options.format == "auto" else options.format
     assign_id = IdAssigner()
     seen: dict[str, Location] = {}
     records: list[Record] = []
     locations: list[Location] = []
     for where, row in iter_rows(spec):
+        if options.limit is not None and len(records) >= options.limit:
+            break
         if not isinstance(row, dict):
             raise BadInput(where, f"expected a JSON object, got {kind_of(row)}")
         try:
+            row = map_fields(row, options.fields)
             fmt = fmt or detect_format(row)
             fields = to_contract(row, fmt)
         except FormatError as err:
@@ -57,7 +63,10 @@ def load_records(spec: str | Path, input_format: str = "auto") -> LoadedInput:
         raise BadInput(str(spec), "no records (the input is empty)")
     text = str(spec)
     digest = None if text.startswith(HF_PREFIX) else file_sha256(Path(text))
-    return LoadedInput(spec=text, format=fmt or "rrhf", records=records, locations=locations, sha256=digest)
+    return LoadedInput(
+        spec=text, format=fmt or "rrhf", records=records, locations=locations, sha256=digest,
+        options=options.described(),
+    )
 
 
 def record_from_fields(where: Location, fields: dict[str, Any], assign_id: IdAssigner) -> Record:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
-import tomllib
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 

@@ -6,6 +6,8 @@ malformed row; the caller adds the file and line.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from rrhf_cli.schema import kind_of
@@ -20,8 +22,59 @@ FORMATS: dict[str, str] = {
 }
 
 
+# The fields a column can be mapped onto (`--field TARGET=COLUMN`): those the formats above read.
+FIELD_TARGETS = ("prompt", "responses", "chosen", "rejected", "query", "scores", "score_chosen", "score_rejected", "id")
+
+
 class FormatError(ValueError):
     """A row does not fit its format; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """How to read an input: its format, which columns hold the formats' fields, and how many records."""
+
+    format: str = "auto"
+    fields: dict[str, str] = field(default_factory=dict)  # field -> the column that holds it
+    limit: int | None = None
+
+    def described(self) -> dict[str, Any]:
+        """The options that change what is read, for the meta; empty when there are none."""
+        return {k: v for k, v in (("fields", self.fields), ("limit", self.limit)) if v}
+
+
+InputChoice = str | InputOptions  # a format name alone, or every option
+"""How a stage is told to read its input."""
+
+
+def parse_field_map(items: Iterable[str], prompt_field: str | None = None) -> dict[str, str]:
+    """`FIELD=COLUMN` items (and `--prompt-field COLUMN`) as {field: column}; ValueError naming a bad item."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        target, sep, column = item.partition("=")
+        target, column = target.strip(), column.strip()
+        if not sep or not target or not column:
+            raise ValueError(f"--field {item!r}: expected FIELD=COLUMN, e.g. prompt=question")
+        if target not in FIELD_TARGETS:
+            raise ValueError(f"--field {item!r}: '{target}' is not a field; choose one of {', '.join(FIELD_TARGETS)}")
+        mapping[target] = column
+    if prompt_field:
+        if mapping.get("prompt", prompt_field) != prompt_field:
+            raise ValueError(f"--prompt-field {prompt_field} and --field prompt={mapping['prompt']} disagree")
+        mapping["prompt"] = prompt_field
+    return mapping
+
+
+def map_fields(row: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    """The row with each mapped column renamed to the field it holds (a field already there is replaced)."""
+    if not fields:
+        return row
+    missing = [column for column in fields.values() if column not in row]
+    if missing:
+        seen = ", ".join(sorted(row)) or "none"
+        raise FormatError(f"no column '{missing[0]}' (named by --field/--prompt-field); the row has {seen}")
+    out = {k: v for k, v in row.items() if k not in fields.values()}
+    return out | {target: row[column] for target, column in fields.items()}
 
 
 def detect_format(row: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class InputInfo(BaseModel):
     format: str | None = None
     sha256: str | None = None
     records: int | None = None
+    options: dict[str, Any] | None = None  # --field/--prompt-field and --limit, where given
 
 
 class Meta(BaseModel):
@@ -45,7 +46,10 @@ class Meta(BaseModel):
 
 def input_info(loaded: LoadedInput) -> InputInfo:
     """What the meta records of one input."""
-    return InputInfo(path=loaded.spec, format=loaded.format, sha256=loaded.sha256, records=len(loaded.records))
+    return InputInfo(
+        path=loaded.spec, format=loaded.format, sha256=loaded.sha256, records=len(loaded.records),
+        options=loaded.options or None,
+    )
 
 
 def stage_meta(
@@ -64,7 +68,7 @@ def stage_meta(
 
 def now() -> str:
     """The current UTC time in ISO 8601, to the second."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def meta_path(artifact: Path) -> Path:
@@ -105,5 +109,6 @@ def redact(value: Any, key: str = "") -> Any:
 
 def fingerprint(stage: str, config: dict[str, Any], inputs: list[InputInfo]) -> str:
     """A hash of what determines a stage's output, so a journal is only resumed by the same run."""
-    payload = {"stage": stage, "config": config, "inputs": [i.sha256 or i.path for i in inputs]}
+    sources = [[i.sha256 or i.path, i.options] if i.options else i.sha256 or i.path for i in inputs]
+    payload = {"stage": stage, "config": config, "inputs": sources}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -16,19 +16,52 @@ from pydantic_core import PydanticUndefined
 
 from rrhf_cli.config import flag_name, load_config_file, resolve_config
 from rrhf_cli.console import setup_logging
+from rrhf_cli.errors import UsageError
+from rrhf_cli.formats import InputOptions, parse_field_map
 
 InputArg = Annotated[
-    str, typer.Argument(help="Input: .jsonl, .json, .csv, .parquet, or hf:NAME[:SPLIT].", metavar="INPUT")
+    str, typer.Argument(help="Input: .jsonl, .json, .csv, .parquet, or hf:NAME[:CONFIG][:SPLIT].", metavar="INPUT")
 ]
 OutputOpt = Annotated[
     Path, typer.Option("-o", "--output", help="Artifact to write (JSONL); a FILE.meta.json sidecar goes beside it.")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Start over, discarding a journal left by an interrupted run.")]
+CheckpointForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Start over, deleting the checkpoint-* folders an earlier run left in OUTDIR (--resume continues them).",
+    ),
+]
 InputFormat = Literal["auto", "rrhf", "trl-prompt", "rrhf-reference", "trl-preference", "hh"]
 InputFormatOpt = Annotated[
     InputFormat,
     typer.Option("--input-format", help="Input format; auto-detected from the first record's fields by default."),
 ]
+_INPUT_FLAGS: dict[str, tuple[Any, Any]] = {  # the flags a command's `inputs: InputOptions` parameter becomes
+    "input_format": (InputFormatOpt, "auto"),
+    "prompt_field": (
+        Annotated[
+            str | None, typer.Option("--prompt-field", metavar="COLUMN", help="Input column holding the prompt.")
+        ],
+        None,
+    ),
+    "input_fields": (
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--field",
+                metavar="FIELD=COLUMN",
+                help="Read FIELD (prompt, chosen, rejected, responses, ...) from another input column; repeatable.",
+            ),
+        ],
+        None,
+    ),
+    "input_limit": (
+        Annotated[int | None, typer.Option("--limit", min=1, metavar="N", help="Read only the first N records.")],
+        None,
+    ),
+}
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of tables.")]
 
 GENERAL = "General"
@@ -46,7 +79,11 @@ def command(model: type[BaseModel] | None = None) -> Callable[[Callable[..., Any
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(fn, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name != "config"]
+        own = [p for p in signature.parameters.values() if p.name not in ("config", "inputs")]
+        reads = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for name, (annotation, default) in _INPUT_FLAGS.items()
+        ] if "inputs" in signature.parameters else []
         fields = _field_params(model) if model else []
         general = _general_params(with_config=model is not None)
 
@@ -54,6 +91,8 @@ def command(model: type[BaseModel] | None = None) -> Callable[[Callable[..., Any
         def wrapper(**kwargs: Any) -> Any:
             _debug["on"] = bool(kwargs.pop("debug"))
             setup_logging(verbose=kwargs.pop("verbose"), quiet=kwargs.pop("quiet"))
+            if reads:
+                kwargs["inputs"] = _input_options(**{p.name: kwargs.pop(p.name) for p in reads})
             if model is None:
                 return fn(**kwargs)
             config_file = kwargs.pop("config_file")
@@ -63,10 +102,20 @@ def command(model: type[BaseModel] | None = None) -> Callable[[Callable[..., Any
             source = str(config_file) if config_file else "config"
             return fn(**kwargs, config=resolve_config(model, file_values, flags, source=source))
 
-        wrapper.__signature__ = signature.replace(parameters=[*own, *fields, *general])  # type: ignore[attr-defined]
+        wrapper.__signature__ = signature.replace(parameters=[*own, *reads, *fields, *general])  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+def _input_options(
+    input_format: str, prompt_field: str | None, input_fields: list[str] | None, input_limit: int | None
+) -> InputOptions:
+    try:
+        fields = parse_field_map(input_fields or [], prompt_field)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return InputOptions(format=input_format, fields=fields, limit=input_limit)
 
 
 def _general_params(with_config: bool) -> list[inspect.Parameter]:
@@ -137,17 +186,19 @@ def _field_params(model: type[BaseModel]) -> list[inspect.Parameter]:
         if py_type is None:
             continue  # nested settings are for the config file only
         flag = flag_name(name)
-        decls = [f"{flag}/--no-{flag[2:]}"] if py_type is bool else [flag]
-        decls += list(extra.get("aliases", []))
+        # `flags` replace the derived flag: `-k`, not `-k, --k`; `--as`, not `--as-name, --as`.
+        decls = list(extra.get("flags", [])) or ([f"{flag}/--no-{flag[2:]}"] if py_type is bool else [flag])
+        decls += list(extra.get("aliases", []))  # extra spellings beside the flag
         default = field.default if field.default is not PydanticUndefined else None
         if field.default_factory is not None:
             default = field.default_factory()  # type: ignore[call-arg]
-        shown = "required" if field.is_required() else _show(default)
+        # A config file can supply any setting, so no flag is required on its own.
+        shown = "required unless in --config" if field.is_required() else _show(default)
         option = typer.Option(
             *decls,
             help=f"{field.description or ''} [{shown}]".strip(),
             show_default=False,
-            metavar=extra.get("metavar"),
+            metavar=extra.get("metavar") or _list_metavar(py_type),
         )
         params.append(
             inspect.Parameter(
@@ -170,6 +221,13 @@ def _cli_type(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return annotation
     return annotation if annotation in (str, int, float, bool, Path) else None
+
+
+def _list_metavar(py_type: Any) -> str | None:
+    # Typer would show `<list[str]>`; a repeatable flag takes one value each time.
+    if get_origin(py_type) is list:
+        return {str: "TEXT", int: "INT", float: "FLOAT"}.get(get_args(py_type)[0])
+    return None
 
 
 def _show(default: Any) -> str:

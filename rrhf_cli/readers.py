@@ -1,4 +1,5 @@
-"""Decode input files into rows, each with its location: .jsonl, .json, .csv, .parquet and hf:NAME[:SPLIT]."""
+"""Decode input files into rows, each with its location: .jsonl, .json, .csv, .parquet and
+hf:NAME[:CONFIG][:SPLIT]."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -108,36 +110,69 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
         yield Location(str(path), number, unit="row"), row
 
 
+def parse_hf_spec(spec: str) -> tuple[str, str | None, str | None]:
+    """(NAME, CONFIG, SPLIT) of `hf:NAME[:CONFIG][:SPLIT]`; a single part after NAME comes back as the split (the
+    loader tries it as a config where the dataset has no such split). ValueError when malformed."""
+    parts = re.split(r":(?![^\[]*\])", spec[len(HF_PREFIX) :])  # not the colons of a slice, train[:2000]
+    if not parts[0] or len(parts) > 3 or any(not part for part in parts[1:]):
+        raise ValueError("expected hf:NAME, hf:NAME:SPLIT or hf:NAME:CONFIG:SPLIT")
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    return parts[0], None, parts[1] if len(parts) == 2 else None
+
+
 def _hf_rows(spec: str) -> Iterator[Row]:
-    name, _, split = spec[len(HF_PREFIX) :].partition(":")
-    if not name:
-        raise BadInput(spec, "expected hf:NAME or hf:NAME:SPLIT")
-    split = split or "train"
+    try:
+        name, config, split = parse_hf_spec(spec)
+    except ValueError as err:
+        raise BadInput(spec, str(err)) from None
     try:
         import datasets
         from datasets.exceptions import DatasetNotFoundError
 
         with _quiet_hub():
-            dataset = datasets.load_dataset(name, split=split)
+            dataset, config, split = _load_hf(datasets, name, config, split)
     except (DatasetNotFoundError, FileNotFoundError, ValueError) as err:
-        raise BadInput(spec, f"cannot load dataset '{name}' split '{split}': {first_line(err)}") from None
+        what = f"'{name}'" + (f" config '{config}'" if config else "") + f" split '{split or 'train'}'"
+        raise BadInput(spec, f"cannot load dataset {what}: {first_line(err)}") from None
     except Exception as err:  # hub unreachable, offline mode, auth: one line, not a traceback
         raise RrhfError(f"{spec}: cannot load dataset '{name}': {first_line(err)}") from None
     for number, row in enumerate(dataset, start=1):
         yield Location(spec, number, unit="row"), row
 
 
+def _load_hf(datasets: Any, name: str, config: str | None, split: str | None) -> tuple[Any, str | None, str]:
+    # hf:NAME:X where X is no split of NAME names a config (hf:openai/gsm8k:main), read at its train split.
+    try:
+        return datasets.load_dataset(name, config, split=split or "train"), config, split or "train"
+    except ValueError as err:
+        if config is not None or split is None:
+            raise
+        first = err
+    try:
+        return datasets.load_dataset(name, split, split="train"), split, "train"
+    except ValueError:
+        raise first from None
+
+
 @contextmanager
 def _quiet_hub() -> Iterator[None]:
-    # The hub client logs every retry; the failure is reported once, by the caller.
+    # The hub client logs every retry; the failure is reported once, by the caller. Preparing a split draws a
+    # progress bar per split, noise beside rrhf's own progress.
+    from datasets.utils import logging as datasets_logging
+
     loggers = [logging.getLogger(name) for name in ("huggingface_hub", "datasets")]
     levels = [logger.level for logger in loggers]
+    bars = datasets_logging.is_progress_bar_enabled()
     for logger in loggers:
         logger.setLevel(logging.ERROR)
+    datasets_logging.disable_progress_bar()
     try:
         yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+        if bars:
+            datasets_logging.enable_progress_bar()
 
 

@@ -107,3 +107,13 @@ def rrhf_process(*args: str | Path, nproc: int = 1, timeout: float = 300, **pope
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every object of a JSONL file."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def chat_ids(tokenizer: Any, prompt: Any, response: str) -> list[int]:
+    """The ids a chat-format reward model reads: the templated prompt, then the response's turn, each
+    tokenised on its own as the score stage does."""
+    messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    prefix = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": response}], tokenize=False)
+    return (tokenizer(prefix, add_special_tokens=False).input_ids
+            + tokenizer(full[len(prefix):], add_special_tokens=False).input_ids)

@@ -61,7 +61,31 @@ def _healthy(url: str) -> bool:
         return False
 
 
-class FaultProxy:
+class _QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+
+class _LoopbackServer:
+    """A threading HTTP server on 127.0.0.1 answering with the handler class `_handler()` returns."""
+
+    def __init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FaultProxy(_LoopbackServer):
     """Forwards POSTs to the server, except that `plan(number, body)` may answer instead: "500", "503", "429"
     (with Retry-After: 1), "stall" (answer nothing for `stall` seconds), "reset" (close with RST),
     "drop" (forward, then reset instead of relaying: the server did the work, the client never sees it)."""
@@ -72,25 +96,25 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.requests: list[dict] = []  # one per request: time, path, body, action, authorization
         self.delivered = 0  # choices that reached the client
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.in_flight = self.max_in_flight = 0  # requests the proxy holds at once, and the most it held
+        super().__init__()
+        self.url += "/v1"
 
     def _handler(self):
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(_QuietHandler):
             def do_POST(self):
+                with proxy.lock:
+                    proxy.in_flight += 1
+                    proxy.max_in_flight = max(proxy.max_in_flight, proxy.in_flight)
+                try:
+                    self._handle()
+                finally:
+                    with proxy.lock:
+                        proxy.in_flight -= 1
+
+            def _handle(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with proxy.lock:
                     number = len(proxy.requests)
@@ -155,3 +179,54 @@ class FaultProxy:
                     pass
 
         return Handler
+
+
+class PositionJudge(_LoopbackServer):
+    """A chat-completions server that grades a listwise prompt by position: answer j (1-based, as shown) gets
+    score j, so scores mapped back to the responses reveal the order they were shown in. A model named
+    `reasoning` refuses `max_tokens` and a temperature, as OpenAI's reasoning models do."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        super().__init__()
+
+    def _handler(self):
+        judge = self
+
+        class Handler(_QuietHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                judge.requests.append(body)
+                refused = _refused(body)
+                if refused:
+                    return self._reply(400, {"error": {"message": refused, "type": "invalid_request_error"}})
+                k = body["messages"][0]["content"].count("[Answer ")
+                answer = json.dumps({"scores": list(range(1, k + 1))})
+                self._reply(200, {
+                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": answer}}],
+                })
+
+            def _reply(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+def _refused(body: dict) -> str | None:
+    # OpenAI's wording for these refusals.
+    if body["model"] != "reasoning":
+        return None
+    if "max_tokens" in body:
+        return ("Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.")
+    if "temperature" in body:
+        return ("Unsupported value: 'temperature' does not support 0.0 with this model. "
+                "Only the default (1) value is supported.")
+    return None

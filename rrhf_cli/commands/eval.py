@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from rrhf_cli.options import ForceOpt, InputArg, InputFormatOpt, JsonOpt, command
+from rrhf_cli.formats import InputOptions
+from rrhf_cli.options import ForceOpt, InputArg, JsonOpt, command
 from stages.eval.config import EvalConfig
 
 EvalDirOpt = Annotated[
@@ -21,7 +22,7 @@ def eval_command(
     source: InputArg,
     output: EvalDirOpt,
     config: EvalConfig,
-    input_format: InputFormatOpt = "auto",
+    inputs: InputOptions,
     force: ForceOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -38,7 +39,7 @@ def eval_command(
     """
     from stages.eval.run import run_eval
 
-    report = run_eval(source, output, config, input_format, force)
+    report = run_eval(source, output, config, inputs, force)
     if json_output:
         print(json.dumps(report.model_dump(mode="json"), indent=2))
         return

@@ -8,14 +8,15 @@ from typing import Any
 
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.errors import BadInput
+from rrhf_cli.formats import InputOptions
 from rrhf_cli.meta import read_meta
 from rrhf_cli.metrics import read_metrics
-from rrhf_cli.options import InputArg, InputFormatOpt, JsonOpt, command
+from rrhf_cli.options import InputArg, JsonOpt, command
 from rrhf_cli.summary import Stats, Summary, summarize
 
 
 @command()
-def inspect_command(path: InputArg, json_output: JsonOpt = False, input_format: InputFormatOpt = "auto") -> None:
+def inspect_command(path: InputArg, inputs: InputOptions, json_output: JsonOpt = False) -> None:
     """Summarise an artifact: records, responses per prompt, sources, score statistics and its meta.
 
     A trained model folder shows its meta and its last logged metrics.
@@ -31,7 +32,7 @@ def inspect_command(path: InputArg, json_output: JsonOpt = False, input_format: 
     if Path(path).is_dir():
         _inspect_model_folder(Path(path), json_output)
         return
-    loaded = load_records(path, input_format)
+    loaded = load_records(path, inputs)
     summary = summarize(loaded.records, loaded.format)
     meta = read_meta(Path(path)) if not path.startswith("hf:") else None
     meta_dict = meta.model_dump(mode="json") if meta else None

@@ -6,18 +6,21 @@ from typing import Annotated
 
 import typer
 
-from rrhf_cli.options import InputFormatOpt, OutputOpt, command
+from rrhf_cli.formats import InputOptions
+from rrhf_cli.options import OutputOpt, command
 from stages.sample.merge import MergeConfig, run_merge
 
 InputsArg = Annotated[
     list[str],
-    typer.Argument(help="Sample or scored files (.jsonl, .json, .csv, .parquet, hf:NAME).", metavar="INPUT"),
+    typer.Argument(
+        help="Sample or scored files (.jsonl, .json, .csv, .parquet, hf:NAME[:CONFIG][:SPLIT]).", metavar="INPUT"
+    ),
 ]
 
 
 @command(MergeConfig)
 def merge_command(
-    sources: InputsArg, output: OutputOpt, config: MergeConfig, input_format: InputFormatOpt = "auto"
+    sources: InputsArg, output: OutputOpt, config: MergeConfig, inputs: InputOptions
 ) -> None:
     """Join sample or scored files by id: responses are concatenated, each file's own order kept.
 
@@ -30,4 +33,4 @@ def merge_command(
         rrhf merge policy.jsonl gpt4.jsonl -o samples.jsonl
         rrhf merge part0.jsonl part1.jsonl part2.jsonl part3.jsonl -o samples.jsonl
     """
-    run_merge(sources, output, config, input_format)
+    run_merge(sources, output, config, inputs)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from rrhf_cli.options import InputArg, InputFormatOpt, OutputOpt, command
+from rrhf_cli.formats import InputOptions
+from rrhf_cli.options import InputArg, OutputOpt, command
 from stages.rank.config import RankConfig
 
 
 @command(RankConfig)
 def rank_command(
-    source: InputArg, output: OutputOpt, config: RankConfig, input_format: InputFormatOpt = "auto"
+    source: InputArg, output: OutputOpt, config: RankConfig, inputs: InputOptions
 ) -> None:
     """Rank scored responses: sort each prompt's candidates best first and form preference pairs.
 
@@ -24,4 +25,4 @@ def rank_command(
     """
     from stages.rank.run import run_rank
 
-    run_rank(source, output, config, input_format)
+    run_rank(source, output, config, inputs)

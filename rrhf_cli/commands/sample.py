@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rrhf_cli.options import ForceOpt, InputArg, InputFormatOpt, OutputOpt, command
+from rrhf_cli.formats import InputOptions
+from rrhf_cli.options import ForceOpt, InputArg, OutputOpt, command
 from stages.sample.config import SampleConfig
 
 
@@ -11,7 +12,7 @@ def sample_command(
     prompts: InputArg,
     output: OutputOpt,
     config: SampleConfig,
-    input_format: InputFormatOpt = "auto",
+    inputs: InputOptions,
     force: ForceOpt = False,
 ) -> None:
     """Sample k responses per prompt from a model (transformers, vLLM, or an OpenAI-compatible API).
@@ -31,4 +32,4 @@ def sample_command(
     """
     from stages.sample.run import run_sample
 
-    run_sample(prompts, output, config, input_format, force=force)
+    run_sample(prompts, output, config, inputs, force=force)

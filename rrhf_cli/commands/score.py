@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rrhf_cli.options import ForceOpt, InputArg, InputFormatOpt, OutputOpt, command
+from rrhf_cli.formats import InputOptions
+from rrhf_cli.options import ForceOpt, InputArg, OutputOpt, command
 from stages.score.config import ScoreConfig
 
 
@@ -11,7 +12,7 @@ def score_command(
     source: InputArg,
     output: OutputOpt,
     config: ScoreConfig,
-    input_format: InputFormatOpt = "auto",
+    inputs: InputOptions,
     force: ForceOpt = False,
 ) -> None:
     """Give every response a finite `score`: a reward model, an LLM judge, a policy's log-prob or a function.
@@ -29,4 +30,4 @@ def score_command(
     """
     from stages.score.run import run_score
 
-    run_score(source, output, config, input_format, force)
+    run_score(source, output, config, inputs, force)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rrhf_cli.options import ForceOpt, InputArg, InputFormatOpt, command
+from rrhf_cli.formats import InputOptions
+from rrhf_cli.options import CheckpointForceOpt, InputArg, command
 from stages.train.config import TrainConfig
 
 OutDirOpt = Annotated[
@@ -21,8 +22,8 @@ def train_command(
     source: InputArg,
     output: OutDirOpt,
     config: TrainConfig,
-    input_format: InputFormatOpt = "auto",
-    force: ForceOpt = False,
+    inputs: InputOptions,
+    force: CheckpointForceOpt = False,
 ) -> None:
     """Fine-tune a causal LM with the RRHF loss: a ranking loss on length-normalised log-probs plus SFT on the best.
 
@@ -38,4 +39,4 @@ def train_command(
     """
     from stages.train.run import run_train
 
-    run_train(source, output, config, input_format, force)
+    run_train(source, output, config, inputs, force)

@@ -43,6 +43,13 @@ class RetryPolicy:
         return ceiling * (0.5 + 0.5 * rng.random())
 
 
+@dataclass
+class RetryBudget:
+    """Retries shared by every request made for one item, so asking again never multiplies them."""
+
+    left: int
+
+
 def api_key(env_name: str, base_url: str | None) -> str:
     """The key from the named environment variable; local servers may run without one."""
     value = os.environ.get(env_name)
@@ -105,9 +112,16 @@ def retry_after(headers: Any) -> float | None:
 
 
 async def call_with_retries(
-    call: Callable[[], Awaitable[T]], policy: RetryPolicy, what: str, secret: str | None, rng: random.Random
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    what: str,
+    secret: str | None,
+    rng: random.Random,
+    budget: RetryBudget | None = None,
 ) -> T:
-    """Await `call()`, retrying retryable failures; RequestFailed with the last reason when they run out."""
+    """Await `call()`, retrying retryable failures (at most `policy.max_retries` times, or as many as `budget`
+    has left); RequestFailed with the last reason when they run out."""
+    budget = budget or RetryBudget(policy.max_retries)
     attempt = 0
     while True:
         try:
@@ -117,10 +131,11 @@ async def call_with_retries(
             reason = scrub(reason, secret)
             if kind == "fatal":
                 raise RrhfError(f"the server refused the request ({reason})") from None
-            if kind == "fail" or attempt >= policy.max_retries:
+            if kind == "fail" or budget.left <= 0:
                 tries = f" after {attempt + 1} attempts" if attempt else ""
                 raise RequestFailed(f"{reason}{tries}") from None
             wait = policy.delay(attempt, server_wait, rng)
             log.debug("%s: %s; retry %d/%d in %.2fs", what, reason, attempt + 1, policy.max_retries, wait)
             await asyncio.sleep(wait)
             attempt += 1
+            budget.left -= 1

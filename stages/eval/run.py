@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rrhf_cli.artifacts import LoadedInput, load_records, write_json
 from rrhf_cli.console import log
+from rrhf_cli.formats import InputChoice
 from rrhf_cli.schema import Record, Response
 from stages.eval.config import EvalConfig
 from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity, win_rate
@@ -15,7 +16,7 @@ from stages.score.run import run_score
 
 
 def run_eval(
-    source: str, outdir: Path, config: EvalConfig, input_format: str = "auto", force: bool = False
+    source: str, outdir: Path, config: EvalConfig, input_format: InputChoice = "auto", force: bool = False
 ) -> EvalReport:
     """Evaluate `config.model` (and `config.baseline`) on the prompts of `source`; writes OUTDIR/report.json."""
     loaded = load_records(source, input_format)

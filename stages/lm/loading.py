@@ -59,7 +59,7 @@ def load_pretrained(load: Callable[..., Any], name: str, **kwargs: Any) -> Any:
         raise UsageError(f"--model {name}: no such folder")
     try:
         return load(name, **kwargs)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:  # ImportError: an attention kernel whose package is missing
         raise UsageError(f"cannot load model '{name}': {first_line(err)}") from None
 
 

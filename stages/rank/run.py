@@ -9,13 +9,14 @@ from typing import Any
 from rrhf_cli.artifacts import LoadedInput, load_records
 from rrhf_cli.console import log
 from rrhf_cli.errors import BadInput, Location
+from rrhf_cli.formats import InputChoice
 from rrhf_cli.runs import StageRun
 from rrhf_cli.schema import Record
 from stages.rank.config import RankConfig
 from stages.rank.ranking import Normalize, Ranked, rank_one
 
 
-def run_rank(source: str, output: Path, config: RankConfig, input_format: str = "auto") -> dict[str, int]:
+def run_rank(source: str, output: Path, config: RankConfig, input_format: InputChoice = "auto") -> dict[str, int]:
     """Rank every prompt of `source` into `output`; returns the counts also written to the meta."""
     loaded = load_records(source, input_format)
     rows, counts = rank_records(loaded, config)

@@ -21,7 +21,7 @@ class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
     model: str = Field(
         description="A local folder or hub name (hf, vllm), or the model name the server knows (openai).",
     )
-    k: int = Field(4, ge=1, description="Responses per prompt.", json_schema_extra={"aliases": ["-k"]})
+    k: int = Field(4, ge=1, description="Responses per prompt.", json_schema_extra={"flags": ["-k"]})
     backend: str = Field(
         "hf",
         description="hf (transformers), vllm, or openai (any OpenAI-compatible server).",
@@ -33,7 +33,11 @@ class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
     temperature: float = Field(1.0, ge=0, description="Sampling temperature; 0 decodes greedily.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest set with this mass.")
     max_new_tokens: int = Field(256, ge=1, description="Longest response, in tokens.")
-    stop: list[str] = Field(default_factory=list, description="Cut a response before this string (repeatable).")
+    stop: list[str] = Field(
+        default_factory=list,
+        description="Cut a response before this string (repeatable).",
+        json_schema_extra={"metavar": "STRING"},
+    )
     seed: int = Field(0, description="Seed; the same seed, input and settings give the same responses.")
     batch_size: int | None = Field(
         None, ge=1, description="Prompts per batch and per journal entry; unset: hf 8, vllm 256, openai 64."
@@ -56,6 +60,7 @@ class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
     include_field: list[str] = Field(
         default_factory=list,
         description="Carry responses already in the input, e.g. chosen,rejected; the field name is the source.",
+        json_schema_extra={"metavar": "FIELD[,FIELD]"},
     )
     shard: str | None = Field(None, description="I/N: sample only every N-th prompt, starting at the I-th (0-based).")
 

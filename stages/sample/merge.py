@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.console import log
+from rrhf_cli.formats import InputChoice
 from rrhf_cli.runs import StageRun
 from stages.sample.sources import join_by_id
 
@@ -18,7 +19,9 @@ class MergeConfig(BaseModel):
     dedupe: bool = Field(True, description="Drop a response whose (text, source) pair an earlier file already gave.")
 
 
-def run_merge(sources: list[str], output: Path, config: MergeConfig, input_format: str = "auto") -> dict[str, int]:
+def run_merge(
+    sources: list[str], output: Path, config: MergeConfig, input_format: InputChoice = "auto"
+) -> dict[str, int]:
     """Join every input by id into `output`; returns the counts also written to the meta."""
     loaded = [load_records(source, input_format) for source in sources]
     records, joined = join_by_id([(i.records, i.locations) for i in loaded], dedupe=config.dedupe)

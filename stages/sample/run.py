@@ -15,6 +15,7 @@ from typing import Any
 from rrhf_cli.artifacts import LoadedInput, load_records
 from rrhf_cli.console import log, progress
 from rrhf_cli.errors import BadInput, UsageError
+from rrhf_cli.formats import InputChoice
 from rrhf_cli.ids import derive_seed
 from rrhf_cli.journal import BatchResult, Failure, Work, run_batches
 from rrhf_cli.launch import Launch, current_launch
@@ -30,7 +31,7 @@ def run_sample(
     source: str,
     output: Path,
     config: SampleConfig,
-    input_format: str = "auto",
+    input_format: InputChoice = "auto",
     force: bool = False,
 ) -> dict[str, int]:
     """Sample k responses for every prompt of `source` (or of its shard) into `output`; returns the counts."""

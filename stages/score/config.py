@@ -9,9 +9,11 @@ from pydantic import Field, field_validator, model_validator
 
 from rrhf_cli.runs import FailurePolicy
 from stages.engines.settings import ApiSettings, VllmSettings
+from stages.score.judge_request import MaxTokensParam, TemperatureChoice
 from stages.score.registry import SCORERS
 
 RmFormat = Literal["chat", "pair", "concat"]
+RmHead = Literal["auto", "classifier", "value-head"]
 
 
 class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
@@ -23,7 +25,9 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     )
     model: str | None = Field(None, description="Reward model, policy (logprob) or judge model name.")
     as_name: str | None = Field(
-        None, description="Also keep the value under scores.NAME.", json_schema_extra={"aliases": ["--as"]}
+        None,
+        description="Also keep the value under scores.NAME.",
+        json_schema_extra={"flags": ["--as"], "metavar": "NAME"},
     )
     primary: str | None = Field(None, description="Which scores.NAME becomes `score` (default: this run's value).")
     batch_size: int | None = Field(
@@ -38,6 +42,11 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     # reward-model
     rm_format: RmFormat = Field(
         "chat", description="RM input: its chat template, a (prompt, response) text pair, or plain concatenation."
+    )
+    rm_head: RmHead = Field(
+        "auto",
+        description="Reward-model head: a one-label sequence classifier, or a causal LM with a value head "
+        "(TRL v_head.summary.*, OpenRLHF value_head.*); auto picks by the checkpoint's files.",
     )
     engine: Literal["transformers", "vllm"] = Field(
         "transformers", description="Reward-model engine: transformers, or vllm (its pooling runner, on a GPU)."
@@ -58,7 +67,26 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     judge_mode: Literal["pointwise", "listwise"] = Field(
         "pointwise", description="judge: one call per response, or all k responses of a prompt in one call."
     )
+    judge_shuffle: bool = Field(
+        True, description="judge, listwise: show each prompt's responses in a seeded shuffled order (position bias)."
+    )
+    judge_orders: int = Field(
+        1, ge=1, description="judge, listwise: average the scores of N different orders of the responses."
+    )
+    judge_reasks: int = Field(
+        2, ge=0, description="judge: times an unreadable answer is asked for again (apart from --max-retries)."
+    )
     max_tokens: int = Field(512, ge=1, description="judge: longest answer.")
+    judge_max_tokens_param: MaxTokensParam = Field(
+        "auto",
+        description="judge: the request field of --max-tokens; reasoning models take max_completion_tokens "
+        "(auto: max_tokens, switching once if the server refuses it).",
+    )
+    judge_temperature: TemperatureChoice = Field(
+        "auto",
+        description="judge: send temperature 0, or omit it (reasoning models refuse it); auto: 0, dropped once "
+        "if the server refuses it.",
+    )
     seed: int = Field(0, description="Seed (judge sampling where the server supports it).")
 
     @field_validator("backend")
@@ -74,6 +102,10 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
             raise ValueError(f"--backend {self.backend} needs --model")
         if self.judge_template is not None and not self.judge_template.is_file():
             raise ValueError(f"--judge-template {self.judge_template}: no such file")
+        if self.judge_orders > 1 and (self.judge_mode != "listwise" or not self.judge_shuffle):
+            raise ValueError("--judge-orders above 1 needs --judge-mode listwise and --judge-shuffle")
+        if self.rm_head == "value-head" and (self.engine == "vllm" or self.rm_format == "pair"):
+            raise ValueError("--rm-head value-head runs on --engine transformers with --rm-format chat or concat")
         if self.engine == "vllm" and self.backend != "reward-model":
             raise ValueError(f"--engine vllm is for --backend reward-model; --backend {self.backend} runs on its own")
         if self.batch_size is None:

@@ -1,4 +1,5 @@
-"""The reward-model scorer: a transformers sequence-classification model with one output.
+"""The reward-model scorer: a transformers sequence-classification model with one output, or a causal LM
+checkpoint with a value head (TRL, OpenRLHF; see value_head.py).
 
 Decoder reward models (Llama, Qwen, Mistral, ...) are read at each response's last token, and may score
 the k responses of a prompt as one packed sequence with the prompt encoded once (the train stage's
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rrhf_cli.errors import Location
+from rrhf_cli.errors import Location, UsageError
 from rrhf_cli.schema import Record
 from stages.lm.batched import on_device, score_queries
 from stages.lm.loading import fitting_length, load_pretrained, pad_id, pick_device, pick_dtype
@@ -21,6 +22,7 @@ from stages.score.apply import ScoreFailure
 from stages.score.backends import Scorer
 from stages.score.config import ScoreConfig
 from stages.score.rm_inputs import check_one_output, reward_query
+from stages.score.value_head import head_prefix_of, load_value_head, model_folder
 
 
 def reward_model_scorer(config: ScoreConfig) -> Scorer:
@@ -33,24 +35,29 @@ def reward_model_scorer(config: ScoreConfig) -> Scorer:
 
 
 class RewardModelScorer:
-    """Scores with `AutoModelForSequenceClassification` (num_labels = 1) in the chosen input format."""
+    """Scores with `AutoModelForSequenceClassification` (num_labels = 1), or a base model and its value head,
+    in the chosen input format."""
 
     def __init__(self, config: ScoreConfig) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
         self.config = config
         model = config.model or ""
         self.device = pick_device()
+        dtype = pick_dtype(self.device, config.bf16)
         self.tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model)
-        self.model = load_pretrained(
-            AutoModelForSequenceClassification.from_pretrained, model, dtype=pick_dtype(self.device, config.bf16)
-        )
+        prefix = _value_head_prefix(config)
+        if prefix is not None:
+            self.model = load_pretrained(AutoModel.from_pretrained, model, dtype=dtype)
+            self.head = load_value_head(model_folder(model), prefix).to(self.device, dtype)
+        else:
+            self.model = load_pretrained(AutoModelForSequenceClassification.from_pretrained, model, dtype=dtype)
+            check_one_output(self.model.config.num_labels, model)
+            self.head = getattr(self.model, "score", None)
         self.model.to(self.device).eval()
-        check_one_output(self.model.config.num_labels, model)
         self.max_length = fitting_length(config.max_length, self.model.config)
-        head = getattr(self.model, "score", None)
         # Decoder reward models: base model + a Linear head read at the last token.
-        self.decoder = isinstance(head, torch.nn.Linear) and config.rm_format != "pair"
+        self.decoder = isinstance(self.head, torch.nn.Linear) and config.rm_format != "pair"
         self.pad_id = pad_id(self.tokenizer)
         self.packed: bool | None = None if self.decoder else False
 
@@ -68,7 +75,7 @@ class RewardModelScorer:
 
     def _decoder_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         hidden = self.model.base_model(**model_inputs(self.model, batch), use_cache=False).last_hidden_state
-        return self.model.score(hidden[batch["end_rows"], batch["end_cols"]]).squeeze(-1)  # (R,)
+        return self.head(hidden[batch["end_rows"], batch["end_cols"]]).squeeze(-1)  # (R,)
 
     def _model_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # Models with their own pooling (cross-encoders) get their own encoding of each (prompt, response):
@@ -83,3 +90,25 @@ class RewardModelScorer:
         else:
             encoded = tok.pad({"input_ids": [p + r for p, r in splits]}, return_tensors="pt")
         return self.model(**encoded.to(self.device)).logits[:, 0]
+
+
+def _value_head_prefix(config: ScoreConfig) -> str | None:
+    """The value head's key prefix where `--rm-head` asks for one (or, under auto, the checkpoint has one)."""
+    if config.rm_head == "classifier":
+        return None
+    if config.rm_head == "auto" and _is_classifier(config.model or ""):
+        return None  # no need to look through the weights
+    prefix = head_prefix_of(model_folder(config.model or ""))
+    if prefix is None and config.rm_head == "value-head":
+        raise UsageError(
+            f"--model {config.model}: --rm-head value-head, but the checkpoint has no value head "
+            "(v_head.summary.weight or value_head.weight)"
+        )
+    return prefix
+
+
+def _is_classifier(model: str) -> bool:
+    from transformers import AutoConfig
+
+    architectures = load_pretrained(AutoConfig.from_pretrained, model).architectures or []
+    return any(name.endswith("ForSequenceClassification") for name in architectures)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.console import log, progress
+from rrhf_cli.formats import InputChoice
 from rrhf_cli.journal import BatchResult, Failure, run_batches
 from rrhf_cli.launch import current_launch
 from rrhf_cli.runs import StageRun
@@ -16,7 +17,7 @@ from stages.score.config import ScoreConfig
 
 
 def run_score(
-    source: str, output: Path, config: ScoreConfig, input_format: str = "auto", force: bool = False
+    source: str, output: Path, config: ScoreConfig, input_format: InputChoice = "auto", force: bool = False
 ) -> dict[str, int]:
     """Score every response of `source` into `output`; returns the counts also written to the meta."""
     loaded = load_records(source, input_format)

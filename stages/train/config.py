@@ -49,14 +49,18 @@ class TrainConfig(BaseModel):
         None, description="DDP: look for parameters the loss did not use at every step (default: transformers', on "
         "unless --gradient-checkpointing). Dense models can turn it off; mixture-of-experts models need it.",
     )
-    attn_implementation: Literal["sdpa", "eager", "flex_attention"] | None = Field(
-        None, description="Attention kernel; the model's default when unset."
+    attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2"] | None = Field(
+        None,
+        description="Attention kernel; the model's default when unset. flash_attention_2 needs a CUDA GPU and the "
+        "flash-attn package, and trains unpacked (it takes no 4D mask).",
     )
     # LoRA (needs the `lora` extra).
     lora_r: int = Field(0, ge=0, description="LoRA rank; 0 trains all weights.")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha.")
     lora_targets: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], description="Module names LoRA adapts."
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="Module names LoRA adapts (repeatable).",
+        json_schema_extra={"metavar": "NAME"},
     )
     merge_lora: bool = Field(False, description="Also write the merged model (the adapter goes to OUTDIR/adapter).")
     # Checkpoints and logs.
@@ -64,7 +68,9 @@ class TrainConfig(BaseModel):
     save_total_limit: int | None = Field(None, ge=1, description="Keep at most this many checkpoints.")
     resume: bool = Field(False, description="Continue from the last checkpoint in OUTDIR.")
     logging_steps: int = Field(10, ge=1, description="Log every N steps (and always the first).")
-    report_to: list[str] = Field(default_factory=list, description="Also log to: tensorboard, wandb, ...")
+    report_to: list[str] = Field(
+        default_factory=list, description="Also log to: tensorboard, wandb, ...", json_schema_extra={"metavar": "NAME"}
+    )
     seed: int = Field(0, description="Seed of initialisation, shuffling and dropout.")
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from typing import Any
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.console import log, progress
 from rrhf_cli.errors import RrhfError, UsageError, first_line
+from rrhf_cli.formats import InputChoice
 from rrhf_cli.meta import Meta, now, stage_meta, write_meta
 from rrhf_cli.metrics import METRICS_FILE, read_metrics
 from stages.lm.head import lean_head_or_none
@@ -20,7 +21,9 @@ from stages.train.config import TrainConfig
 from stages.train.data import build_queries
 
 
-def run_train(source: str, outdir: Path, config: TrainConfig, input_format: str = "auto", force: bool = False) -> Meta:
+def run_train(
+    source: str, outdir: Path, config: TrainConfig, input_format: InputChoice = "auto", force: bool = False
+) -> Meta:
     """Fine-tune `config.model` on the scored candidates in `source`; the model folder lands in `outdir`."""
     started = now()
     loaded = load_records(source, input_format)

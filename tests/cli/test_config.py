@@ -46,7 +46,7 @@ def test_flags_carry_the_model_help_and_defaults():
     assert result.exit_code == 0
     for text in (
         "--model",
-        "Model folder. [required]",
+        "Model folder. [required unless in --config]",
         "-k",
         "[default: 4]",
         "--bf16",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rrhf_cli.formats import FormatError, detect_format, to_contract
+from rrhf_cli.formats import FormatError, detect_format, map_fields, parse_field_map, to_contract
 from rrhf_cli.transcripts import parse_hh_transcript, split_final_replies
 
 HH_CHOSEN = "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell me a joke\n\nAssistant: Why did the fox jump?"
@@ -113,3 +113,27 @@ def test_split_requires_a_final_assistant_turn():
 def test_native_bare_string_responses_get_a_source():
     fields = to_contract({"prompt": "P", "responses": ["a", {"text": "b", "source": "gpt-4"}]}, "rrhf")
     assert fields["responses"] == [{"text": "a", "source": "input"}, {"text": "b", "source": "gpt-4"}]
+
+
+def test_field_map_parses_items_and_the_prompt_field():
+    assert parse_field_map(["chosen=pos", " rejected = neg "], "question") == {
+        "chosen": "pos", "rejected": "neg", "prompt": "question"
+    }
+    assert parse_field_map([], None) == {}
+    for bad, message in (("chosen", "FIELD=COLUMN"), ("=x", "FIELD=COLUMN"), ("answer=x", "'answer' is not a field")):
+        with pytest.raises(ValueError, match=message):
+            parse_field_map([bad])
+    with pytest.raises(ValueError, match="disagree"):
+        parse_field_map(["prompt=a"], "b")
+
+
+def test_mapped_columns_are_renamed_before_detection():
+    row = {"question": "2+2?", "pos": "4", "neg": "5", "topic": "math"}
+    mapped = map_fields(row, {"prompt": "question", "chosen": "pos", "rejected": "neg"})
+    assert mapped == {"prompt": "2+2?", "chosen": "4", "rejected": "5", "topic": "math"}
+    assert detect_format(mapped) == "trl-preference"
+    assert map_fields({"chosen": "a", "rejected": "b"}, {"chosen": "rejected", "rejected": "chosen"}) == {
+        "chosen": "b", "rejected": "a"
+    }
+    with pytest.raises(FormatError, match="no column 'question'.*the row has instruction"):
+        map_fields({"instruction": "x"}, {"prompt": "question"})

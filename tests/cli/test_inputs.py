@@ -9,7 +9,10 @@ import pytest
 
 from rrhf_cli.artifacts import load_records
 from rrhf_cli.errors import BadInput
+from rrhf_cli.formats import InputOptions
 from rrhf_cli.ids import prompt_id
+from rrhf_cli.meta import input_info
+from rrhf_cli.readers import parse_hf_spec
 
 ROWS = [
     {"prompt": "Say hi", "responses": [{"text": "hi", "source": "m", "score": 1.5}], "topic": "greeting"},
@@ -117,3 +120,64 @@ def test_every_external_format_round_trips_into_the_contract(tmp_path, write_jso
 def test_missing_file_is_bad_input(tmp_path: Path):
     with pytest.raises(BadInput, match="no such file"):
         load_records(tmp_path / "nope.jsonl")
+
+
+def test_hf_spec_names_a_config_and_a_sliced_split():
+    assert parse_hf_spec("hf:openai/gsm8k") == ("openai/gsm8k", None, None)
+    assert parse_hf_spec("hf:openai/gsm8k:test") == ("openai/gsm8k", None, "test")
+    assert parse_hf_spec("hf:openai/gsm8k:main:train[:2000]") == ("openai/gsm8k", "main", "train[:2000]")
+    assert parse_hf_spec("hf:d:train[10:20]") == ("d", None, "train[10:20]")
+    for bad in ("hf:", "hf:d::train", "hf:a:b:c:d"):
+        with pytest.raises(ValueError, match="hf:NAME:CONFIG:SPLIT"):
+            parse_hf_spec(bad)
+
+
+@pytest.fixture
+def gsm_like(tmp_path):
+    """A local dataset folder laid out as gsm8k is on the hub: configs `main` and `other` of parquet files,
+    declared in README.md; `datasets` loads it offline by its path."""
+    folder = tmp_path / "gsm"
+    for config, split, n in (("main", "train", 5), ("main", "test", 3), ("other", "train", 2)):
+        (folder / config).mkdir(parents=True, exist_ok=True)
+        rows = [{"question": f"{config}-{split}-{i}", "pos": "yes", "neg": "no"} for i in range(n)]
+        pq.write_table(pa.Table.from_pylist(rows), folder / config / f"{split}-00000.parquet")
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n"
+        "- config_name: main\n  data_files:\n  - split: train\n    path: main/train-*.parquet\n"
+        "  - split: test\n    path: main/test-*.parquet\n"
+        "- config_name: other\n  data_files:\n  - split: train\n    path: other/train-*.parquet\n---\n"
+    )
+    return folder
+
+
+def test_hf_config_split_slicing_prompt_field_and_limit(gsm_like):
+    question = InputOptions(fields={"prompt": "question"})
+    prompts = lambda spec, options=question: [r.prompt for r in load_records(spec, options).records]  # noqa: E731
+    assert prompts(f"hf:{gsm_like}:main:test") == ["main-test-0", "main-test-1", "main-test-2"]
+    assert prompts(f"hf:{gsm_like}:main:train[1:3]") == ["main-train-1", "main-train-2"]
+    assert prompts(f"hf:{gsm_like}:other") == ["other-train-0", "other-train-1"], "no split 'other': a config"
+    assert prompts(f"hf:{gsm_like}:main", InputOptions(fields={"prompt": "question"}, limit=2)) == [
+        "main-train-0", "main-train-1"
+    ]
+    pairs = load_records(f"hf:{gsm_like}:main:test", InputOptions(fields={"prompt": "question", "chosen": "pos",
+                                                                          "rejected": "neg"}, limit=1))
+    assert pairs.format == "trl-preference"
+    assert [(r.text, r.source) for r in pairs.records[0].responses] == [("yes", "chosen"), ("no", "rejected")]
+    assert input_info(pairs).options == {"fields": {"prompt": "question", "chosen": "pos", "rejected": "neg"},
+                                         "limit": 1}
+    with pytest.raises(BadInput, match="cannot load dataset .* split 'nope'"):
+        load_records(f"hf:{gsm_like}:main:nope", question)
+    with pytest.raises(BadInput, match=r"gsm:main:test: row 1: cannot tell the input format .*\(neg, pos, question\)"):
+        load_records(f"hf:{gsm_like}:main:test")
+
+
+def test_input_flags_on_the_command_line(gsm_like, cli):
+    result = cli("inspect", f"hf:{gsm_like}:main:train[:4]", "--prompt-field", "question", "--limit", "3", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["summary"]["records"] == 3
+    result = cli("inspect", f"hf:{gsm_like}:main", "--field", "answer=pos")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "rrhf: error: --field 'answer=pos': 'answer' is not a field; choose one of prompt, responses, chosen, "
+        "rejected, query, scores, score_chosen, score_rejected, id"
+    ]

@@ -2,7 +2,7 @@
 
 import asyncio
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx2
@@ -59,7 +59,7 @@ def test_retryable_failures_are_retried_with_growing_jittered_waits():
 
 
 def test_retry_after_is_honoured_in_seconds_milliseconds_or_as_a_date():
-    date = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    date = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     failures = [
         _status(429, {"Retry-After": "7"}),
         _status(503, {"retry-after-ms": "1500"}),

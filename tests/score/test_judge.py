@@ -14,7 +14,7 @@ from rrhf_cli.runs import failed_path
 from rrhf_cli.schema import Record, Response
 from stages.score.judge_prompts import load_template, render
 from tests.conftest import read_jsonl
-from tests.servers import FaultProxy, transformers_serve
+from tests.servers import FaultProxy, PositionJudge, transformers_serve
 
 POINTWISE = "J1 $prompt :: $response"
 LISTWISE = "J2 $prompt :: $responses"
@@ -76,7 +76,8 @@ def test_pointwise_and_listwise(judge_url, templates, write_jsonl, tmp_path, cli
     assert result.exit_code == 0, result.stderr
     assert [[r["score"] for r in row["responses"]] for row in read_jsonl(point)] == [[7.0, 7.0], [7.0, 7.0]]
     listed = tmp_path / "list.jsonl"
-    result = _score(cli, samples, listed, judge_url, "--judge-template", templates[1], "--judge-mode", "listwise")
+    result = _score(cli, samples, listed, judge_url, "--judge-template", templates[1], "--judge-mode", "listwise",
+                    "--no-judge-shuffle")  # this judge always answers [8, 3]: input order keeps that readable
     assert result.exit_code == 0, result.stderr
     assert [[r["score"] for r in row["responses"]] for row in read_jsonl(listed)] == [[8.0, 3.0], [8.0, 3.0]]
     for path in (point, listed):
@@ -118,3 +119,106 @@ def test_unreadable_answers_fail_the_run_then_allow_failures_keeps_them(tiny_mod
         assert result.exit_code == 0, result.stderr
     (row,) = read_jsonl(out)
     assert all("score" not in r and r["score_error"] and "judge_raw" in r for r in row["responses"])
+
+
+def test_concurrency_requests_are_in_flight_across_records(judge_url, templates, write_jsonl, tmp_path, cli):
+    url, model = judge_url
+    rows = [{"id": str(i), "prompt": q, "responses": [{"text": a, "source": "m"} for a in ANSWERS[:2]]}
+            for i, q in enumerate(QUESTIONS[:4])]
+    proxy = FaultProxy(url, lambda number, body: "ok")
+    try:
+        out = tmp_path / "scored.jsonl"
+        result = _score(cli, write_jsonl("samples.jsonl", rows), out, (proxy.url.removesuffix("/v1"), model),
+                        "--judge-template", templates[0], "--concurrency", "6")
+        assert result.exit_code == 0, result.stderr
+    finally:
+        proxy.close()
+    assert len(proxy.requests) == 8
+    assert proxy.max_in_flight == 6, "2 responses per record, yet 6 requests in flight: the gate spans records"
+
+
+def _listwise_rows(k):
+    return [{"id": f"r{i}", "prompt": f"Question {i}?", "responses": [{"text": f"answer {j}", "source": "m"}
+                                                                        for j in range(k)]} for i in range(3)]
+
+
+def test_listwise_order_is_shuffled_per_prompt_and_mapped_back(write_jsonl, tmp_path, cli):
+    from rrhf_cli.ids import derive_seed
+    from stages.score.judge_orders import averaged, judge_orders
+
+    judge = PositionJudge()  # answer j as shown gets score j
+    try:
+        out = tmp_path / "scored.jsonl"
+        samples = write_jsonl("samples.jsonl", _listwise_rows(4))
+        for orders in ("1", "3"):
+            result = cli("score", samples, "-o", out, "--backend", "judge", "--model", "judge", "--judge-mode",
+                         "listwise", "--base-url", f"{judge.url}/v1", "--seed", "5", "--judge-orders", orders)
+            assert result.exit_code == 0, result.stderr
+            for row in read_jsonl(out):
+                expected = judge_orders(4, int(orders), derive_seed(5, row["id"], "judge-order"))
+                by_position = [[1.0, 2.0, 3.0, 4.0]] * len(expected)
+                assert [r["score"] for r in row["responses"]] == averaged(expected, by_position)
+        shown = [[line.split("\n")[1] for line in body["messages"][0]["content"].split("[Answer ")[1:]]
+                 for body in judge.requests[:3]]
+        assert len({tuple(s) for s in shown}) > 1, "each prompt gets its own order"
+        assert any(s != [f"answer {j}" for j in range(4)] for s in shown)
+    finally:
+        judge.close()
+
+
+def test_reasoning_models_get_max_completion_tokens_and_no_temperature(write_jsonl, tmp_path, cli):
+    judge = PositionJudge()  # the model `reasoning` refuses max_tokens and temperature, as OpenAI's do
+    try:
+        samples = write_jsonl("samples.jsonl", _listwise_rows(2))
+        base = ("score", samples, "--backend", "judge", "--model", "reasoning", "--judge-mode", "listwise",
+                "--base-url", f"{judge.url}/v1")
+        result = cli(*base, "-o", tmp_path / "auto.jsonl")
+        assert result.exit_code == 0, result.stderr
+        last = judge.requests[-1]
+        assert last["max_completion_tokens"] == 512 and "max_tokens" not in last and "temperature" not in last
+        assert len(judge.requests) <= 3 + 2 * 3, "each refusal is adapted to once, not retried per response"
+
+        judge.requests.clear()
+        result = cli(*base, "-o", tmp_path / "set.jsonl", "--judge-max-tokens-param", "max_completion_tokens",
+                     "--judge-temperature", "omit")
+        assert result.exit_code == 0, result.stderr
+        assert len(judge.requests) == 3
+
+        result = cli(*base, "-o", tmp_path / "classic.jsonl", "--judge-max-tokens-param", "max_tokens")
+        assert result.exit_code == 1 and "HTTP 400" in result.stderr
+    finally:
+        judge.close()
+
+
+@pytest.mark.parametrize(("failing", "calls_made", "error"), [
+    (lambda n: n % 3 != 0, 5, "judge request failed"),  # 2 retries, an answer, a re-ask, 1 retry: budget spent
+    (lambda n: False, 3, "unreadable judge answer"),  # the first ask and 2 re-asks, no retries
+])
+def test_transport_retries_and_reasks_are_separate_budgets(failing, calls_made, error):
+    """--max-retries 3 and --judge-reasks 2 allow at most 3 retries and 2 re-asks per judged item in all:
+    3 + 3 calls at most, where nested budgets allowed (3 + 1) * (2 + 1)."""
+    import asyncio
+
+    import httpx2
+    import openai
+
+    from stages.score.config import ScoreConfig
+    from stages.score.judge import JudgeScorer
+
+    calls = []
+
+    class Completions:
+        async def create(self, **kwargs):
+            calls.append(kwargs)
+            if failing(len(calls)):
+                request = httpx2.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
+                raise openai.InternalServerError("boom", response=httpx2.Response(500, request=request), body=None)
+            message = type("M", (), {"content": "no score here"})
+            return type("R", (), {"choices": [type("C", (), {"message": message})]})
+
+    client = type("Client", (), {"chat": type("Chat", (), {"completions": Completions()})})
+    config = ScoreConfig(backend="judge", model="m", base_url="http://127.0.0.1:1/v1", max_retries=3,
+                         judge_reasks=2, backoff=0.001)
+    result = asyncio.run(JudgeScorer(config)._ask(client, asyncio.Semaphore(1), "rate", float, "x"))
+    assert result.reason.startswith(error)
+    assert len(calls) == calls_made

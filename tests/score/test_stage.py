@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from rrhf_cli.journal import partial_path
-from tests.conftest import read_jsonl
+from tests.conftest import chat_ids, read_jsonl
 
 SAMPLES = [
     {"id": "a", "prompt": "Say hello.", "topic": "t", "responses": [
@@ -128,14 +128,8 @@ def test_reward_model_chat_format_equals_the_model_forward(tiny_models, samples,
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.reward)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_models.reward).float().eval()
     for sample, row in zip(SAMPLES, read_jsonl(out), strict=True):
-        messages = sample["prompt"] if isinstance(sample["prompt"], list) else [
-            {"role": "user", "content": sample["prompt"]}]
-        prefix = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         for response, scored in zip(sample["responses"], row["responses"], strict=True):
-            full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": response["text"]}],
-                                                 tokenize=False)
-            ids = (tokenizer(prefix, add_special_tokens=False).input_ids
-                   + tokenizer(full[len(prefix):], add_special_tokens=False).input_ids)
+            ids = chat_ids(tokenizer, sample["prompt"], response["text"])
             assert scored["score"] == pytest.approx(_hf_reward(model, ids), abs=1e-5)
 
 
