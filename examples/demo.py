@@ -61,17 +61,11 @@ def main(argv: list[str] | None = None) -> dict:
     initial = build_tiny_models(out / "models", seed=args.seed).policy
     policy = initial
     for round_ in range(1, args.rounds + 1):
-        folder = out / f"round-{round_}"
         sample = SampleConfig(model=str(policy), k=args.k, max_new_tokens=args.max_new_tokens,
                               seed=args.seed + round_, source=f"policy-{round_ - 1}")
-        run_sample(str(prompts), folder / "samples.jsonl", sample, force=True)
-        run_score(str(folder / "samples.jsonl"), folder / "scored.jsonl", ScoreConfig(backend="python", fn=REWARD),
-                  force=True)
-        run_rank(str(folder / "scored.jsonl"), folder / "ranked.jsonl", RankConfig())
         train = TrainConfig(model=str(policy), lr=args.lr, max_steps=args.steps, queries_per_batch=4,
                             logging_steps=max(1, args.steps // 10), seed=args.seed)
-        run_train(str(folder / "ranked.jsonl"), folder / "policy", train, force=True)
-        policy = folder / "policy"
+        policy = rrhf_round(prompts, out / f"round-{round_}", sample, REWARD, train)
 
     evaluation = EvalConfig(model=str(policy), baseline=str(initial), k=args.k, max_new_tokens=args.max_new_tokens,
                             seed=args.seed + 1000, scorer="python", fn=REWARD)
@@ -97,6 +91,17 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     _print_table(figures, out)
     return figures
+
+
+def rrhf_round(prompts: Path, folder: Path, sample: SampleConfig, reward: str, train: TrainConfig) -> Path:
+    """One round of iterative RRHF in `folder`: sample from the policy, score with the python `reward`, rank,
+    train; returns the new policy's folder."""
+    run_sample(str(prompts), folder / "samples.jsonl", sample, force=True)
+    run_score(str(folder / "samples.jsonl"), folder / "scored.jsonl", ScoreConfig(backend="python", fn=reward),
+              force=True)
+    run_rank(str(folder / "scored.jsonl"), folder / "ranked.jsonl", RankConfig())
+    run_train(str(folder / "ranked.jsonl"), folder / "policy", train, force=True)
+    return folder / "policy"
 
 
 def rank_accuracy(scored: Path, models: dict[str, Path], folder: Path) -> dict[str, float]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import io
+import logging
 from collections.abc import Callable
+from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from rrhf_cli.console import quiet_libraries
+from rrhf_cli.console import log, quiet_libraries
 from rrhf_cli.errors import UsageError, first_line
 from rrhf_cli.launch import current_launch
 
@@ -53,14 +57,40 @@ def fitting_length(max_length: int, model_config: Any) -> int:
 
 def load_pretrained(load: Callable[..., Any], name: str, **kwargs: Any) -> Any:
     """`load(name, **kwargs)` (a `from_pretrained`), with a missing folder or an unloadable model reported in
-    one line naming --model."""
+    one line naming --model. A `.gguf` file (llama.cpp's format) loads too, dequantised: transformers reads
+    it with the `gguf` package (`pip install 'rrhf[gguf]'`)."""
     quiet_libraries()  # rrhf shows its own progress; a weight-loading bar is noise on stderr
-    if name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists():
-        raise UsageError(f"--model {name}: no such folder")
+    path = Path(name).expanduser()
+    gguf = path.suffix == ".gguf"
+    if (gguf or name.startswith(("/", ".", "~"))) and not path.exists():
+        raise UsageError(f"--model {name}: no such {'file' if gguf else 'folder'}")
     try:
-        return load(name, **kwargs)
-    except (OSError, ValueError, ImportError) as err:  # ImportError: an attention kernel whose package is missing
+        if gguf:
+            # transformers dequantises under a bare tqdm bar that its progress-bar switch does not reach
+            with nullcontext() if log.isEnabledFor(logging.DEBUG) else redirect_stderr(io.StringIO()):
+                loaded = load(str(path.parent), gguf_file=path.name, **kwargs)
+        else:
+            loaded = load(name, **kwargs)
+    # ImportError: an attention kernel, or the gguf package, that is not installed
+    except (OSError, ValueError, ImportError) as err:
         raise UsageError(f"cannot load model '{name}': {first_line(err)}") from None
+    return plain_model(loaded) if gguf else loaded
+
+
+def plain_model(loaded: Any) -> Any:
+    """A model read from GGUF as an ordinary one (same class, config and weights), which `save_pretrained`
+    writes as a `from_pretrained` folder; transformers refuses to save the GGUF-loaded object itself.
+    Tokenizers and configs pass through."""
+    if not hasattr(loaded, "state_dict") or not hasattr(loaded, "config"):
+        return loaded
+    config = copy.deepcopy(loaded.config)
+    # The weights are dequantised: a config that still said "gguf" would make the saved folder a quantized
+    # model, which transformers then refuses to train.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = type(loaded)(config)
+    model.load_state_dict(loaded.state_dict())
+    return model.to(next(loaded.parameters()).dtype)
 
 
 def load_causal_lm(name: str, device: torch.device, dtype: torch.dtype, **kwargs: Any) -> tuple[Any, Any]:

@@ -40,6 +40,21 @@ def training_curves(metrics: Sequence[Mapping[str, Any]], output: Path, title: s
     plt.close(fig)
 
 
+def reward_curve(values: Sequence[float], output: Path, title: str = "") -> None:
+    """Mean reward against the round (round 0: the initial policy)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(range(len(values)), values, marker="o")
+    ax.set_xlabel("round")
+    ax.set_ylabel("mean reward")
+    ax.set_xticks(range(len(values)))
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+
+
 def reward_histograms(groups: Mapping[str, Sequence[float]], output: Path, title: str = "") -> None:
     """Overlaid reward histograms on shared bins, with each group's mean marked."""
     plt = _pyplot()
