@@ -49,7 +49,7 @@ class RRHFTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.loss_settings = loss_settings
         self.head = head
-        self._sums: dict[str, float] = {}
+        self._sums: dict[str, torch.Tensor | int] = {}
         self._since = time.perf_counter()
 
     def compute_loss(
@@ -59,17 +59,18 @@ class RRHFTrainer(Trainer):
         parts = rrhf_loss(
             logp, inputs["lengths"], inputs["rewards"], inputs["response_query"], self.loss_settings, inputs["pairs"]
         )
+        # Summed as device tensors: read (one host sync) only when a step is logged.
         for name, value in (
-            ("rank_loss", parts.rank_loss.item()),
-            ("sft_loss", parts.sft_loss.item()),
-            ("p_best", parts.p_best.item()),
-            ("p_worst", parts.p_worst.item()),
+            ("rank_loss", parts.rank_loss),
+            ("sft_loss", parts.sft_loss),
+            ("p_best", parts.p_best),
+            ("p_worst", parts.p_worst),
             ("batches", 1),
             ("rank_correct", parts.rank_correct),
             ("rank_pairs", parts.rank_pairs),
-            ("tokens", int(inputs["input_ids"].numel())),
+            ("tokens", inputs["input_ids"].numel()),
         ):
-            self._sums[name] = self._sums.get(name, 0.0) + value
+            self._sums[name] = self._sums.get(name, 0) + value
         return (parts.loss, {"logp": logp}) if return_outputs else parts.loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -93,7 +94,7 @@ class RRHFTrainer(Trainer):
 
     def _summed_over_ranks(self) -> dict[str, float]:
         names = sorted(self._sums)
-        local = torch.tensor([self._sums[k] for k in names], dtype=torch.float64, device=self.args.device)
+        local = torch.stack([torch.as_tensor(self._sums[k], device=self.args.device).double() for k in names])
         total = self.accelerator.reduce(local, reduction="sum") if self.args.world_size > 1 else local
         return dict(zip(names, total.tolist(), strict=True))
 
