@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from stages.lm.head import LabelLogProbHead, selecting
@@ -22,8 +21,9 @@ def response_logprobs(model: nn.Module, batch: dict[str, torch.Tensor], head: La
         with selecting(head, rows, cols, targets):
             token_logp = model(**inputs, use_cache=False).logits  # (N,)
     else:
-        logits = model(**inputs, use_cache=False).logits  # (B, T, V)
-        token_logp = F.log_softmax(logits.float(), dim=-1)[rows, cols].gather(-1, targets[:, None]).squeeze(-1)
+        # Rows first, then the normaliser: only the learned positions' logits are made fp32.
+        logits = model(**inputs, use_cache=False).logits[rows, cols].float()  # (N, V)
+        token_logp = logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(dim=-1)
     sums = torch.zeros(batch["lengths"].shape[0], dtype=torch.float32, device=token_logp.device)
     return sums.index_add(0, batch["target_response"], token_logp.float())
 
