@@ -47,13 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("-k", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-q", "--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    setup_logging(quiet=args.quiet)
-    quiet_libraries()
+    args = parse_common(parser, argv)
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     prompts = out / "train-prompts.jsonl"
     lines = (HERE / "demo" / "train-prompts.jsonl").read_text().splitlines()[: args.prompts]
     prompts.write_text("".join(line + "\n" for line in lines))
@@ -91,6 +86,17 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     _print_table(figures, out)
     return figures
+
+
+def parse_common(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Add the flags both demos share (--seed, -q), parse, set up logging and make the output folder."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-q", "--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(quiet=args.quiet)
+    quiet_libraries()
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
 
 
 def rrhf_round(prompts: Path, folder: Path, sample: SampleConfig, reward: str, train: TrainConfig) -> Path:

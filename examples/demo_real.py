@@ -18,10 +18,9 @@ import json
 import os
 from pathlib import Path
 
-from demo import rrhf_round  # this folder's demo.py: one round of iterative RRHF
+from demo import parse_common, rrhf_round  # this folder's demo.py: shared flags, one round of iterative RRHF
 
 from rrhf_cli.artifacts import load_records
-from rrhf_cli.console import quiet_libraries, setup_logging
 from rrhf_cli.metrics import read_metrics
 from stages.eval.config import EvalConfig
 from stages.eval.run import run_eval
@@ -67,13 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-q", "--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    setup_logging(quiet=args.quiet)
-    quiet_libraries()
+    args = parse_common(parser, argv)
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     backend = "vllm" if importlib.util.find_spec("vllm") else "hf"
     # vLLM's CPU build: a fixed KV cache, not its default share of all memory, which training also needs.
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
