@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from rrhf_cli.launch import current_launch
 
 log = logging.getLogger("rrhf")
 _state = {"quiet": False}
@@ -18,7 +19,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     distributed launch only rank 0 reports progress; the other ranks say only warnings and errors, named."""
     _state["quiet"] = quiet
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    rank = launch_rank()
+    rank = current_launch().rank
     if rank:
         level = max(level, logging.WARNING)
     tag = f"[rank {rank}] " if rank else ""
@@ -35,14 +36,6 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
         handler.setFormatter(logging.Formatter("rrhf: " + tag + "%(message)s"))
     log.addHandler(handler)
     log.setLevel(level)
-
-
-def launch_rank() -> int:
-    """This process's global rank under torchrun, accelerate or DeepSpeed launchers; 0 when not launched so."""
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
 
 
 @contextmanager

@@ -131,7 +131,8 @@ class Outcome:
     def in_order(self, records: Sequence[Record]) -> list[Record]:
         """The finished (else unfinished) version of each record, in the order given; records that failed with
         nothing to show are left out."""
-        return [self.done.get(r.id) or self.unfinished[r.id] for r in records if r.id in self.done | self.unfinished]
+        written = self.unfinished | self.done  # a finished version wins
+        return [written[r.id] for r in records if r.id in written]
 
 
 Work = Callable[[list[Record], list[str]], BatchResult]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from rrhf_cli.artifacts import load_records
 from rrhf_cli.console import log, progress
 from rrhf_cli.errors import RrhfError, UsageError, first_line
 from rrhf_cli.formats import InputChoice
+from rrhf_cli.launch import current_launch
 from rrhf_cli.meta import Meta, now, stage_meta, write_meta
 from rrhf_cli.metrics import METRICS_FILE, read_metrics
 from stages.lm.head import lean_head_or_none
@@ -148,7 +148,7 @@ def _training_arguments(cls: Any, warmup_ratio: float, gradient_checkpointing: b
 def _steps(n_queries: int, config: TrainConfig) -> int:
     import math
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = current_launch().world_size
     per_epoch = math.ceil(math.ceil(n_queries / (config.queries_per_batch * world)) / config.grad_accum)
     return max(1, math.ceil(per_epoch * config.epochs))
 
