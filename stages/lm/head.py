@@ -2,9 +2,9 @@
 
 The model's `lm_head` is turned into a `LabelLogProbHead` (same parameters, same state dict): while a
 selection is set it gathers the hidden states of the learned positions, projects them onto the
-vocabulary in chunks, and returns each target token's log-probability. Each chunk is recomputed in
-the backward pass instead of being stored, so the loss head's memory is one chunk of logits whatever
-k, L or V. Running inside the model's own forward keeps DDP, FSDP and DeepSpeed hooks intact.
+vocabulary in chunks, and returns each target token's log-probability. With more than one chunk, each
+is recomputed in the backward pass instead of being stored, so the loss head's memory is one chunk of
+logits whatever k, L or V. Running inside the model's own forward keeps DDP, FSDP and DeepSpeed hooks intact.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from rrhf_cli.console import log
 
@@ -24,25 +23,79 @@ def label_logprobs(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, chunk_size: int
 ) -> torch.Tensor:
     """log softmax(hidden @ weight.T + bias)[target] per row, in fp32, `chunk_size` rows at a time (0: one go)."""
-    if chunk_size <= 0 or hidden.shape[0] <= chunk_size:
-        return _chunk_logprobs(hidden, weight, bias, targets)
-    parts = []
-    for start in range(0, hidden.shape[0], chunk_size):
-        rows = slice(start, start + chunk_size)
-        if torch.is_grad_enabled():
-            parts.append(
-                checkpoint(_chunk_logprobs, hidden[rows], weight, bias, targets[rows], use_reentrant=False)
-            )
-        else:
-            parts.append(_chunk_logprobs(hidden[rows], weight, bias, targets[rows]))
-    return torch.cat(parts)
+    chunk_size = chunk_size if chunk_size > 0 else hidden.shape[0]
+    if not (torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)):
+        with torch.no_grad():
+            return torch.cat([
+                _target_and_normaliser(hidden[rows], weight, bias, targets[rows])[0]
+                for rows in _chunks(hidden.shape[0], chunk_size)
+            ])
+    return _LabelLogProbs.apply(hidden, weight, bias, targets, chunk_size)
 
 
-def _chunk_logprobs(
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(start, start + size) for start in range(0, max(n, 1), size)]
+
+
+def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return F.linear(hidden, weight, bias).float()  # (n, V), fp32 so the normaliser is stable in bf16 runs
+
+
+def _target_and_normaliser(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
-) -> torch.Tensor:
-    logits = F.linear(hidden, weight, bias).float()  # (n, V), fp32 so logsumexp is stable in bf16 runs
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(dim=-1)
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(log-probs of the targets, logsumexp per row, the fp32 logits)."""
+    logits = _logits(hidden, weight, bias)
+    normaliser = logits.logsumexp(dim=-1)
+    return logits.gather(-1, targets[:, None]).squeeze(-1) - normaliser, normaliser, logits
+
+
+class _LabelLogProbs(torch.autograd.Function):
+    """Target log-probs with a hand-written backward: d logp_t / d logits = onehot(t) - softmax, built in place
+    on one chunk's logits, so the backward pass holds one chunk and makes no extra passes over it. A single
+    chunk keeps its softmax from the forward pass; several are recomputed one at a time."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, chunk_size):  # noqa: ANN001, ANN205
+        chunks = _chunks(hidden.shape[0], chunk_size)
+        outputs, normalisers = [], []
+        for rows in chunks:
+            out, normaliser, logits = _target_and_normaliser(hidden[rows], weight, bias, targets[rows])
+            outputs.append(out)
+            normalisers.append(normaliser)
+        normaliser = torch.cat(normalisers)
+        kept = logits.sub_(normaliser[:, None]).exp_() if len(chunks) == 1 else None  # the softmax
+        ctx.save_for_backward(hidden, weight, bias, targets, normaliser, kept)
+        ctx.chunk_size = chunk_size
+        ctx.autocast = (hidden.device.type, torch.is_autocast_enabled(hidden.device.type),
+                        torch.get_autocast_dtype(hidden.device.type))
+        return torch.cat(outputs)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        hidden, weight, bias, targets, normaliser, kept = ctx.saved_tensors
+        want_hidden, want_weight, want_bias = ctx.needs_input_grad[:3]
+        grad_hidden = torch.zeros_like(hidden) if want_hidden else None
+        grad_weight = grad_bias = None
+        device, enabled, dtype = ctx.autocast
+        # The products run as the forward's did: under its autocast, else in the weight's dtype.
+        with torch.autocast(device, dtype=dtype, enabled=enabled):
+            for rows in _chunks(hidden.shape[0], ctx.chunk_size):
+                softmax = kept if kept is not None else _logits(hidden[rows], weight, bias).sub_(
+                    normaliser[rows, None]).exp_()
+                # d(sum_t g_t logp_t) / d logits = g * (onehot(target) - softmax), built in the softmax's place
+                g = grad[rows].float()
+                dlogits = softmax.mul_(-g[:, None]).scatter_add_(-1, targets[rows, None], g[:, None])
+                dlogits = dlogits if enabled else dlogits.to(weight.dtype)
+                if want_hidden:
+                    grad_hidden[rows] = (dlogits @ weight).to(hidden.dtype)
+                if want_weight:
+                    part = (dlogits.T @ hidden[rows].to(dlogits.dtype)).to(weight.dtype)
+                    grad_weight = part if grad_weight is None else grad_weight.add_(part)
+                if want_bias and bias is not None:
+                    part = dlogits.sum(0).to(bias.dtype)
+                    grad_bias = part if grad_bias is None else grad_bias.add_(part)
+        return grad_hidden, grad_weight, grad_bias, None, None
 
 
 class LabelLogProbHead(nn.Linear):

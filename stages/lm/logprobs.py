@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from stages.lm import shared_prompt
 from stages.lm.head import LabelLogProbHead, selecting
-from stages.lm.packing import additive_mask
 
 
 def response_logprobs(model: nn.Module, batch: dict[str, torch.Tensor], head: LabelLogProbHead | None) -> torch.Tensor:
@@ -28,16 +30,12 @@ def response_logprobs(model: nn.Module, batch: dict[str, torch.Tensor], head: La
     return sums.index_add(0, batch["target_response"], token_logp.float())
 
 
-def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model's forward arguments for a collated batch, a packed bool mask made additive in the right dtype."""
-    mask = batch["attention_mask"]
-    if mask.dim() == 4:
-        mask = additive_mask(mask, _compute_dtype(model, mask.device))
-    return {"input_ids": batch["input_ids"], "attention_mask": mask, "position_ids": batch["position_ids"]}
-
-
-def _compute_dtype(model: nn.Module, device: torch.device) -> torch.dtype:
-    # SDPA wants a float mask in the dtype attention runs in: the autocast dtype under mixed precision.
-    if torch.is_autocast_enabled(device.type):
-        return torch.get_autocast_dtype(device.type)
-    return next(model.parameters()).dtype
+def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The model's forward arguments for a collated batch: a padding mask, or a packed batch's layout."""
+    inputs: dict[str, Any] = {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"]}
+    if "attention_mask" in batch:
+        inputs["attention_mask"] = batch["attention_mask"]
+    else:
+        shared_prompt.check_installed(model)
+        inputs[shared_prompt.KWARG] = {key: batch[key] for key in shared_prompt.LAYOUT_KEYS}
+    return inputs

@@ -1,9 +1,10 @@
 """Batches of tokenised queries, for training and scoring: one row per (prompt, response) or one packed row
 per query.
 
-Packed: `[prompt, y_1, ..., y_k]` with position ids restarting after the prompt for every y_i and a
-mask in which each y_i sees the prompt and its own earlier tokens only, so the prompt is encoded once.
-Both layouts also carry where each learned token is predicted from, so one gather serves both.
+Packed: `[prompt, y_1, ..., y_k]` with position ids restarting after the prompt for every y_i, and the layout
+the shared-prompt attention (shared_prompt.py) needs, in which each y_i sees the prompt and its own earlier
+tokens only, so the prompt is encoded once. Both layouts also carry where each learned token is predicted
+from, so one gather serves both.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from rrhf_cli.console import log
+from stages.lm import shared_prompt
 from stages.lm.queries import Query
 
 
@@ -24,7 +26,7 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
     ranking `pairs` (better, worse batch indices) are there when every query carries rewards."""
     rows: list[list[int]] = []
     positions: list[list[int]] = []
-    segments: list[list[int]] = []  # 0 for prompt tokens, i + 1 for response i (packed layout only)
+    response_cols: list[list[int]] = []  # where each response's tokens sit in its row (packed layout only)
     gather_rows: list[int] = []
     gather_cols: list[int] = []
     targets: list[int] = []
@@ -36,14 +38,14 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
     for q, query in enumerate(queries):
         n_prompt = len(query.prompt)
         if packed:
-            row, pos, seg = list(query.prompt), list(range(n_prompt)), [0] * n_prompt
-        for i, response in enumerate(query.responses):
+            row, pos = list(query.prompt), list(range(n_prompt))
+        for response in query.responses:
             r = len(lengths)
             if packed:
                 start = len(row)
                 row += response
                 pos += range(n_prompt, n_prompt + len(response))
-                seg += [i + 1] * len(response)
+                response_cols.append(list(range(start, start + len(response))))
                 # The first token is predicted from the last prompt token, the rest from their predecessor.
                 cols = [n_prompt - 1, *range(start, start + len(response) - 1)]
                 row_index = len(rows)
@@ -63,7 +65,6 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
         if packed:
             rows.append(row)
             positions.append(pos)
-            segments.append(seg)
 
     width = max(len(row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -94,31 +95,11 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
             first += len(query.responses)
         batch["pairs"] = torch.tensor(pairs, dtype=torch.long).view(-1, 2)  # (P, 2) batch indices
     if packed:
-        batch["attention_mask"] = _packed_mask(segments, present)
+        prompts = [len(query.prompt) for query in queries]
+        batch |= shared_prompt.layout(end_rows, response_cols, prompts, width)
     else:
         batch["attention_mask"] = present.long()
     return batch
-
-
-def _packed_mask(segments: list[list[int]], present: torch.Tensor) -> torch.Tensor:
-    """(B, 1, T, T) bool: query t may attend key s when s <= t, both are real tokens, and s is in the prompt
-    or in t's own response. Padding attends only itself, so no row is all-masked."""
-    width = present.shape[1]
-    seg = torch.full(present.shape, -1, dtype=torch.long)
-    for b, row in enumerate(segments):
-        seg[b, : len(row)] = torch.tensor(row)
-    index = torch.arange(width)
-    causal = index[None, :] <= index[:, None]  # (T, T)
-    same = (seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None])  # (B, T, T)
-    allowed = causal & same & present[:, None, :] & present[:, :, None]
-    allowed |= torch.eye(width, dtype=torch.bool)
-    return allowed[:, None]
-
-
-def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A bool 4D mask as the additive float mask that eager and SDPA attention expect."""
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
 
 
 def token_counts(queries: list[Query]) -> tuple[int, int]:
@@ -130,16 +111,15 @@ def token_counts(queries: list[Query]) -> tuple[int, int]:
 
 def compute_estimate(queries: list[Query], hidden_size: int) -> tuple[float, float]:
     """Forward cost unpacked and packed, in token-equivalents: every token through the layers' matmuls, plus
-    attention over every pair of positions in a sequence, about 1/(6 * hidden_size) of a token's matmuls each.
-    A packed row attends across all k responses (the mask hides, but does not skip, the cross terms), so for
-    narrow models with long responses packing can cost more than the prompt tokens it saves."""
+    attention over every (query, key) pair, about 1/(6 * hidden_size) of a token's matmuls each. Packed, the
+    prompt attends to itself once and each response, padded to the query's longest, to the prompt and itself."""
     pair = 1.0 / (6 * hidden_size)
     unpacked = packed = 0.0
     for q in queries:
-        lengths = [len(q.prompt) + len(r) for r in q.responses]
-        unpacked += sum(n + pair * n * n for n in lengths)
-        n = len(q.prompt) + sum(map(len, q.responses))
-        packed += n + pair * n * n
+        n_prompt, longest = len(q.prompt), max(map(len, q.responses))
+        unpacked += sum(n + pair * n * n for n in (n_prompt + len(r) for r in q.responses))
+        pairs = n_prompt * n_prompt + len(q.responses) * longest * (n_prompt + longest)
+        packed += n_prompt + sum(map(len, q.responses)) + pair * pairs
     return unpacked, packed
 
 
@@ -153,15 +133,16 @@ def packing_verdict(
     mode: str,
     stage: str,
     probe: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-    model_config: Any = None,
+    model: Any = None,
 ) -> bool:
     """Whether to pack: when asked, or under `auto` when it saves at least a tenth of the estimated compute
-    (of the tokens, where the model's width is unknown), and only if `probe` (the model's per-response output
-    on a batch) agrees packed and unpacked; one log line says why not."""
+    (of the tokens, where the model's width is unknown), and only if `model` takes the shared-prompt attention
+    and `probe` (its per-response output on a batch) agrees packed and unpacked; one log line says why not.
+    A model that packs keeps the shared-prompt attention installed."""
     if mode == "off":
         return False
     tokens_unpacked, tokens_packed = token_counts(queries)
-    hidden = getattr(model_config, "hidden_size", None)
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
     unpacked, packed = (
         compute_estimate(queries, hidden) if isinstance(hidden, int) else (tokens_unpacked, tokens_packed)
     )
@@ -170,8 +151,11 @@ def packing_verdict(
         what = "compute (tokens and attention)" if isinstance(hidden, int) else "tokens"
         log.info("%s: prompts not packed: it would save only %.0f%% of the %s", stage, saved, what)
         return False
-    reason = _mask_problem(queries, probe, getattr(model_config, "_attn_implementation", None))
+    reason = shared_prompt.install(model) if model is not None else None
+    reason = reason or _probe_problem(queries, probe)
     if reason:
+        if model is not None:
+            shared_prompt.uninstall(model)
         level = logging.WARNING if mode == "on" else logging.INFO
         log.log(level, "%s: prompts not packed: %s", stage, reason)
         return False
@@ -179,12 +163,9 @@ def packing_verdict(
     return True
 
 
-def _mask_problem(
-    queries: list[Query], probe: Callable[[dict[str, torch.Tensor]], torch.Tensor], attn_implementation: str | None
-) -> str | None:
-    # Probe with a real query: packed and unpacked outputs must agree, or the model ignores the mask.
-    if attn_implementation and "flash" in attn_implementation:
-        return f"{attn_implementation} attention does not take a custom 4D mask"
+def _probe_problem(queries: list[Query], probe: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> str | None:
+    # Probe with a real query: packed and unpacked outputs must agree, or the model bypasses the attention
+    # interface (remote code, say) and would let responses see each other.
     sample = next((q for q in queries if len(q.responses) > 1), None)
     if sample is None:
         return "no query has two responses"
@@ -193,8 +174,8 @@ def _mask_problem(
         with torch.no_grad():
             packed = probe(collate([sample], 0, packed=True))
             plain = probe(collate([sample], 0, packed=False))
-    except Exception as err:  # a model that rejects the mask may raise anything
-        return f"the model rejected a 4D attention mask ({type(err).__name__})"
+    except Exception as err:  # a model that rejects the layout may raise anything
+        return f"the model rejected the shared-prompt attention ({type(err).__name__}: {err})"
     if not torch.allclose(packed.float(), plain.float(), atol=1e-3, rtol=1e-3):
-        return "the model does not honour a custom 4D attention mask"
+        return "the model does not honour the shared-prompt attention"
     return None

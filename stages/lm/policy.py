@@ -45,7 +45,7 @@ class PolicyLogprobs:
         ]
         if self.packed is None:
             probe = on_device(self._forward, self.device)
-            self.packed = packing_verdict(queries, self.pack_prompt, self.stage, probe, self.model.config)
+            self.packed = packing_verdict(queries, self.pack_prompt, self.stage, probe, self.model)
         values = score_queries(
             queries, self._forward, self.batch_size, self.packed, self.sort_by_length, pad_id(self.tokenizer),
             self.device,

@@ -54,7 +54,8 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     sort_by_length: bool = Field(True, description="Batch sequences of similar length together.")
     # reward-model and logprob
     pack_prompt: Literal["auto", "on", "off"] = Field(
-        "auto", description="Encode each prompt once for its k responses (4D mask; vllm: prefix caching)."
+        "auto", description="Encode each prompt once for its k responses (shared-prompt attention; vllm: prefix "
+        "caching)."
     )
     bf16: bool | None = Field(None, description="bfloat16 weights; default: on CUDA only.")
     length_penalty: float = Field(1.0, ge=0, description="logprob: alpha in logp / |y|^alpha.")

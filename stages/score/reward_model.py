@@ -66,7 +66,7 @@ class RewardModelScorer:
         queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
         if self.packed is None:
             probe = on_device(self._decoder_forward, self.device)
-            self.packed = packing_verdict(queries, self.config.pack_prompt, "score", probe, self.model.config)
+            self.packed = packing_verdict(queries, self.config.pack_prompt, "score", probe, self.model)
         forward = self._decoder_forward if self.decoder else self._model_forward
         return score_queries(  # type: ignore[return-value]
             queries, forward, self.config.batch_size, bool(self.packed), self.config.sort_by_length, self.pad_id,
@@ -74,8 +74,7 @@ class RewardModelScorer:
         )
 
     def _decoder_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.model.base_model(**model_inputs(self.model, batch), use_cache=False).last_hidden_state
-        return self.head(hidden[batch["end_rows"], batch["end_cols"]]).squeeze(-1)  # (R,)
+        return decoder_rewards(self.model, self.head, batch)
 
     def _model_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # Models with their own pooling (cross-encoders) get their own encoding of each (prompt, response):
@@ -112,3 +111,9 @@ def _is_classifier(model: str) -> bool:
 
     architectures = load_pretrained(AutoConfig.from_pretrained, model).architectures or []
     return any(name.endswith("ForSequenceClassification") for name in architectures)
+
+
+def decoder_rewards(model: torch.nn.Module, head: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(R,) a decoder reward model's output at each response's last token, packed or not."""
+    hidden = model.base_model(**model_inputs(model, batch), use_cache=False).last_hidden_state
+    return head(hidden[batch["end_rows"], batch["end_cols"]]).squeeze(-1)

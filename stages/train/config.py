@@ -35,7 +35,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_length: int = Field(1024, ge=8, description="Longest prompt + response; prompts are cut on the left first.")
     pack_prompt: Literal["auto", "on", "off"] = Field(
-        "auto", description="Encode each query's prompt once for its k responses (4D mask)."
+        "auto", description="Encode each query's prompt once for its k responses (shared-prompt attention)."
     )
     loss_chunk_size: int | None = Field(
         None, ge=0, description="Learned positions projected onto the vocabulary at once (default: 64 MiB of "
@@ -52,7 +52,7 @@ class TrainConfig(BaseModel):
     attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2"] | None = Field(
         None,
         description="Attention kernel; the model's default when unset. flash_attention_2 needs a CUDA GPU and the "
-        "flash-attn package, and trains unpacked (it takes no 4D mask).",
+        "flash-attn package, and trains unpacked (packing runs on sdpa and eager).",
     )
     # LoRA (needs the `lora` extra).
     lora_r: int = Field(0, ge=0, description="LoRA rank; 0 trains all weights.")

@@ -44,7 +44,7 @@ def run_train(
         model_kwargs["attn_implementation"] = config.attn_implementation
     model = load_pretrained(AutoModelForCausalLM.from_pretrained, config.model, **model_kwargs)
     packed = packing_verdict(
-        queries, config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None), model.config
+        queries, config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None), model
     )
     head = lean_head_or_none(model, "train", config.loss_chunk_size)
     if config.lora_r:

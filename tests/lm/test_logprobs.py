@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from stages.lm import shared_prompt
 from stages.lm.head import install_head, label_logprobs, unsupported_reason
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import Query, collate, compute_estimate, packing_verdict, token_counts
@@ -40,6 +41,7 @@ def test_packed_unpacked_lean_naive_all_match_direct(tiny_models, attn):
     queries = _queries()
     with torch.no_grad():
         expected = _direct(model, queries)
+        assert shared_prompt.install(model) is None
         naive = {p: response_logprobs(model, collate(queries, 0, packed=p), None) for p in (False, True)}
         head = install_head(model, chunk_size=4)
         lean = {p: response_logprobs(model, collate(queries, 0, packed=p), head) for p in (False, True)}
@@ -47,16 +49,27 @@ def test_packed_unpacked_lean_naive_all_match_direct(tiny_models, attn):
         torch.testing.assert_close(result, expected, atol=1e-5, rtol=0)
 
 
-def test_lean_head_gradients_equal_naive(tiny_models):
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_packed_lean_gradients_equal_unpacked_naive(tiny_models, checkpointing):
     queries = _queries()
     grads = []
-    for lean in (False, True):
-        model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float()
-        head = install_head(model, chunk_size=3) if lean else None
-        response_logprobs(model, collate(queries, 0, packed=lean), head).sum().backward()
+    for fast in (False, True):
+        model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float().train()
+        if checkpointing:  # the backward pass recomputes each layer, layout included
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+        if fast:
+            shared_prompt.install(model)
+        head = install_head(model, chunk_size=3) if fast else None
+        response_logprobs(model, collate(queries, 0, packed=fast), head).sum().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_packed_batch_without_the_attention_is_refused(tiny_models):
+    model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float()
+    with pytest.raises(ValueError, match="shared-prompt"):
+        response_logprobs(model, collate(_queries(), 0, packed=True), None)
 
 
 def test_head_keeps_its_state_dict_and_plain_forward(tiny_models):
@@ -79,17 +92,33 @@ def test_chunked_label_logprobs_equal_one_shot():
         torch.testing.assert_close(label_logprobs(hidden, weight, None, targets, chunk), expected)
 
 
-def test_packed_mask_blocks_other_responses():
+@pytest.mark.parametrize("chunk", [0, 3, 10, 64])
+def test_label_logprobs_gradients_equal_autograd_of_log_softmax(chunk):
+    torch.manual_seed(0)
+    hidden, weight, bias = torch.randn(10, 8), torch.randn(50, 8), torch.randn(50)
+    targets, upstream = torch.randint(0, 50, (10,)), torch.randn(10)
+    grads = []
+    for lean in (False, True):
+        inputs = [t.clone().requires_grad_() for t in (hidden, weight, bias)]
+        if lean:
+            out = label_logprobs(*inputs, targets, chunk)
+        else:
+            out = torch.log_softmax(inputs[0] @ inputs[1].T + inputs[2], -1).gather(-1, targets[:, None]).squeeze(-1)
+        (out * upstream).sum().backward()
+        grads.append([t.grad for t in inputs])
+    for lean, naive in zip(*grads, strict=True):
+        torch.testing.assert_close(lean, naive)
+
+
+def test_packed_layout_lets_each_response_see_the_prompt_and_itself():
     batch = collate([Query(prompt=[1, 2], responses=[[3, 4], [5]], rewards=[0, 1])], 0, packed=True)
-    allowed = batch["attention_mask"][0, 0]
-    # rows/cols: p0 p1 a0 a1 b0
-    assert allowed.int().tolist() == [
-        [1, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0],
-        [1, 1, 1, 0, 0],
-        [1, 1, 1, 1, 0],
-        [1, 1, 0, 0, 1],
+    # Keys of each response, padded to 2 tokens: p0 p1 | own 0, own 1.
+    assert batch["response_keys"][:, 0].int().tolist() == [
+        [[1, 1, 1, 0], [1, 1, 1, 1]],  # a0 sees p0 p1 a0; a1 also a1
+        [[1, 1, 1, 0], [1, 1, 1, 1]],  # b0 sees p0 p1 b0; the padding slot is dropped
     ]
+    assert batch["response_index"].tolist() == [2, 3, 4, 4] and batch["response_slots"].tolist() == [0, 1, 2]
+    assert "attention_mask" not in batch
     assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 2]]
     assert batch["gather_cols"].tolist() == [1, 2, 1]  # a0 from p1, a1 from a0, b0 from p1
     assert batch["end_cols"].tolist() == [3, 4]  # a1 and b0 end their responses
@@ -110,20 +139,25 @@ def test_compute_estimate_counts_tokens_and_attention_pairs():
     query = Query(prompt=[1] * 6, responses=[[2] * 6, [3] * 6], rewards=[0, 1])
     unpacked, packed = compute_estimate([query], hidden_size=1)
     assert unpacked == pytest.approx(2 * (12 + 144 / 6))  # two rows of 12
-    assert packed == pytest.approx(18 + 324 / 6)  # one row of 18
+    # 18 tokens; the prompt attends to itself (36 pairs), each response to the prompt and itself (2 * 6 * 12)
+    assert packed == pytest.approx(18 + 180 / 6)
 
 
-def test_auto_packing_weighs_attention_against_the_prompt_tokens_saved():
+def test_auto_packing_weighs_the_saving():
     from types import SimpleNamespace
 
     def agreeing_probe(batch):
         return torch.zeros(len(batch["lengths"]))
 
-    # A short prompt and four long responses: packing saves 15% of the tokens.
+    def model(hidden):
+        return SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, _attn_implementation="sdpa"))
+
+    # A 32-token prompt and four responses of 128: packing saves 15% of the tokens, more of the attention.
     light = [Query(prompt=[1] * 32, responses=[[2] * 128] * 4, rewards=[0, 1, 2, 3])]
-    narrow, wide = SimpleNamespace(hidden_size=256), SimpleNamespace(hidden_size=4096)
-    assert not packing_verdict(light, "auto", "t", agreeing_probe, narrow)  # attention over 544 positions costs more
-    assert packing_verdict(light, "auto", "t", agreeing_probe, wide)
-    assert packing_verdict(light, "on", "t", agreeing_probe, narrow)  # asked for: packed whatever the estimate
-    heavy = [Query(prompt=[1] * 256, responses=[[2] * 64] * 8, rewards=list(range(8)))]
-    assert packing_verdict(heavy, "auto", "t", agreeing_probe, narrow)
+    assert packing_verdict(light, "auto", "t", agreeing_probe, model(256))
+    # A 4-token prompt saves 2%: not worth a different layout, unless asked for.
+    tiny_prompt = [Query(prompt=[1] * 4, responses=[[2] * 128] * 4, rewards=[0, 1, 2, 3])]
+    assert not packing_verdict(tiny_prompt, "auto", "t", agreeing_probe, model(256))
+    assert packing_verdict(tiny_prompt, "on", "t", agreeing_probe, model(256))
+    flash = SimpleNamespace(config=SimpleNamespace(hidden_size=256, _attn_implementation="flash_attention_2"))
+    assert not packing_verdict(light, "on", "t", agreeing_probe, flash)

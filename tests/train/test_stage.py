@@ -126,8 +126,9 @@ def test_lora_trains_and_merges(tiny_models, inverted, tmp_path, cli):
     scored, _ = inverted
     out = tmp_path / "out"
     result = cli("train", scored, "-o", out, "--model", tiny_models.policy, "--max-steps", "3", "--lr", "1e-2",
-                 "--lora-r", "4", "--merge-lora")
+                 "--lora-r", "4", "--merge-lora", "--pack-prompt", "on")
     assert result.exit_code == 0, result.stderr
+    assert json.loads((out / "meta.json").read_text())["counts"]["packed"] == 1
     assert (out / "adapter" / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(out).state_dict()
     base = AutoModelForCausalLM.from_pretrained(tiny_models.policy).state_dict()
@@ -135,12 +136,32 @@ def test_lora_trains_and_merges(tiny_models, inverted, tmp_path, cli):
     assert changed and all(any(t in n for t in ("q_proj", "k_proj", "v_proj", "o_proj")) for n in changed)
 
 
+def test_packed_with_gradient_checkpointing_trains_as_unpacked(tiny_models, inverted, tmp_path, cli):
+    """The shared-prompt attention under the real Trainer, layers recomputed in the backward pass: the same
+    figures and the same weights as one row per response."""
+    scored, _ = inverted
+    runs = {}
+    for pack, extra in (("off", []), ("on", ["--gradient-checkpointing"])):
+        out = tmp_path / pack
+        result = cli("train", scored, "-o", out, "--model", tiny_models.policy, "--max-steps", "2", "--lr", "1e-3",
+                     "--logging-steps", "1", "--pack-prompt", pack, *extra)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads((out / "meta.json").read_text())["counts"]["packed"] == int(pack == "on")
+        runs[pack] = (read_jsonl(out / "metrics.jsonl"), AutoModelForCausalLM.from_pretrained(out).state_dict())
+    (metrics_off, weights_off), (metrics_on, weights_on) = runs["off"], runs["on"]
+    for step_off, step_on in zip(metrics_off, metrics_on, strict=True):
+        for name in ("loss", "rank_loss", "sft_loss", "p_best", "p_worst"):
+            assert step_on[name] == pytest.approx(step_off[name], rel=1e-4, abs=1e-5), name
+    for name, tensor in weights_off.items():
+        torch.testing.assert_close(weights_on[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+
+
 def test_torchrun_two_processes_match_one(tiny_models, inverted, tmp_path):
     """DDP on CPU (gloo): two ranks with one query each log the same first-step figures as one process with two."""
     scored, _ = inverted
     two = tmp_path / "two.jsonl"
     two.write_text("".join(line + "\n" for line in scored.read_text().splitlines()[:2]))
-    common = [str(two), "--model", str(tiny_models.policy), "--max-steps", "1", "--lr", "1e-3"]
+    common = [str(two), "--model", str(tiny_models.policy), "--max-steps", "1", "--lr", "1e-3", "--pack-prompt", "on"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.run([sys.executable, "-m", "rrhf_cli", "train", *common, "-q", "-o", str(tmp_path / "one"),
                              "--queries-per-batch", "2"], env=env, capture_output=True, text=True)
@@ -151,7 +172,7 @@ def test_torchrun_two_processes_match_one(tiny_models, inverted, tmp_path):
                          env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     # Rank 0 alone reports; the other rank would repeat every line.
-    assert sum("rrhf: train: prompts" in line for line in ddp.stderr.splitlines()) == 1, ddp.stderr
+    assert sum("rrhf: train: prompts packed" in line for line in ddp.stderr.splitlines()) == 1, ddp.stderr
     assert sum(line.startswith("rrhf: train: 1 steps in") for line in ddp.stderr.splitlines()) == 1, ddp.stderr
     assert "[rank 1]" not in ddp.stderr
     assert "find_unused_parameters=True" not in ddp.stderr  # DDP's per-step warning, off with the flag
