@@ -69,7 +69,8 @@ demo-real: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_io.py
 	$(BIN)/python bench/bench_score.py
-	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_train.py --repeats 5
+	$(BIN)/python bench/bench_train.py --model smollm2
 	$(BIN)/python bench/bench_sample.py
 	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_sample.py --vllm-only; fi
 	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_score.py --vllm-only; fi

@@ -4,6 +4,9 @@ for training and for both model scorers (reward model, policy log-prob), on CPU 
 Rows, each a ratio against a baseline measured in the same run, each variant in a fresh process so its
 peak memory is its own:
   head             lean head vs naive full-vocabulary log-softmax, one train step (prompt 256, k=8 x 256).
+  memory           the same step as rrhf takes it (lean head, packed; and with --gradient-checkpointing) vs
+                   naive and unpacked, with where the step's memory goes: parameter gradients, activations,
+                   the head (the weights and the optimiser's state are outside the step; printed for scale).
   TASK/SHAPE       packed vs unpacked, TASK one of train (forward, RRHF loss, backward), reward-model and
                    logprob (forward, no gradient); SHAPE prompt-heavy (prompt 256, k=8 x 64) or prompt-light
                    (prompt 32, k=4 x 128).
@@ -31,12 +34,13 @@ from typing import Any
 
 SHAPES = {
     "head": {"prompt": 256, "response": 256, "k": 8},
+    "memory": {"prompt": 256, "response": 256, "k": 8},
     "prompt-heavy": {"prompt": 256, "response": 64, "k": 8},
     "prompt-light": {"prompt": 32, "response": 128, "k": 4},
 }
 TASKS = ("train", "reward-model", "logprob")
-ROWS = ["head"] + [f"{task}/{shape}" for task in TASKS for shape in ("prompt-heavy", "prompt-light")]
-SMOLLM2_ROWS = [row for row in ROWS if row != "head"] + ["process"]
+ROWS = ["head", "memory"] + [f"{task}/{shape}" for task in TASKS for shape in ("prompt-heavy", "prompt-light")]
+SMOLLM2_ROWS = [row for row in ROWS if row not in ("head", "memory")] + ["process"]
 
 
 def _smollm2() -> Path:
@@ -130,13 +134,15 @@ def run_variant(model_name: str, row: str, variant: str, repeats: int, device: s
 
     task, _, shape = row.rpartition("/")
     task = task or "train"
-    packed = variant == "packed"
+    packed = "packed" in variant and "unpacked" not in variant
     model = _reward_model(model_name, device) if task == "reward-model" else _causal_lm(model_name, device)
     query = _query(shape, model.config.vocab_size)
     batch = {k: v.to(device) for k, v in collate([query], 0, packed=packed).items()}
     if packed:
         shared_prompt.install(model)
     head = None if variant == "naive" or task == "reward-model" else install_head(model)
+    if variant.endswith("checkpointed"):
+        model.gradient_checkpointing_enable({"use_reentrant": False})
 
     def step() -> torch.Tensor:
         if task == "reward-model":
@@ -161,7 +167,28 @@ def run_variant(model_name: str, row: str, variant: str, repeats: int, device: s
         start = time.perf_counter()
         value = step().item()
         times.append(time.perf_counter() - start)
-    return {"seconds": min(times[1:]), "peak_mb": _memory_mb(device) - before, "value": value}
+    result = {"seconds": min(times[1:]), "peak_mb": _memory_mb(device) - before, "value": value}
+    if task == "train":
+        result["saved_mb"] = _saved_mb(model, step)
+    return result
+
+
+def _saved_mb(model: Any, step: Any) -> float:
+    """What the step's forward keeps for the backward pass (its activations), parameters excluded."""
+    import torch
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        step()
+    return sum(saved.values()) / 2**20
 
 
 def work_floor(config: Any, row: str) -> float:
@@ -230,14 +257,16 @@ def main() -> None:
     print(f"bench train/score steps: {args.model} on {card}, best of {args.repeats} steps")
     rows = args.rows.split(",") if args.rows else SMOLLM2_ROWS if args.model == "smollm2" else ROWS
     for row in rows:
-        baseline, candidate = ("naive", "lean") if row == "head" else ("unpacked", "packed")
+        baseline, candidate = {"head": ("naive", "lean"), "memory": ("naive", "lean-packed")}.get(
+            row, ("unpacked", "packed"))
         if row == "process":
             b, c = run_process("off"), run_process("on")
             print(f"  {'process/prompt-heavy':26s} unpacked {b['seconds']:7.1f} s   packed {c['seconds']:7.1f} s   "
                   f"ratio: time {c['seconds'] / b['seconds']:.2f}x (whole `rrhf train`, load included)")
             continue
         results = {}
-        for variant in (baseline, candidate):
+        extra = ("lean-packed-checkpointed",) if row == "memory" else ()
+        for variant in (baseline, candidate, *extra):
             out = subprocess.run(
                 [sys.executable, __file__, "--one", row, variant, "--repeats", str(args.repeats),
                  "--model", args.model],
@@ -245,12 +274,39 @@ def main() -> None:
             )
             results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
         b, c = results[baseline], results[candidate]
-        floor = "" if row == "head" else f", floor {work_floor(_config(args.model), row):.2f}x"
+        floor = "" if row in ("head", "memory") else f", floor {work_floor(_config(args.model), row):.2f}x"
+        if candidate == "packed":
+            from stages.lm.packing import compute_estimate, saves_enough
+
+            config, head = _config(args.model), not row.startswith("reward-model")
+            estimate = compute_estimate([_query(row.rpartition("/")[2], 1000)], config, head)
+            floor += f", auto {'packs' if saves_enough(*estimate) else 'does not pack'}"
         print(f"  {row:26s} {baseline:>8s} {b['seconds']:7.3f} s {b['peak_mb']:6.0f} MiB   "
               f"{candidate:>6s} {c['seconds']:7.3f} s {c['peak_mb']:6.0f} MiB   "
               f"ratio: time {c['seconds'] / b['seconds']:.2f}x{floor}, "
               f"memory {c['peak_mb'] / max(b['peak_mb'], 1e-9):.2f}x, "
               f"|difference| {abs(c['value'] - b['value']):.1e}")
+        if row == "memory":
+            checkpointed = results["lean-packed-checkpointed"]
+            print(f"  {'':26s} with --gradient-checkpointing: {checkpointed['seconds']:.3f} s "
+                  f"{checkpointed['peak_mb']:.0f} MiB, ratio: time {checkpointed['seconds'] / b['seconds']:.2f}x, "
+                  f"memory {checkpointed['peak_mb'] / b['peak_mb']:.2f}x")
+            _memory_breakdown(_config(args.model), c)
+
+
+def _memory_breakdown(config: Any, step: dict[str, float]) -> None:
+    """Where the rrhf step's peak goes: activations kept for the backward pass (measured), fp32 gradients (one
+    per parameter), and the rest (the head's chunk of logits, the backward's transient buffers, allocator
+    slack); the weights and Adam's two moments, outside the step, for scale."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        weights = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters()) * 4 / 2**20
+    rest = step["peak_mb"] - step["saved_mb"] - weights
+    print(f"  {'':26s} step peak {step['peak_mb']:.0f} MiB: activations {step['saved_mb']:.0f}, gradients "
+          f"{weights:.0f}, head and transients {rest:.0f}; outside the step: weights {weights:.0f}, "
+          f"Adam moments {2 * weights:.0f}")
 
 
 if __name__ == "__main__":

@@ -44,10 +44,14 @@ def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 def _target_and_normaliser(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(log-probs of the targets, logsumexp per row, the fp32 logits)."""
+    """(log-probs of the targets, logsumexp per row, softmax) of one chunk; the softmax is built in place in
+    the logits' buffer, so a chunk costs one buffer of fp32 logits and nothing more."""
     logits = _logits(hidden, weight, bias)
-    normaliser = logits.logsumexp(dim=-1)
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - normaliser, normaliser, logits
+    target = logits.gather(-1, targets[:, None]).squeeze(-1)
+    peak = logits.amax(dim=-1, keepdim=True)
+    total = logits.sub_(peak).exp_().sum(dim=-1, keepdim=True)
+    normaliser = (peak + total.log()).squeeze(-1)
+    return target - normaliser, normaliser, logits.div_(total)
 
 
 class _LabelLogProbs(torch.autograd.Function):
@@ -60,11 +64,11 @@ class _LabelLogProbs(torch.autograd.Function):
         chunks = _chunks(hidden.shape[0], chunk_size)
         outputs, normalisers = [], []
         for rows in chunks:
-            out, normaliser, logits = _target_and_normaliser(hidden[rows], weight, bias, targets[rows])
+            out, normaliser, softmax = _target_and_normaliser(hidden[rows], weight, bias, targets[rows])
             outputs.append(out)
             normalisers.append(normaliser)
         normaliser = torch.cat(normalisers)
-        kept = logits.sub_(normaliser[:, None]).exp_() if len(chunks) == 1 else None  # the softmax
+        kept = softmax if len(chunks) == 1 else None
         ctx.save_for_backward(hidden, weight, bias, targets, normaliser, kept)
         ctx.chunk_size = chunk_size
         ctx.autocast = (hidden.device.type, torch.is_autocast_enabled(hidden.device.type),

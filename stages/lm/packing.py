@@ -109,17 +109,24 @@ def token_counts(queries: list[Query]) -> tuple[int, int]:
     return unpacked, packed
 
 
-def compute_estimate(queries: list[Query], hidden_size: int) -> tuple[float, float]:
-    """Forward cost unpacked and packed, in token-equivalents: every token through the layers' matmuls, plus
-    attention over every (query, key) pair, about 1/(6 * hidden_size) of a token's matmuls each. Packed, the
-    prompt attends to itself once and each response, padded to the query's longest, to the prompt and itself."""
-    pair = 1.0 / (6 * hidden_size)
+def compute_estimate(queries: list[Query], config: Any, head: bool) -> tuple[float, float]:
+    """Forward cost unpacked and packed, in token-equivalents (one token through the layers' matmuls): every
+    token, attention over every (query, key) pair, and with `head` the vocabulary head at each learned token,
+    which packing does not shrink. Packed, the prompt attends to itself once and each response, padded to the
+    query's longest, to the prompt and itself."""
+    width = config.hidden_size
+    per_layer = 4 * width * width + 3 * width * (getattr(config, "intermediate_size", None) or 4 * width)
+    pair = 2 * width / per_layer  # a (query, key) pair: a dot product and a weighted sum per layer
+    vocab = getattr(config, "vocab_size", None) if head else None
+    layers = getattr(config, "num_hidden_layers", None) or 1
+    learned = width * vocab / (layers * per_layer) if vocab else 0.0
     unpacked = packed = 0.0
     for q in queries:
         n_prompt, longest = len(q.prompt), max(map(len, q.responses))
-        unpacked += sum(n + pair * n * n for n in (n_prompt + len(r) for r in q.responses))
+        head_cost = learned * sum(map(len, q.responses))
+        unpacked += head_cost + sum(n + pair * n * n for n in (n_prompt + len(r) for r in q.responses))
         pairs = n_prompt * n_prompt + len(q.responses) * longest * (n_prompt + longest)
-        packed += n_prompt + sum(map(len, q.responses)) + pair * pairs
+        packed += head_cost + n_prompt + sum(map(len, q.responses)) + pair * pairs
     return unpacked, packed
 
 
@@ -136,19 +143,19 @@ def packing_verdict(
     model: Any = None,
 ) -> bool:
     """Whether to pack: when asked, or under `auto` when it saves at least a tenth of the estimated compute
-    (of the tokens, where the model's width is unknown), and only if `model` takes the shared-prompt attention
-    and `probe` (its per-response output on a batch) agrees packed and unpacked; one log line says why not.
-    A model that packs keeps the shared-prompt attention installed."""
+    (`compute_estimate`; of the tokens, where the model's width is unknown), and only if `model` takes the
+    shared-prompt attention and `probe` (its per-response output on a batch) agrees packed and unpacked; one
+    log line says why not. A model that packs keeps the shared-prompt attention installed."""
     if mode == "off":
         return False
     tokens_unpacked, tokens_packed = token_counts(queries)
-    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
-    unpacked, packed = (
-        compute_estimate(queries, hidden) if isinstance(hidden, int) else (tokens_unpacked, tokens_packed)
-    )
+    config = getattr(model, "config", None)
+    known = isinstance(getattr(config, "hidden_size", None), int)
+    head = model is not None and _has_vocabulary_head(model)
+    unpacked, packed = compute_estimate(queries, config, head) if known else (tokens_unpacked, tokens_packed)
     if mode == "auto" and not saves_enough(unpacked, packed):
         saved = 100 * (1 - packed / unpacked)
-        what = "compute (tokens and attention)" if isinstance(hidden, int) else "tokens"
+        what = "compute (tokens, attention and vocabulary head)" if known else "tokens"
         log.info("%s: prompts not packed: it would save only %.0f%% of the %s", stage, saved, what)
         return False
     reason = shared_prompt.install(model) if model is not None else None
@@ -161,6 +168,11 @@ def packing_verdict(
         return False
     log.info("%s: prompts packed: %d tokens instead of %d", stage, tokens_packed, tokens_unpacked)
     return True
+
+
+def _has_vocabulary_head(model: Any) -> bool:
+    get = getattr(model, "get_output_embeddings", None)
+    return callable(get) and get() is not None
 
 
 def _probe_problem(queries: list[Query], probe: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> str | None:

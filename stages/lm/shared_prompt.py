@@ -20,6 +20,7 @@ BASES = ("sdpa", "eager")  # implementations that take an ordinary mask and have
 KWARG = "shared_prompt"  # the forward argument that carries a packed batch's layout
 # Attention features this path does not reproduce; a model that passes one is not packed.
 UNSUPPORTED = ("sliding_window", "softcap", "s_aux", "sinks")
+NATIVE_GQA = torch.__version__ >= (2, 5)  # SDPA's enable_gqa: grouped heads without copies of the keys
 LAYOUT_KEYS = ("response_rows", "response_index", "response_slots", "response_keys")
 
 
@@ -110,20 +111,24 @@ def shared_prompt_attention(
             raise NotImplementedError(f"shared-prompt attention does not support {name}")
     batch, heads, width, dim = query.shape
     groups = heads // key.shape[1]
+    gqa = {"enable_gqa": True} if groups > 1 and NATIVE_GQA else {}
     dropout = dropout if module.training else 0.0
     keys_mask = packed["response_keys"]
     longest = keys_mask.shape[-2]
     prompt_width = keys_mask.shape[-1] - longest
     n = packed["response_rows"].shape[0]
 
-    def expand(states: torch.Tensor) -> torch.Tensor:  # grouped-query heads, as the model's own attention
-        return states.repeat_interleave(groups, dim=1) if groups > 1 else states
+    def expand(states: torch.Tensor) -> torch.Tensor:  # grouped-query heads: SDPA's own, or copies before 2.5
+        return states.repeat_interleave(groups, dim=1) if groups > 1 and not gqa else states
+
+    def prompts(states: torch.Tensor) -> torch.Tensor:  # a copy, so the backward pass keeps the prompt part only
+        return expand(states[:, :, :prompt_width].contiguous())
 
     # Prompts: plain causal attention over the rows' first columns. In a row whose prompt is shorter than the
     # widest, the columns after it are that row's responses; their outputs are replaced below.
     prompt_out = F.scaled_dot_product_attention(
-        query[:, :, :prompt_width], expand(key[:, :, :prompt_width]), expand(value[:, :, :prompt_width]),
-        dropout_p=dropout, is_causal=True, scale=scaling,
+        query[:, :, :prompt_width].contiguous(), prompts(key), prompts(value), dropout_p=dropout, is_causal=True,
+        scale=scaling, **gqa,
     )  # (B, H, P, D)
 
     def responses(states: torch.Tensor) -> torch.Tensor:  # (B, h, T, D) -> (N, h, L, D)
@@ -136,7 +141,7 @@ def shared_prompt_attention(
 
     response_out = F.scaled_dot_product_attention(
         responses(query), with_prompt(key), with_prompt(value), attn_mask=keys_mask, dropout_p=dropout,
-        scale=scaling,
+        scale=scaling, **gqa,
     )  # (N, H, L, D)
     out = F.pad(prompt_out.transpose(1, 2), (0, 0, 0, 0, 0, width - prompt_width)).reshape(batch * width, heads, dim)
     slots = packed["response_slots"]

@@ -72,6 +72,22 @@ def test_packed_batch_without_the_attention_is_refused(tiny_models):
         response_logprobs(model, collate(_queries(), 0, packed=True), None)
 
 
+@pytest.mark.parametrize("chunk", [0, 4])
+def test_label_logprobs_under_bf16_autocast_keep_fp32_outputs_and_dtypes(chunk):
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(10, 8, requires_grad=True), torch.randn(50, 8, requires_grad=True)
+    targets = torch.randint(0, 50, (10,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = label_logprobs(hidden, weight, None, targets, chunk)
+    out.sum().backward()
+    expected = torch.log_softmax(hidden @ weight.T, -1).gather(-1, targets[:, None]).squeeze(-1)
+    assert out.dtype == torch.float32 and hidden.grad.dtype == weight.grad.dtype == torch.float32
+    torch.testing.assert_close(out, expected.detach(), atol=0.1, rtol=0.05)  # bf16 products
+    grads = torch.autograd.grad(expected.sum(), (hidden, weight))
+    torch.testing.assert_close(hidden.grad, grads[0], atol=0.1, rtol=0.05)
+    torch.testing.assert_close(weight.grad, grads[1], atol=0.1, rtol=0.05)
+
+
 def test_head_keeps_its_state_dict_and_plain_forward(tiny_models):
     model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float()
     ids = torch.tensor([[5, 6, 7]])
@@ -135,12 +151,18 @@ def test_fit_left_truncates_prompt_then_cuts_responses():
     assert fit([1, 2], [[3]], 8) == ([1, 2], [[3]], (False, 0))
 
 
-def test_compute_estimate_counts_tokens_and_attention_pairs():
+def test_compute_estimate_counts_tokens_attention_pairs_and_the_head():
+    from types import SimpleNamespace
+
+    # per layer and token 4 * 1 + 3 * 1 * 2 = 10 multiply-adds; a (query, key) pair 2 of them; the head 50 over 2 layers
+    config = SimpleNamespace(hidden_size=1, intermediate_size=2, vocab_size=50, num_hidden_layers=2)
     query = Query(prompt=[1] * 6, responses=[[2] * 6, [3] * 6], rewards=[0, 1])
-    unpacked, packed = compute_estimate([query], hidden_size=1)
-    assert unpacked == pytest.approx(2 * (12 + 144 / 6))  # two rows of 12
+    unpacked, packed = compute_estimate([query], config, head=False)
+    assert unpacked == pytest.approx(2 * (12 + 144 * 0.2))  # two rows of 12
     # 18 tokens; the prompt attends to itself (36 pairs), each response to the prompt and itself (2 * 6 * 12)
-    assert packed == pytest.approx(18 + 180 / 6)
+    assert packed == pytest.approx(18 + 180 * 0.2)
+    with_head = compute_estimate([query], config, head=True)
+    assert with_head == pytest.approx((unpacked + 12 * 2.5, packed + 12 * 2.5))  # 12 learned tokens, either way
 
 
 def test_auto_packing_weighs_the_saving():
@@ -149,7 +171,7 @@ def test_auto_packing_weighs_the_saving():
     def agreeing_probe(batch):
         return torch.zeros(len(batch["lengths"]))
 
-    def model(hidden):
+    def model(hidden):  # a reward model: no vocabulary head
         return SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, _attn_implementation="sdpa"))
 
     # A 32-token prompt and four responses of 128: packing saves 15% of the tokens, more of the attention.
