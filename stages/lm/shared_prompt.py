@@ -29,7 +29,7 @@ def layout(
 ) -> dict[str, torch.Tensor]:
     """Where each response's tokens sit in the packed batch (rows of `width` columns) and which keys each of its
     tokens may see: its row's prompt and its own earlier tokens. Responses are padded to the longest one."""
-    n, longest = len(response_rows), max(map(len, response_cols))
+    n, longest = len(response_rows), max(map(len, response_cols), default=1)
     prompt_width = max(prompt_lengths)
     index = torch.zeros((n, longest), dtype=torch.long)
     valid = torch.zeros((n, longest), dtype=torch.bool)
