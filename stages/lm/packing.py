@@ -122,7 +122,7 @@ def compute_estimate(queries: list[Query], config: Any, head: bool) -> tuple[flo
     learned = width * vocab / (layers * per_layer) if vocab else 0.0
     unpacked = packed = 0.0
     for q in queries:
-        n_prompt, longest = len(q.prompt), max(map(len, q.responses))
+        n_prompt, longest = len(q.prompt), max(map(len, q.responses), default=0)
         head_cost = learned * sum(map(len, q.responses))
         unpacked += head_cost + sum(n + pair * n * n for n in (n_prompt + len(r) for r in q.responses))
         pairs = n_prompt * n_prompt + len(q.responses) * longest * (n_prompt + longest)
