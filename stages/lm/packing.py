@@ -140,7 +140,7 @@ def packing_verdict(
     mode: str,
     stage: str,
     probe: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-    model: Any = None,
+    model: Any,
 ) -> bool:
     """Whether to pack: when asked, or under `auto` when it saves at least a tenth of the estimated compute
     (`compute_estimate`; of the tokens, where the model's width is unknown), and only if `model` takes the
@@ -149,20 +149,19 @@ def packing_verdict(
     if mode == "off":
         return False
     tokens_unpacked, tokens_packed = token_counts(queries)
-    config = getattr(model, "config", None)
-    known = isinstance(getattr(config, "hidden_size", None), int)
-    head = model is not None and _has_vocabulary_head(model)
-    unpacked, packed = compute_estimate(queries, config, head) if known else (tokens_unpacked, tokens_packed)
+    known = isinstance(getattr(model.config, "hidden_size", None), int)
+    unpacked, packed = (
+        compute_estimate(queries, model.config, _has_vocabulary_head(model)) if known
+        else (tokens_unpacked, tokens_packed)
+    )
     if mode == "auto" and not saves_enough(unpacked, packed):
         saved = 100 * (1 - packed / unpacked)
         what = "compute (tokens, attention and vocabulary head)" if known else "tokens"
         log.info("%s: prompts not packed: it would save only %.0f%% of the %s", stage, saved, what)
         return False
-    reason = shared_prompt.install(model) if model is not None else None
-    reason = reason or _probe_problem(queries, probe)
+    reason = shared_prompt.install(model) or _probe_problem(queries, probe)
     if reason:
-        if model is not None:
-            shared_prompt.uninstall(model)
+        shared_prompt.uninstall(model)
         level = logging.WARNING if mode == "on" else logging.INFO
         log.log(level, "%s: prompts not packed: %s", stage, reason)
         return False

@@ -108,7 +108,7 @@ def shared_prompt_attention(
     """(B, T, H, D) attention output of packed rows; query (B, H, T, D), key and value (B, H_kv, T, D)."""
     for name in UNSUPPORTED:
         if kwargs.get(name) is not None:
-            raise NotImplementedError(f"shared-prompt attention does not support {name}")
+            raise ValueError(f"shared-prompt attention does not support {name}")
     batch, heads, width, dim = query.shape
     groups = heads // key.shape[1]
     gqa = {"enable_gqa": True} if groups > 1 and NATIVE_GQA else {}

@@ -183,3 +183,9 @@ def test_auto_packing_weighs_the_saving():
     assert packing_verdict(tiny_prompt, "on", "t", agreeing_probe, model(256))
     flash = SimpleNamespace(config=SimpleNamespace(hidden_size=256, _attn_implementation="flash_attention_2"))
     assert not packing_verdict(light, "on", "t", agreeing_probe, flash)
+
+
+def test_shared_prompt_attention_refuses_what_it_does_not_reproduce():
+    states = torch.zeros(1, 1, 3, 2)
+    with pytest.raises(ValueError, match="sliding_window"):
+        shared_prompt.shared_prompt_attention(torch.nn.Module(), states, states, states, {}, sliding_window=4)
