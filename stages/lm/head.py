@@ -27,7 +27,7 @@ def label_logprobs(
     if not (torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)):
         with torch.no_grad():
             return torch.cat([
-                _target_and_normaliser(hidden[rows], weight, bias, targets[rows])[0]
+                _target_and_normaliser(hidden[rows], weight, bias, targets[rows], softmax=False)[0]
                 for rows in _chunks(hidden.shape[0], chunk_size)
             ])
     return _LabelLogProbs.apply(hidden, weight, bias, targets, chunk_size)
@@ -42,16 +42,16 @@ def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 
 def _target_and_normaliser(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(log-probs of the targets, logsumexp per row, softmax) of one chunk; the softmax is built in place in
-    the logits' buffer, so a chunk costs one buffer of fp32 logits and nothing more."""
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, softmax: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(log-probs of the targets, logsumexp per row, and with `softmax` the softmax) of one chunk; the work is
+    done in place in the logits' buffer, so a chunk costs one buffer of fp32 logits and nothing more."""
     logits = _logits(hidden, weight, bias)
     target = logits.gather(-1, targets[:, None]).squeeze(-1)
     peak = logits.amax(dim=-1, keepdim=True)
     total = logits.sub_(peak).exp_().sum(dim=-1, keepdim=True)
     normaliser = (peak + total.log()).squeeze(-1)
-    return target - normaliser, normaliser, logits.div_(total)
+    return target - normaliser, normaliser, logits.div_(total) if softmax else None
 
 
 class _LabelLogProbs(torch.autograd.Function):
@@ -62,13 +62,15 @@ class _LabelLogProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, chunk_size):  # noqa: ANN001, ANN205
         chunks = _chunks(hidden.shape[0], chunk_size)
-        outputs, normalisers = [], []
+        outputs, normalisers, kept = [], [], None
         for rows in chunks:
-            out, normaliser, softmax = _target_and_normaliser(hidden[rows], weight, bias, targets[rows])
+            # One chunk keeps its softmax for the backward pass; several are recomputed there.
+            out, normaliser, kept = _target_and_normaliser(
+                hidden[rows], weight, bias, targets[rows], softmax=len(chunks) == 1
+            )
             outputs.append(out)
             normalisers.append(normaliser)
         normaliser = torch.cat(normalisers)
-        kept = softmax if len(chunks) == 1 else None
         ctx.save_for_backward(hidden, weight, bias, targets, normaliser, kept)
         ctx.chunk_size = chunk_size
         ctx.autocast = (hidden.device.type, torch.is_autocast_enabled(hidden.device.type),
