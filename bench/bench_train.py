@@ -256,6 +256,7 @@ def main() -> None:
     card = torch.cuda.get_device_name() if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"bench train/score steps: {args.model} on {card}, best of {args.repeats} steps")
     rows = args.rows.split(",") if args.rows else SMOLLM2_ROWS if args.model == "smollm2" else ROWS
+    config = _config(args.model)
     for row in rows:
         baseline, candidate = {"head": ("naive", "lean"), "memory": ("naive", "lean-packed")}.get(
             row, ("unpacked", "packed"))
@@ -274,11 +275,11 @@ def main() -> None:
             )
             results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
         b, c = results[baseline], results[candidate]
-        floor = "" if row in ("head", "memory") else f", floor {work_floor(_config(args.model), row):.2f}x"
+        floor = "" if row in ("head", "memory") else f", floor {work_floor(config, row):.2f}x"
         if candidate == "packed":
             from stages.lm.packing import compute_estimate, saves_enough
 
-            config, head = _config(args.model), not row.startswith("reward-model")
+            head = not row.startswith("reward-model")
             estimate = compute_estimate([_query(row.rpartition("/")[2], 1000)], config, head)
             floor += f", auto {'packs' if saves_enough(*estimate) else 'does not pack'}"
         print(f"  {row:26s} {baseline:>8s} {b['seconds']:7.3f} s {b['peak_mb']:6.0f} MiB   "
@@ -291,7 +292,7 @@ def main() -> None:
             print(f"  {'':26s} with --gradient-checkpointing: {checkpointed['seconds']:.3f} s "
                   f"{checkpointed['peak_mb']:.0f} MiB, ratio: time {checkpointed['seconds'] / b['seconds']:.2f}x, "
                   f"memory {checkpointed['peak_mb'] / b['peak_mb']:.2f}x")
-            _memory_breakdown(_config(args.model), c)
+            _memory_breakdown(config, c)
 
 
 def _memory_breakdown(config: Any, step: dict[str, float]) -> None:
