@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rrhf_cli.artifacts import load_records, write_records
+from stages.core.artifacts import load_records, write_records
 
 
 def _synthetic(path: Path, records: int, k: int) -> None:

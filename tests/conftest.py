@@ -29,25 +29,25 @@ def real_vllm(test: Callable[..., Any]) -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory):
     """A tiny Llama policy and a one-label Llama reward model with a chat-templated BPE tokenizer."""
-    from stages.tiny_models import build_tiny_models
+    from stages.lm.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _vllm_engine_down():
-    """Shut a vLLM engine kept for reuse down before the session ends, while its logs still have a stream."""
-    yield
-    import sys
+def _one_vllm_engine_for_equal_settings():
+    """Real-vLLM tests on the same model and settings share one engine (its start is most of a test's time); it
+    is shut down before the session ends, while its logs still have a stream."""
+    from stages.engines.vllm_engine import reusing_engines
 
-    if "stages.engines.vllm_engine" in sys.modules:
-        sys.modules["stages.engines.vllm_engine"].release_llm()
+    with reusing_engines():
+        yield
 
 
 @pytest.fixture(scope="session")
 def vllm_models(tmp_path_factory: pytest.TempPathFactory):
     """The tiny models with attention heads 64 wide, the narrowest vLLM's CPU attention takes."""
-    from stages.tiny_models import build_tiny_models
+    from stages.lm.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("vllm-models"), hidden_size=128, heads=2, kv_heads=2)
 

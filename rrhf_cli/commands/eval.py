@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from rrhf_cli.formats import InputOptions
 from rrhf_cli.options import ForceOpt, InputArg, JsonOpt, command
+from stages.core.formats import InputOptions
 from stages.eval.config import EvalConfig
 
 EvalDirOpt = Annotated[

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.errors import BadInput
-from rrhf_cli.formats import InputOptions
-from rrhf_cli.meta import read_meta
-from rrhf_cli.metrics import read_metrics
 from rrhf_cli.options import InputArg, JsonOpt, command
-from rrhf_cli.summary import Stats, Summary, summarize
+from stages.core.artifacts import load_records
+from stages.core.errors import BadInput
+from stages.core.formats import InputOptions
+from stages.core.meta import read_meta
+from stages.core.metrics import read_metrics
+from stages.core.summary import Stats, Summary, summarize
 
 
 @command()

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rrhf_cli.console import log
 from rrhf_cli.options import command
+from stages.core.console import log
 
 TargetsArg = Annotated[
     list[str], typer.Argument(help="A training folder, or one or more scored files.", metavar="TARGET")

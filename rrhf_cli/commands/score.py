@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rrhf_cli.formats import InputOptions
 from rrhf_cli.options import ForceOpt, InputArg, OutputOpt, command
+from stages.core.formats import InputOptions
 from stages.score.config import ScoreConfig
 
 

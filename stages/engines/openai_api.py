@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from rrhf_cli.console import log
-from rrhf_cli.errors import RrhfError, UsageError, first_line
+from stages.core.console import log
+from stages.core.errors import RrhfError, UsageError, first_line
 
 T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})

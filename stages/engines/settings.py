@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from rrhf_cli.config import OPERATIONAL
+from stages.core.config import OPERATIONAL
 
 
 class ApiSettings(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from rrhf_cli.config import borrowed, flag_name
+from stages.core.config import borrowed, flag_name
 from stages.sample.config import SampleConfig
 from stages.score.config import RmFormat, ScoreConfig
 

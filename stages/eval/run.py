@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rrhf_cli.artifacts import LoadedInput, load_records, write_json
-from rrhf_cli.console import log
-from rrhf_cli.formats import InputChoice
-from rrhf_cli.schema import Record, Response
+from stages.core.artifacts import LoadedInput, load_records, write_json
+from stages.core.console import log
+from stages.core.formats import InputOptions
+from stages.core.schema import Record, Response
 from stages.eval.config import EvalConfig
 from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity, win_rate
 from stages.sample.run import run_sample
@@ -16,17 +16,17 @@ from stages.score.run import run_score
 
 
 def run_eval(
-    source: str, outdir: Path, config: EvalConfig, input_format: InputChoice = "auto", force: bool = False
+    source: str, outdir: Path, config: EvalConfig, inputs: InputOptions = InputOptions(), force: bool = False
 ) -> EvalReport:
     """Evaluate `config.model` (and `config.baseline`) on the prompts of `source`; writes OUTDIR/report.json."""
-    loaded = load_records(source, input_format)
+    loaded = load_records(source, inputs)
     outdir.mkdir(parents=True, exist_ok=True)
     models = {"model": config.model, **({"baseline": config.baseline} if config.baseline else {})}
     scores: dict[str, dict[str, list[float]]] = {}
     reports: dict[str, ModelReport] = {}
     for label, name in models.items():
         samples, scored = outdir / f"samples-{label}.jsonl", outdir / f"scored-{label}.jsonl"
-        run_sample(source, samples, config.sample_config(name, label), input_format, force=force)
+        run_sample(source, samples, config.sample_config(name, label), inputs, force=force)
         run_score(str(samples), scored, config.score_config(), force=force)
         scored_records = load_records(scored).records
         scores[label] = {r.id: [x.score for x in r.responses if x.score is not None] for r in scored_records}

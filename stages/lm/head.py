@@ -1,10 +1,12 @@
 """Label log-probabilities at the learned positions only, without holding the full logits.
 
-The model's `lm_head` is turned into a `LabelLogProbHead` (same parameters, same state dict): while a
-selection is set it gathers the hidden states of the learned positions, projects them onto the
-vocabulary in chunks, and returns each target token's log-probability. With more than one chunk, each
-is recomputed in the backward pass instead of being stored, so the loss head's memory is one chunk of
-logits whatever k, L or V. Running inside the model's own forward keeps DDP, FSDP and DeepSpeed hooks intact.
+`swap_in_label_logprob_head` turns the model's `lm_head` into a `LabelLogProbHead` (same parameters, same
+state dict). Inside `returning_label_logprobs(head, rows, cols, targets)` a forward of the model puts, in the
+`logits` slot of its output, an (N,) vector of the targets' log-probabilities instead of (B, L, V) logits: the
+head gathers the hidden states of the learned positions, projects them onto the vocabulary in chunks and
+normalises. With more than one chunk, each is recomputed in the backward pass instead of being stored, so the
+loss head's memory is one chunk of logits whatever k, L or V. The work runs inside the model's own forward,
+not on hidden states taken out of it, so DDP, FSDP and DeepSpeed hooks and gradient checkpointing stay intact.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rrhf_cli.console import log
+from stages.core.console import log
 
 
 def label_logprobs(
@@ -105,14 +107,15 @@ class _LabelLogProbs(torch.autograd.Function):
 
 
 class LabelLogProbHead(nn.Linear):
-    """An `nn.Linear` vocabulary head that, while a selection is set, returns target log-probs instead of logits."""
+    """An `nn.Linear` vocabulary head that, while a selection is set, returns target log-probs instead of logits.
+    Made by `swap_in_label_logprob_head`, never constructed: it is the model's own head with another forward."""
 
     chunk_size: int = 1024
-    selection: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    selection: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (rows, cols, targets)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.selection is None:
-            return super().forward(hidden)
+            return super().forward(hidden)  # (B, L, V) logits, as the plain head: generation and eval still work
         rows, cols, targets = self.selection
         return label_logprobs(hidden[rows, cols], self.weight, self.bias, targets, self.chunk_size)  # (N,)
 
@@ -137,29 +140,33 @@ def auto_chunk_rows(vocab_size: int) -> int:
     return max(16, CHUNK_BYTES // (4 * vocab_size))
 
 
-def install_head(model: nn.Module, chunk_size: int | None = None) -> LabelLogProbHead:
-    """Turn the model's vocabulary head into a LabelLogProbHead in place; parameters are untouched.
+def swap_in_label_logprob_head(model: nn.Module, chunk_size: int | None = None) -> LabelLogProbHead:
+    """Make the model's vocabulary head a LabelLogProbHead in place and return it; parameters are untouched.
     `chunk_size` rows per chunk (None: about 64 MiB of logits; 0: all rows at once)."""
     head = model.get_output_embeddings()
+    # A class swap, not a wrapper module: the head stays the same object at the same place, so its parameters,
+    # the state dict keys (no `lm_head.inner.weight`) and embeddings tied to it stay exactly the model's, and
+    # checkpoints save and load as the plain model's. Only `forward` changes.
     head.__class__ = LabelLogProbHead
     head.chunk_size = auto_chunk_rows(head.out_features) if chunk_size is None else chunk_size
     return head  # type: ignore[return-value]
 
 
 def lean_head_or_none(model: nn.Module, stage: str, chunk_size: int | None = None) -> LabelLogProbHead | None:
-    """`install_head` where the lean head can serve the model; otherwise None, with one log line saying why."""
+    """`swap_in_label_logprob_head` where the lean head can serve the model; otherwise None, with a log line why."""
     reason = unsupported_reason(model)
     if reason:
         log.info("%s: full-vocabulary log-softmax over all positions, because %s", stage, reason)
         return None
-    return install_head(model, chunk_size)
+    return swap_in_label_logprob_head(model, chunk_size)
 
 
 @contextmanager
-def selecting(
+def returning_label_logprobs(
     head: LabelLogProbHead, rows: torch.Tensor, cols: torch.Tensor, targets: torch.Tensor
 ) -> Iterator[None]:
-    """Make the head return log-probs of `targets` at hidden positions (rows, cols) during a forward."""
+    """While open, the model's forward returns in `.logits` the (N,) log-probs of `targets` at hidden positions
+    (rows, cols), not logits; on exit the head is a plain vocabulary head again."""
     head.selection = (rows, cols, targets)
     try:
         yield

@@ -10,9 +10,9 @@ from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from rrhf_cli.console import log, quiet_libraries
-from rrhf_cli.errors import UsageError, first_line
-from rrhf_cli.launch import current_launch
+from stages.core.console import log, quiet_libraries
+from stages.core.errors import UsageError, first_line
+from stages.core.launch import current_launch
 
 if TYPE_CHECKING:
     import torch

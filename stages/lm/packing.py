@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from rrhf_cli.console import log
+from stages.core.console import log
 from stages.lm import shared_prompt
+from stages.lm.cost import forward_work
 from stages.lm.queries import Query
 
 
@@ -110,16 +111,12 @@ def token_counts(queries: list[Query]) -> tuple[int, int]:
 
 
 def compute_estimate(queries: list[Query], config: Any, head: bool) -> tuple[float, float]:
-    """Forward cost unpacked and packed, in token-equivalents (one token through the layers' matmuls): every
-    token, attention over every (query, key) pair, and with `head` the vocabulary head at each learned token,
-    which packing does not shrink. Packed, the prompt attends to itself once and each response, padded to the
-    query's longest, to the prompt and itself."""
-    width = config.hidden_size
-    per_layer = 4 * width * width + 3 * width * (getattr(config, "intermediate_size", None) or 4 * width)
-    pair = 2 * width / per_layer  # a (query, key) pair: a dot product and a weighted sum per layer
-    vocab = getattr(config, "vocab_size", None) if head else None
-    layers = getattr(config, "num_hidden_layers", None) or 1
-    learned = width * vocab / (layers * per_layer) if vocab else 0.0
+    """Forward cost unpacked and packed (`cost.forward_work`), in token-equivalents (one token through the
+    layers): every token, attention over every (query, key) pair, and with `head` the vocabulary head at each
+    learned token, which packing does not shrink. Packed, the prompt attends to itself once and each response,
+    padded to the query's longest, to the prompt and itself."""
+    work = forward_work(config, head)
+    pair, learned = work.pair / work.token, work.learned / work.token
     unpacked = packed = 0.0
     for q in queries:
         n_prompt, longest = len(q.prompt), max(map(len, q.responses), default=0)
@@ -132,6 +129,10 @@ def compute_estimate(queries: list[Query], config: Any, head: bool) -> tuple[flo
 
 def saves_enough(unpacked: float, packed: float) -> bool:
     """`auto`'s rule: pack when packing saves at least a tenth of the cost."""
+    # Why a tenth and not any saving: packing is not free (a different layout, responses padded to the longest,
+    # a probe forward to check the model honours it), and the estimate counts multiply-adds only (not memory
+    # traffic, kernel launches or a kernel's causal skipping), so it is good to about a tenth; a smaller
+    # predicted saving may be none at all.
     return packed <= 0.9 * unpacked
 
 

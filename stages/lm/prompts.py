@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rrhf_cli.errors import UsageError
-from rrhf_cli.schema import Prompt
+from stages.core.errors import UsageError
+from stages.core.schema import Prompt
 
 
 def as_plain(prompt: Prompt) -> str | list[dict[str, Any]]:

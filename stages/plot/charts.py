@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.errors import BadInput
-from rrhf_cli.metrics import METRICS_FILE, read_metrics
+from stages.core.artifacts import load_records
+from stages.core.errors import BadInput
+from stages.core.metrics import METRICS_FILE, read_metrics
 
 CURVES = ("loss", "rank_loss", "sft_loss", "rank_acc")
 

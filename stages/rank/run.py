@@ -6,19 +6,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.artifacts import LoadedInput, load_records
-from rrhf_cli.console import log
-from rrhf_cli.errors import BadInput, Location
-from rrhf_cli.formats import InputChoice
-from rrhf_cli.runs import StageRun
-from rrhf_cli.schema import Record
+from stages.core.artifacts import LoadedInput, load_records
+from stages.core.console import log
+from stages.core.errors import BadInput, Location
+from stages.core.formats import InputOptions
+from stages.core.runs import StageRun
+from stages.core.schema import Record
 from stages.rank.config import RankConfig
 from stages.rank.ranking import Normalize, Ranked, rank_one
 
 
-def run_rank(source: str, output: Path, config: RankConfig, input_format: InputChoice = "auto") -> dict[str, int]:
+def run_rank(source: str, output: Path, config: RankConfig, inputs: InputOptions = InputOptions()) -> dict[str, int]:
     """Rank every prompt of `source` into `output`; returns the counts also written to the meta."""
-    loaded = load_records(source, input_format)
+    loaded = load_records(source, inputs)
     rows, counts = rank_records(loaded, config)
     if not rows:
         raise BadInput(source, "no prompt has two responses with different scores; nothing to rank")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from rrhf_cli.schema import Prompt
+from stages.core.runs import Failure
+from stages.core.schema import Prompt
 from stages.sample.config import SampleConfig
 from stages.sample.registry import SAMPLERS
 
@@ -19,12 +20,8 @@ class SampleRequest:
     seed: int
 
 
-@dataclass
-class SampleResult:
-    """Exactly k texts, or no texts and the reason the prompt failed."""
-
-    texts: list[str]
-    error: str | None = None
+SampleResult = list[str] | Failure
+"""What a backend made of one request: exactly k texts, or why the prompt failed."""
 
 
 class Sampler(Protocol):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from rrhf_cli.runs import FailurePolicy
+from stages.core.runs import FailurePolicy
 from stages.engines.settings import ApiSettings, VllmSettings
 from stages.sample.registry import SAMPLERS
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rrhf_cli.schema import Prompt
+from stages.core.schema import Prompt
 from stages.lm.kv_cache import generate_k, left_pad
 from stages.lm.loading import load_causal_lm, pad_id, pick_device, pick_dtype
 from stages.lm.prompts import cut_left, render_ids
@@ -49,7 +49,7 @@ class HfSampler:
             new = out[:, input_ids.shape[1] :].tolist()
             # Greedy decoding gives one answer per prompt; its k copies are what k greedy runs would give.
             sequences = [new[i * copies : (i + 1) * copies] * (k // copies) for i in range(len(requests))]
-        return [SampleResult(texts=[self.decode(seq) for seq in per_prompt]) for per_prompt in sequences]
+        return [[self.decode(seq) for seq in per_prompt] for per_prompt in sequences]
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The `generate` arguments of this run's strategy."""

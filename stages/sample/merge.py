@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.console import log
-from rrhf_cli.formats import InputChoice
-from rrhf_cli.runs import StageRun
+from stages.core.artifacts import load_records
+from stages.core.console import log
+from stages.core.formats import InputOptions
+from stages.core.runs import StageRun
 from stages.sample.sources import join_by_id
 
 
@@ -20,10 +20,10 @@ class MergeConfig(BaseModel):
 
 
 def run_merge(
-    sources: list[str], output: Path, config: MergeConfig, input_format: InputChoice = "auto"
+    sources: list[str], output: Path, config: MergeConfig, inputs: InputOptions = InputOptions()
 ) -> dict[str, int]:
     """Join every input by id into `output`; returns the counts also written to the meta."""
-    loaded = [load_records(source, input_format) for source in sources]
+    loaded = [load_records(source, inputs) for source in sources]
     records, joined = join_by_id([(i.records, i.locations) for i in loaded], dedupe=config.dedupe)
     counts = {
         "inputs": len(loaded),

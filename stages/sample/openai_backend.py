@@ -10,8 +10,9 @@ import asyncio
 import random
 from typing import Any
 
-from rrhf_cli.ids import derive_seed
-from rrhf_cli.schema import Prompt
+from stages.core.ids import derive_seed
+from stages.core.runs import Failure
+from stages.core.schema import Prompt
 from stages.engines.openai_api import RequestFailed, RetryPolicy, api_key, call_with_retries, make_client
 from stages.lm.prompts import as_messages
 from stages.sample.backends import SampleRequest, SampleResult
@@ -68,8 +69,8 @@ class OpenAISampler:
                 texts.extend(choices[:need])
                 calls += 1
         except RequestFailed as err:
-            return SampleResult(texts=[], error=str(err))
-        return SampleResult(texts=texts)
+            return Failure(error=str(err))
+        return texts
 
     async def _request(self, client: Any, prompt: Prompt, n: int, seed: int) -> list[str]:
         c = self.config

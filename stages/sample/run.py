@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.artifacts import LoadedInput, load_records
-from rrhf_cli.console import log, progress
-from rrhf_cli.errors import BadInput, UsageError
-from rrhf_cli.formats import InputChoice
-from rrhf_cli.ids import derive_seed
-from rrhf_cli.journal import BatchResult, Failure, Work, run_batches
-from rrhf_cli.launch import Launch, current_launch
-from rrhf_cli.runs import StageRun
-from rrhf_cli.schema import Record, Response
+from stages.core.artifacts import LoadedInput, load_records
+from stages.core.console import log, progress
+from stages.core.errors import BadInput, UsageError
+from stages.core.formats import InputOptions
+from stages.core.ids import derive_seed
+from stages.core.launch import Launch, current_launch
+from stages.core.runs import BatchResult, Failure, StageRun, Work
+from stages.core.schema import Record, Response
 from stages.sample.backends import Sampler, SampleRequest, create_sampler
 from stages.sample.config import SampleConfig
 from stages.sample.registry import SAMPLERS
@@ -31,11 +30,11 @@ def run_sample(
     source: str,
     output: Path,
     config: SampleConfig,
-    input_format: InputChoice = "auto",
+    inputs: InputOptions = InputOptions(),
     force: bool = False,
 ) -> dict[str, int]:
     """Sample k responses for every prompt of `source` (or of its shard) into `output`; returns the counts."""
-    loaded = load_records(source, input_format)
+    loaded = load_records(source, inputs)
     # Under torchrun each rank samples every world_size-th prompt; --shard splits the work by hand instead.
     launch = current_launch() if config.shard is None else Launch()
     if launch.parallel and config.append:
@@ -53,7 +52,7 @@ def run_sample(
         log.warning("sample: --temperature 0 decodes greedily, so the %d responses of a prompt will be equal", config.k)
     run = StageRun("sample", config, output, [loaded] + ([existing] if existing else []), force, launch)
 
-    done = run.journal.load()
+    done = run.done()
     resumed = sum(1 for r in records if r.id in done)
     if done:
         log.info("sample: resuming from %s: %d of %d prompts already sampled", run.journal.path, resumed, len(records))
@@ -72,7 +71,7 @@ def run_sample(
             batch_size = config.batch_size or spec.batch_size
             with progress(len(records), "sample") as advance:
                 work = _work(sampler, config)
-                failures = run_batches(ordered, batch_size, work, run.journal, advance, spec.batch_seeded).failures
+                failures = run.batches(ordered, batch_size, work, advance, whole_batches=spec.batch_seeded).failures
         finally:
             sampler.close()
 
@@ -106,12 +105,12 @@ def _work(sampler: Sampler, config: SampleConfig) -> Work:
         results = sampler.sample(requests, derive_seed(config.seed, *batch_ids))
         outcome = BatchResult(finished=[])
         for record, result in zip(batch, results, strict=True):
-            if result.error is None and len(result.texts) == config.k:
-                responses = [Response(text=text, source=source) for text in result.texts]
-                outcome.finished.append(_with_responses(record, responses))
+            if isinstance(result, list) and len(result) != config.k:
+                result = Failure(error=f"{len(result)} of {config.k} responses came back")
+            if isinstance(result, Failure):
+                outcome.failures.append(result.at(record.id))
             else:
-                error = result.error or f"{len(result.texts)} of {config.k} responses came back"
-                outcome.failures.append(Failure(id=record.id, error=error))
+                outcome.finished.append(_with_responses(record, [Response(text=t, source=source) for t in result]))
         return outcome
 
     return work

@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from rrhf_cli.errors import BadInput, Location
-from rrhf_cli.schema import Record, Response
+from stages.core.errors import BadInput, Location
+from stages.core.schema import Record, Response
 
 
 def included_responses(record: Record, names: Sequence[str]) -> list[Response]:

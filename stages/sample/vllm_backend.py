@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from rrhf_cli.errors import UsageError, first_line
-from rrhf_cli.schema import Prompt
+from stages.core.errors import UsageError, first_line
+from stages.core.runs import Failure
+from stages.core.schema import Prompt
 from stages.engines.vllm_engine import import_vllm, refusals, start_llm
 from stages.lm.loading import pick_device, pick_dtype
 from stages.lm.prompts import as_plain, cut_left, render_ids
@@ -41,7 +42,8 @@ class VllmSampler:
         }
         if config.max_model_len is not None:
             engine["max_model_len"] = config.max_model_len
-        self.llm = start_llm(self.vllm, config.model, **engine)
+        self.engine = start_llm(self.vllm, config.model, **engine)
+        self.llm = self.engine.llm
         self.tokenizer = self.llm.get_tokenizer()
         self.eos = {self.tokenizer.eos_token_id}
         context = self.llm.model_config.max_model_len
@@ -65,7 +67,7 @@ class VllmSampler:
         """All requests in one engine call (or two: chat and plain prompts); vLLM schedules them itself."""
         if self.config.strategy == "beam":
             return self._beam(requests)
-        results: list[SampleResult] = [SampleResult(texts=[]) for _ in requests]
+        results: list[SampleResult] = [[] for _ in requests]
         chats, plain = [], []
         for index, request in enumerate(requests):
             ids = render_ids(self.tokenizer, request.prompt)
@@ -148,14 +150,15 @@ class VllmSampler:
 
     def _result(self, output: Any, read: Callable[[Any], list[str]]) -> SampleResult:
         if isinstance(output, str):
-            return SampleResult(texts=[], error=output)
+            return Failure(error=output)
         texts = read(output)
         if len(texts) == 1 and self.config.temperature == 0 and self.config.strategy == "sample":
             texts = texts * self.config.k
         if len(texts) != self.config.k:
-            return SampleResult(texts=[], error=f"vLLM returned {len(texts)} of {self.config.k} responses")
-        return SampleResult(texts=texts)
+            return Failure(error=f"vLLM returned {len(texts)} of {self.config.k} responses")
+        return texts
 
     def close(self) -> None:
-        """Let go of the engine (kept running for a next run on the same model in this process)."""
+        """Shut the engine down (or keep it for the next stage, inside `reusing_engines()`)."""
         self.llm = None
+        self.engine.close()

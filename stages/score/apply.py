@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rrhf_cli.errors import BadInput, Location
-from rrhf_cli.schema import Record
-
-
-class ScoreFailure:
-    """A response the scorer could not score; `raw` keeps what it answered."""
-
-    def __init__(self, reason: str, raw: str | None = None) -> None:
-        self.reason, self.raw = reason, raw
+from stages.core.errors import BadInput, Location
+from stages.core.runs import Failure
+from stages.core.schema import Record
 
 
 def apply_scores(
     record: Record,
-    values: Sequence[float | ScoreFailure],
+    values: Sequence[float | Failure],
     as_name: str | None,
     primary: str | None,
     where: Location,
@@ -31,9 +25,9 @@ def apply_scores(
         fields = response.model_dump(exclude_unset=True)
         fields.pop("score_error", None)
         fields.pop("judge_raw", None)
-        if isinstance(value, ScoreFailure):
+        if isinstance(value, Failure):
             fields.pop("score", None)
-            fields["score_error"] = value.reason
+            fields["score_error"] = value.error
             if value.raw is not None:
                 fields["judge_raw"] = value.raw
             responses.append(fields)

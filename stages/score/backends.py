@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from rrhf_cli.errors import Location
-from rrhf_cli.schema import Record
-from stages.score.apply import ScoreFailure
+from stages.core.errors import Location
+from stages.core.runs import Failure
+from stages.core.schema import Record
 from stages.score.config import ScoreConfig
 from stages.score.registry import SCORERS
 
@@ -15,8 +15,12 @@ from stages.score.registry import SCORERS
 class Scorer(Protocol):
     """Gives every response of a batch of records a value (or a failure)."""
 
-    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
+    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
         """One list of values per record, one value per response."""
+        ...
+
+    def close(self) -> None:
+        """Release the model, the engine or the connections the scorer holds."""
         ...
 
 

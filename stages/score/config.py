@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rrhf_cli.runs import FailurePolicy
+from stages.core.runs import FailurePolicy
 from stages.engines.settings import ApiSettings, VllmSettings
 from stages.score.judge_request import MaxTokensParam, TemperatureChoice
 from stages.score.registry import SCORERS

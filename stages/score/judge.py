@@ -3,7 +3,7 @@
 Key handling, retries and backoff are the shared API client's (stages/engines/openai_api.py). One semaphore
 bounds every request of a batch, so `--concurrency` requests are in flight. Transport retries and re-asking
 for an unreadable answer are separate budgets per judged item; when either runs out the item is a
-ScoreFailure keeping the judge's raw text, and the run reports it.
+Failure keeping the judge's raw text, and the run reports it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rrhf_cli.errors import Location
-from rrhf_cli.ids import derive_seed
-from rrhf_cli.schema import Record
+from stages.core.errors import Location
+from stages.core.ids import derive_seed
+from stages.core.runs import Failure
+from stages.core.schema import Record
 from stages.engines.openai_api import (
     RequestFailed,
     RetryBudget,
@@ -24,7 +25,6 @@ from stages.engines.openai_api import (
     call_with_retries,
     make_client,
 )
-from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
 from stages.score.judge_orders import Order, averaged, judge_orders, shown
 from stages.score.judge_parse import parse_listwise, parse_pointwise
@@ -46,10 +46,13 @@ class JudgeScorer:
         self.params = initial_params(config.judge_max_tokens_param, config.judge_temperature)
         self.rng = random.Random(config.seed)
 
-    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
+    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
         return asyncio.run(self._score(records))
 
-    async def _score(self, records: Sequence[Record]) -> list[list[float | ScoreFailure]]:
+    def close(self) -> None:
+        """Nothing to release: each batch opens and closes its own client."""
+
+    async def _score(self, records: Sequence[Record]) -> list[list[float | Failure]]:
         client = make_client(self.config.base_url, self.key, self.config.timeout)
         gate = asyncio.Semaphore(self.config.concurrency)
         try:
@@ -69,25 +72,25 @@ class JudgeScorer:
 
     async def _pointwise(
         self, client: Any, gate: asyncio.Semaphore, record: Record, index: int
-    ) -> float | ScoreFailure:
+    ) -> float | Failure:
         text = render(self.template, record.prompt, [record.responses[index].text])
         return await self._ask(client, gate, text, parse_pointwise, f"{record.id} responses[{index}]")
 
-    async def _listwise(self, client: Any, gate: asyncio.Semaphore, record: Record) -> list[float | ScoreFailure]:
+    async def _listwise(self, client: Any, gate: asyncio.Semaphore, record: Record) -> list[float | Failure]:
         k = len(record.responses)
         if k == 0:
             return []
         seed = derive_seed(self.config.seed, record.id, "judge-order")
         orders = judge_orders(k, self.config.judge_orders, seed, self.config.judge_shuffle)
         results = await asyncio.gather(*(self._one_order(client, gate, record, order) for order in orders))
-        failed = [r for r in results if isinstance(r, ScoreFailure)]
+        failed = [r for r in results if isinstance(r, Failure)]
         if failed:
             return [failed[0]] * k
         return list(averaged(orders, results))  # type: ignore[arg-type]
 
     async def _one_order(
         self, client: Any, gate: asyncio.Semaphore, record: Record, order: Order
-    ) -> list[float] | ScoreFailure:
+    ) -> list[float] | Failure:
         texts = shown([r.text for r in record.responses], order)
         text = render(self.template, record.prompt, texts)
         return await self._ask(client, gate, text, lambda answer: parse_listwise(answer, len(texts)), record.id)
@@ -105,7 +108,7 @@ class JudgeScorer:
                     budget,
                 )
             except RequestFailed as err:
-                return ScoreFailure(f"judge request failed: {err}")
+                return Failure(error=f"judge request failed: {err}")
             try:
                 return parse(answer)
             except ValueError as err:
@@ -113,7 +116,7 @@ class JudgeScorer:
                 messages = [
                     messages[0], {"role": "assistant", "content": answer}, {"role": "user", "content": _REMINDER}
                 ]
-        return ScoreFailure(f"unreadable judge answer: {reason}", raw=answer)
+        return Failure(error=f"unreadable judge answer: {reason}", raw=answer)
 
     async def _complete(self, client: Any, gate: asyncio.Semaphore, messages: list[dict[str, str]]) -> str:
         import openai

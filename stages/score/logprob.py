@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rrhf_cli.errors import Location
-from rrhf_cli.schema import Record
+from stages.core.errors import Location
+from stages.core.runs import Failure
+from stages.core.schema import Record
 from stages.lm.policy import PolicyLogprobs
-from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
 
 
@@ -24,6 +24,10 @@ class LogprobScorer:
             config.sort_by_length,
         )
 
-    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
+    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
         sums, lengths = self.policy.sums(records)
         return [[s / n**self.alpha for s, n in zip(ss, ns, strict=True)] for ss, ns in zip(sums, lengths, strict=True)]
+
+    def close(self) -> None:
+        """Drop the policy, so its memory is free for a next stage in this process."""
+        self.policy = None  # type: ignore[assignment]

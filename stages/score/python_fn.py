@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.errors import Location, RrhfError, UsageError
-from rrhf_cli.schema import Record
+from stages.core.errors import Location, RrhfError, UsageError
+from stages.core.runs import Failure
+from stages.core.schema import Record
 from stages.lm.prompts import as_plain
-from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
 
 
@@ -50,11 +50,14 @@ class PythonScorer:
         self.spec = config.fn or ""
         self.function = load_function(self.spec)
 
-    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
-        out: list[list[float | ScoreFailure]] = []
+    def close(self) -> None:
+        """Nothing to release: the function holds what it holds for the process."""
+
+    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
+        out: list[list[float | Failure]] = []
         for record, where in zip(records, locations, strict=True):
             prompt = as_plain(record.prompt)
-            values: list[float | ScoreFailure] = []
+            values: list[float | Failure] = []
             for index, response in enumerate(record.responses):
                 try:
                     value = self.function(prompt, response.text)

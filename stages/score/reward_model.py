@@ -12,16 +12,16 @@ from collections.abc import Sequence
 
 import torch
 
-from rrhf_cli.errors import Location, UsageError
-from rrhf_cli.schema import Record
+from stages.core.errors import Location, UsageError
+from stages.core.runs import Failure
+from stages.core.schema import Record
 from stages.lm.batched import on_device, score_queries
 from stages.lm.loading import fitting_length, load_pretrained, pad_id, pick_device, pick_dtype
 from stages.lm.logprobs import model_inputs
 from stages.lm.packing import packing_verdict
-from stages.score.apply import ScoreFailure
 from stages.score.backends import Scorer
 from stages.score.config import ScoreConfig
-from stages.score.rm_inputs import check_one_output, reward_query
+from stages.score.rm_inputs import PairTemplate, check_one_output, reward_query
 from stages.score.value_head import head_prefix_of, load_value_head, model_folder
 
 
@@ -60,8 +60,13 @@ class RewardModelScorer:
         self.decoder = isinstance(self.head, torch.nn.Linear) and config.rm_format != "pair"
         self.pad_id = pad_id(self.tokenizer)
         self.packed: bool | None = None if self.decoder else False
+        self.pair_template = PairTemplate.of(self.tokenizer) if config.rm_format == "pair" else None
 
-    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
+    def close(self) -> None:
+        """Drop the model, so its memory is free for a next stage in this process."""
+        self.model = self.head = None
+
+    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
         fmt = self.config.rm_format
         queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
         if self.packed is None:
@@ -77,17 +82,18 @@ class RewardModelScorer:
         return decoder_rewards(self.model, self.head, batch)
 
     def _model_forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        # Models with their own pooling (cross-encoders) get their own encoding of each (prompt, response):
-        # a text pair with the tokenizer's special tokens, or the concatenated ids.
-        ids, tok = batch["input_ids"].tolist(), self.tokenizer
+        # Models with their own pooling (cross-encoders) get their own encoding of each (prompt, response): the
+        # tokenizer's text-pair layout around the ids, or the concatenated ids. Either way the ids are used as
+        # they are, never decoded and tokenised again, so the model reads the tokens the query was cut to.
+        ids = batch["input_ids"].tolist()
         ends = (batch["end_cols"] + 1).tolist()
         splits = [(row[: end - n], row[end - n : end]) for row, end, n in zip(ids, ends, batch["lengths"].tolist(),
                                                                               strict=True)]
-        if self.config.rm_format == "pair":
-            encoded = tok([tok.decode(p) for p, _ in splits], [tok.decode(r) for _, r in splits],
-                          padding=True, return_tensors="pt")
+        if self.pair_template is not None:
+            features = [self.pair_template.encode(p, r) for p, r in splits]
         else:
-            encoded = tok.pad({"input_ids": [p + r for p, r in splits]}, return_tensors="pt")
+            features = [{"input_ids": p + r} for p, r in splits]
+        encoded = self.tokenizer.pad(features, return_tensors="pt")
         return self.model(**encoded.to(self.device)).logits[:, 0]
 
 

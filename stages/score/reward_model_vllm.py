@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rrhf_cli.errors import Location, RrhfError, first_line
-from rrhf_cli.schema import Record
+from stages.core.errors import Location, RrhfError, first_line
+from stages.core.runs import Failure
+from stages.core.schema import Record
 from stages.engines.vllm_engine import import_vllm, refusals, start_llm
 from stages.lm.loading import fitting_length, load_pretrained, pick_device, pick_dtype
 from stages.lm.queries import Query
-from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
 from stages.score.rm_inputs import check_one_output, reward_query
 
@@ -48,10 +48,16 @@ class VllmRewardScorer:
         if config.pack_prompt != "auto":  # auto: vLLM's own default for the model
             engine["enable_prefix_caching"] = config.pack_prompt == "on"
         self.refused = refusals(vllm)
-        self.llm = start_llm(vllm, model, **engine)
+        self.engine = start_llm(vllm, model, **engine)
+        self.llm = self.engine.llm
         self.raw = vllm.PoolingParams(use_activation=False)
 
-    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | ScoreFailure]]:
+    def close(self) -> None:
+        """Shut the engine down (or keep it for the next stage, inside `reusing_engines()`)."""
+        self.llm = None
+        self.engine.close()
+
+    def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
         """All responses of the batch in one engine call; vLLM schedules them itself."""
         fmt = self.config.rm_format
         queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
@@ -60,7 +66,7 @@ class VllmRewardScorer:
         except self.refused as err:  # e.g. a model vLLM loads for another pooling task than classification
             raise RrhfError(f"vLLM could not score with {self.config.model}: {first_line(err)}") from None
         flat = [_value(output, fmt) for output in outputs]
-        values: list[list[float | ScoreFailure]] = []
+        values: list[list[float | Failure]] = []
         start = 0
         for q in queries:
             values.append(flat[start : start + len(q.responses)])
@@ -79,9 +85,9 @@ class VllmRewardScorer:
         return self.llm.score(firsts, seconds, pooling_params=self.raw, use_tqdm=False)
 
 
-def _value(output: Any, fmt: str) -> float | ScoreFailure:
+def _value(output: Any, fmt: str) -> float | Failure:
     # A request vLLM failed comes back with `error` set and an empty or zero output: a failure, never a score.
     error = getattr(output, "error", None)
     if error:
-        return ScoreFailure(f"vLLM failed the request: {' '.join(str(error).split())[:300]}")
+        return Failure(error=f"vLLM failed the request: {' '.join(str(error).split())[:300]}")
     return float(output.outputs.score if fmt == "pair" else output.outputs.probs[0])

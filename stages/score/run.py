@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.console import log, progress
-from rrhf_cli.formats import InputChoice
-from rrhf_cli.journal import BatchResult, Failure, run_batches
-from rrhf_cli.launch import current_launch
-from rrhf_cli.runs import StageRun
-from rrhf_cli.schema import Record
-from stages.score.apply import ScoreFailure, apply_scores
+from stages.core.artifacts import load_records
+from stages.core.console import log, progress
+from stages.core.formats import InputOptions
+from stages.core.launch import current_launch
+from stages.core.runs import BatchResult, Failure, StageRun
+from stages.core.schema import Record
+from stages.score.apply import apply_scores
 from stages.score.backends import make_scorer
 from stages.score.config import ScoreConfig
 
 
 def run_score(
-    source: str, output: Path, config: ScoreConfig, input_format: InputChoice = "auto", force: bool = False
+    source: str, output: Path, config: ScoreConfig, inputs: InputOptions = InputOptions(), force: bool = False
 ) -> dict[str, int]:
     """Score every response of `source` into `output`; returns the counts also written to the meta."""
-    loaded = load_records(source, input_format)
+    loaded = load_records(source, inputs)
     where = dict(zip((r.id for r in loaded.records), loaded.locations, strict=True))
     launch = current_launch()  # under torchrun each rank scores every world_size-th record
     records = loaded.records[launch.rank :: launch.world_size]
@@ -33,9 +32,9 @@ def run_score(
         for record, vals in zip(batch, values, strict=True):
             scored = apply_scores(record, vals, config.as_name, config.primary, where[record.id])
             failures = [
-                Failure(id=record.id, error=value.reason, response=index, raw=value.raw)
+                value.at(record.id, index)
                 for index, value in enumerate(vals)
-                if isinstance(value, ScoreFailure)
+                if isinstance(value, Failure)
             ]
             # A record with an unscored response is not journaled, so a rerun scores it again.
             (result.unfinished if failures else result.finished).append(scored)
@@ -43,8 +42,11 @@ def run_score(
         return result
 
     total = sum(len(r.responses) for r in records)
-    with progress(len(records), "score") as advance:
-        outcome = run_batches(records, config.batch_size or 1, work, run.journal, advance)
+    try:
+        with progress(len(records), "score") as advance:
+            outcome = run.batches(records, config.batch_size or 1, work, advance)
+    finally:
+        scorer.close()
     failed = len(outcome.failures)
     run.report_failures(outcome.failures, f"of {total} responses could not be scored", config.allow_failures)
     if failed:

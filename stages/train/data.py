@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rrhf_cli.errors import BadInput, Location
-from rrhf_cli.schema import Prompt, Record
+from stages.core.errors import BadInput, Location
+from stages.core.schema import Prompt, Record
 from stages.lm.queries import Query, policy_query
 
 PREFERENCE_FORMATS = ("trl-preference", "hh")
@@ -96,11 +96,11 @@ def build_queries(
     locations: Sequence[Location],
     tokenizer: Any,
     max_length: int,
-    input_format: str = "rrhf",
+    fmt: str = "rrhf",
 ) -> tuple[list[Query], Counter[str]]:
     """Tokenise every query with its rewards and pairs; counts the ranking pairs the loss sees in one epoch, the
     prompts left-truncated and the responses cut to fit `max_length`."""
-    if input_format in PREFERENCE_FORMATS:
+    if fmt in PREFERENCE_FORMATS:
         candidates = preference_candidates(records, locations)
     else:
         candidates = [listwise_candidates(r, where) for r, where in zip(records, locations, strict=True)]

@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.console import log, progress
-from rrhf_cli.errors import RrhfError, UsageError, first_line
-from rrhf_cli.formats import InputChoice
-from rrhf_cli.launch import current_launch
-from rrhf_cli.meta import Meta, now, stage_meta, write_meta
-from rrhf_cli.metrics import METRICS_FILE, read_metrics
+from stages.core.artifacts import load_records
+from stages.core.console import log, progress
+from stages.core.errors import RrhfError, UsageError, first_line
+from stages.core.formats import InputOptions
+from stages.core.launch import current_launch
+from stages.core.meta import Meta, now, stage_meta, write_meta
+from stages.core.metrics import METRICS_FILE, read_metrics
 from stages.lm.head import lean_head_or_none
 from stages.lm.loading import load_pretrained
 from stages.lm.logprobs import response_logprobs
@@ -22,11 +22,11 @@ from stages.train.data import build_queries
 
 
 def run_train(
-    source: str, outdir: Path, config: TrainConfig, input_format: InputChoice = "auto", force: bool = False
+    source: str, outdir: Path, config: TrainConfig, inputs: InputOptions = InputOptions(), force: bool = False
 ) -> Meta:
     """Fine-tune `config.model` on the scored candidates in `source`; the model folder lands in `outdir`."""
     started = now()
-    loaded = load_records(source, input_format)
+    loaded = load_records(source, inputs)
     _check_outdir(outdir, config.resume, force)
 
     import torch

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.runs import StageRun
+from stages.core.artifacts import load_records
+from stages.core.runs import StageRun
 
 
 def test_help_lists_the_stages(cli):

@@ -7,9 +7,9 @@ from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
 from rrhf_cli.app import new_app
-from rrhf_cli.config import load_config_file, resolve_config
-from rrhf_cli.errors import UsageError
 from rrhf_cli.options import command
+from stages.core.config import load_config_file, resolve_config
+from stages.core.errors import UsageError
 
 
 class DemoConfig(BaseModel):

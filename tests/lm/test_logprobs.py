@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from stages.lm import shared_prompt
-from stages.lm.head import install_head, label_logprobs, unsupported_reason
+from stages.lm.head import label_logprobs, swap_in_label_logprob_head, unsupported_reason
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import Query, collate, compute_estimate, packing_verdict, token_counts
 from stages.lm.queries import fit
@@ -43,7 +43,7 @@ def test_packed_unpacked_lean_naive_all_match_direct(tiny_models, attn):
         expected = _direct(model, queries)
         assert shared_prompt.install(model) is None
         naive = {p: response_logprobs(model, collate(queries, 0, packed=p), None) for p in (False, True)}
-        head = install_head(model, chunk_size=4)
+        head = swap_in_label_logprob_head(model, chunk_size=4)
         lean = {p: response_logprobs(model, collate(queries, 0, packed=p), head) for p in (False, True)}
     for result in (*naive.values(), *lean.values()):
         torch.testing.assert_close(result, expected, atol=1e-5, rtol=0)
@@ -59,7 +59,7 @@ def test_packed_lean_gradients_equal_unpacked_naive(tiny_models, checkpointing):
             model.gradient_checkpointing_enable({"use_reentrant": False})
         if fast:
             shared_prompt.install(model)
-        head = install_head(model, chunk_size=3) if fast else None
+        head = swap_in_label_logprob_head(model, chunk_size=3) if fast else None
         response_logprobs(model, collate(queries, 0, packed=fast), head).sum().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for name, grad in grads[0].items():
@@ -93,7 +93,7 @@ def test_head_keeps_its_state_dict_and_plain_forward(tiny_models):
     ids = torch.tensor([[5, 6, 7]])
     before = model(ids).logits
     keys = set(model.state_dict())
-    install_head(model, 16)
+    swap_in_label_logprob_head(model, 16)
     assert set(model.state_dict()) == keys
     torch.testing.assert_close(model(ids).logits, before)
     assert unsupported_reason(model) is None
@@ -155,6 +155,7 @@ def test_compute_estimate_counts_tokens_attention_pairs_and_the_head():
     from types import SimpleNamespace
 
     # per layer and token 4 * 1 + 3 * 1 * 2 = 10 multiply-adds; a (query, key) pair 2 of them; the head 50 over 2 layers
+    # (no head fields: one head with full K/V, so the grouped-query count is the old 4h^2 one and no number changed)
     config = SimpleNamespace(hidden_size=1, intermediate_size=2, vocab_size=50, num_hidden_layers=2)
     query = Query(prompt=[1] * 6, responses=[[2] * 6, [3] * 6], rewards=[0, 1])
     unpacked, packed = compute_estimate([query], config, head=False)

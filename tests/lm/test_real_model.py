@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
+from stages.lm.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
 from tests.conftest import read_jsonl
 
 GGUF = smollm2_gguf()

@@ -181,4 +181,4 @@ def test_temperature_zero_gives_k_copies_of_the_greedy_answer(sampler):
     greedy = sampler.model.generate(
         input_ids=input_ids, attention_mask=mask, do_sample=False, max_new_tokens=6, pad_token_id=sampler.pad_id
     )[0, input_ids.shape[1] :].tolist()
-    assert result.texts == [sampler.decode(greedy)] * 3
+    assert result == [sampler.decode(greedy)] * 3

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rrhf_cli.errors import first_line
+from stages.core.errors import first_line
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import trim_at_stop
 from tests.conftest import read_jsonl, real_vllm

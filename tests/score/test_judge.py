@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from rrhf_cli.artifacts import write_records
-from rrhf_cli.runs import failed_path
-from rrhf_cli.schema import Record, Response
+from stages.core.artifacts import write_records
+from stages.core.runs import failed_path
+from stages.core.schema import Record, Response
 from stages.score.judge_prompts import load_template, render
 from tests.conftest import read_jsonl
 from tests.servers import FaultProxy, PositionJudge, transformers_serve
@@ -143,7 +143,7 @@ def _listwise_rows(k):
 
 
 def test_listwise_order_is_shuffled_per_prompt_and_mapped_back(write_jsonl, tmp_path, cli):
-    from rrhf_cli.ids import derive_seed
+    from stages.core.ids import derive_seed
     from stages.score.judge_orders import averaged, judge_orders
 
     judge = PositionJudge()  # answer j as shown gets score j
@@ -220,5 +220,5 @@ def test_transport_retries_and_reasks_are_separate_budgets(failing, calls_made, 
     config = ScoreConfig(backend="judge", model="m", base_url="http://127.0.0.1:1/v1", max_retries=3,
                          judge_reasks=2, backoff=0.001)
     result = asyncio.run(JudgeScorer(config)._ask(client, asyncio.Semaphore(1), "rate", float, "x"))
-    assert result.reason.startswith(error)
+    assert result.error.startswith(error)
     assert len(calls) == calls_made

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from rrhf_cli.journal import partial_path
+from stages.core.journal import partial_path
 from tests.conftest import chat_ids, read_jsonl
 
 SAMPLES = [
@@ -146,6 +146,58 @@ def test_reward_model_pair_and_concat_formats_run(tiny_models, samples, tmp_path
     ids = tokenizer("Say hello.").input_ids + tokenizer("hello there", add_special_tokens=False).input_ids
     assert scores["concat"][0] == pytest.approx(_hf_reward(model, ids), abs=1e-5)
     assert len(scores["pair"]) == 5 and scores["pair"] != scores["concat"]
+
+
+def _with_pair_special_tokens(reward: Path, folder: Path) -> Path:
+    """A copy of the tiny reward model whose tokenizer encodes a text pair as <s> A </s> B </s>, as BERT-style
+    cross-encoders do with their own tokens."""
+    import shutil
+
+    from tokenizers.processors import TemplateProcessing
+
+    shutil.copytree(reward, folder)
+    tokenizer = AutoTokenizer.from_pretrained(reward)
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single="<s>:0 $A:0 </s>:0", pair="<s>:0 $A:0 </s>:0 $B:1 </s>:1",
+        special_tokens=[("<s>", tokenizer.bos_token_id), ("</s>", tokenizer.eos_token_id)],
+    )
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("specials", [False, True])
+def test_reward_model_pair_format_equals_the_models_text_pair_forward(tiny_models, samples, tmp_path, cli, specials):
+    reward = _with_pair_special_tokens(tiny_models.reward, tmp_path / "rm") if specials else tiny_models.reward
+    out = tmp_path / "pair.jsonl"
+    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", reward, "--rm-format", "pair")
+    assert result.exit_code == 0, result.stderr
+    tokenizer = AutoTokenizer.from_pretrained(reward)
+    assert tokenizer.num_special_tokens_to_add(pair=True) == (3 if specials else 0)
+    model = AutoModelForSequenceClassification.from_pretrained(reward).float().eval()
+    prompts = {"a": "Say hello.", "b": "user: Name a fruit."}  # messages are read as `role: content` text
+    for row in read_jsonl(out):
+        for response in row["responses"]:
+            with torch.no_grad():
+                direct = model(**tokenizer(prompts[row["id"]], response["text"], return_tensors="pt")).logits[0, 0]
+            assert response["score"] == pytest.approx(direct.item(), abs=1e-5)
+
+
+def test_pair_template_encodes_ids_as_the_tokenizer_encodes_text_pairs(tiny_models, tmp_path):
+    from stages.score.rm_inputs import PairTemplate
+
+    tokenizer = AutoTokenizer.from_pretrained(_with_pair_special_tokens(tiny_models.reward, tmp_path / "rm"))
+    tokenizer.model_input_names = ["input_ids", "token_type_ids", "attention_mask"]  # as BERT-style models take
+    template = PairTemplate.of(tokenizer)
+    prompts, responses = ["Say hello.", "", "x"], ["hello there", "a red apple", ""]
+    def ids(text):
+        return tokenizer(text, add_special_tokens=False).input_ids
+
+    features = [template.encode(ids(p), ids(r)) for p, r in zip(prompts, responses, strict=True)]
+    from_ids = tokenizer.pad(features, return_tensors="pt")
+    from_text = tokenizer(prompts, responses, padding=True, return_tensors="pt")
+    assert set(from_ids) == set(from_text) == {"input_ids", "token_type_ids", "attention_mask"}
+    for key, value in from_text.items():
+        assert torch.equal(from_ids[key], value), key
 
 
 def test_long_response_keeps_its_end(tiny_models, write_jsonl, tmp_path, cli):

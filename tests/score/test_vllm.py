@@ -10,8 +10,8 @@ import types
 import pytest
 from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassification
 
+from stages.core.runs import Failure
 from stages.lm.loading import fitting_length
-from stages.score.apply import ScoreFailure
 from stages.score.config import ScoreConfig
 from tests.conftest import read_jsonl, real_vllm
 from tests.score.test_stage import SAMPLES
@@ -74,9 +74,9 @@ def test_a_failed_request_is_a_failure_never_a_score():
 
     failed = types.SimpleNamespace(error="engine dead\nmore", outputs=types.SimpleNamespace(probs=[]))
     value = _value(failed, "chat")
-    assert isinstance(value, ScoreFailure) and value.reason == "vLLM failed the request: engine dead more"
+    assert isinstance(value, Failure) and value.error == "vLLM failed the request: engine dead more"
     zero = types.SimpleNamespace(error="oops", outputs=types.SimpleNamespace(score=0.0))
-    assert isinstance(_value(zero, "pair"), ScoreFailure)
+    assert isinstance(_value(zero, "pair"), Failure)
     fine = types.SimpleNamespace(error=None, outputs=types.SimpleNamespace(probs=[0.25]))
     assert _value(fine, "chat") == 0.25
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rrhf_cli.schema import kind_of
-from rrhf_cli.transcripts import parse_hh_transcript, split_final_replies
+from stages.core.schema import kind_of
+from stages.core.transcripts import parse_hh_transcript, split_final_replies
 
 FORMATS: dict[str, str] = {
     "rrhf": "rrhf records: {id?, prompt, responses: [{text, source, score?}]}",
@@ -41,10 +41,6 @@ class InputOptions:
     def described(self) -> dict[str, Any]:
         """The options that change what is read, for the meta; empty when there are none."""
         return {k: v for k, v in (("fields", self.fields), ("limit", self.limit)) if v}
-
-
-InputChoice = str | InputOptions  # a format name alone, or every option
-"""How a stage is told to read its input."""
 
 
 def parse_field_map(items: Iterable[str], prompt_field: str | None = None) -> dict[str, str]:

@@ -1,23 +1,68 @@
-"""Bookkeeping shared by every stage run: inputs, journal, failures, the finished artifact and its sidecar."""
+"""One protocol for every stage run: the journaled batch loop, the one failure type, the failure list, and the
+finished artifact with its sidecar."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rrhf_cli.artifacts import LoadedInput, write_records
-from rrhf_cli.config import OPERATIONAL, outcome_settings
-from rrhf_cli.console import log
-from rrhf_cli.errors import RrhfError
-from rrhf_cli.journal import Failure, Journal
-from rrhf_cli.launch import Group, Launch
-from rrhf_cli.meta import Meta, fingerprint, input_info, now, stage_meta, write_meta
-from rrhf_cli.schema import Record
+from stages.core.artifacts import LoadedInput, write_records
+from stages.core.config import OPERATIONAL, outcome_settings
+from stages.core.console import log
+from stages.core.errors import RrhfError
+from stages.core.journal import Journal
+from stages.core.launch import Group, Launch
+from stages.core.meta import Meta, fingerprint, input_info, now, stage_meta, write_meta
+from stages.core.schema import Record
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a stage could not do for one record or one of its responses: a row of OUTPUT.failed.jsonl. A backend
+    gives the `error` (and what an outside model answered, `raw`); the run says where with `at`."""
+
+    id: str = ""
+    error: str = ""
+    response: int | None = None  # the response's index, where the failure is one response's
+    raw: str | None = None  # what an outside model answered, where that is the problem
+
+    def at(self, record_id: str, response: int | None = None) -> Failure:
+        """This failure, placed at a record (and one of its responses)."""
+        return replace(self, id=record_id, response=response)
+
+
+@dataclass
+class BatchResult:
+    """What `work` made of a batch: records to journal, failures, and failed records as far as they got (what
+    `--allow-failures` writes in their place; a stage may have none)."""
+
+    finished: list[Record]
+    failures: list[Failure] = field(default_factory=list)
+    unfinished: list[Record] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """Every record journaled so far by id, the failures of this run and the unfinished records by id."""
+
+    done: dict[str, Record]
+    failures: list[Failure]
+    unfinished: dict[str, Record]
+
+    def in_order(self, records: Sequence[Record]) -> list[Record]:
+        """The finished (else unfinished) version of each record, in the order given; records that failed with
+        nothing to show are left out."""
+        written = self.unfinished | self.done  # a finished version wins
+        return [written[r.id] for r in records if r.id in written]
+
+
+Work = Callable[[list[Record], list[str]], BatchResult]
+"""A stage's work on one batch: (the records to do, the ids of the whole batch) -> what became of them."""
 
 
 class FailurePolicy(BaseModel):
@@ -57,6 +102,47 @@ class StageRun:
         journaled = output.with_name(f"{output.name}.{self.launch.tag}") if self.group else output
         infos = [input_info(i) for i in inputs]
         self.journal = Journal(journaled, fingerprint(stage, outcome_settings(config), infos), force=force)
+
+    def done(self) -> dict[str, Record]:
+        """The records a killed run of the same command already finished, by id."""
+        return self.journal.load()
+
+    def batches(
+        self,
+        ordered: Sequence[Record],
+        batch_size: int,
+        work: Work,
+        advance: Callable[[int], None] = lambda n: None,
+        whole_batches: bool = False,
+    ) -> Outcome:
+        """Apply `work` to the records not yet journaled, batch by batch, journaling each batch's finished records.
+
+        Failed records are left out of the journal, so running the same command again redoes exactly those.
+        Batches are cut from the full order and `work` also gets all the batch's ids, so a stage can seed a batch
+        from them and a resumed run draws what an uninterrupted one would; with `whole_batches` (one RNG per
+        batch) a batch cut short by a kill is redone whole.
+        """
+        done = self.done()
+        advance(sum(1 for r in ordered if r.id in done))
+        failures: list[Failure] = []
+        unfinished: dict[str, Record] = {}
+        for start in range(0, len(ordered), batch_size):
+            batch = list(ordered[start : start + batch_size])
+            missing = [r for r in batch if r.id not in done]
+            if not missing:
+                continue
+            result = work(batch if whole_batches else missing, [r.id for r in batch])
+            finished = [r for r in result.finished if r.id not in done]
+            self.journal.append(finished)
+            done.update((r.id, r) for r in finished)
+            failures += [f for f in result.failures if f.id not in done]
+            unfinished.update((r.id, r) for r in result.unfinished if r.id not in done)
+            advance(len(missing))
+        failed = {f.id for f in failures}
+        lost = [r.id for r in ordered if r.id not in done and r.id not in failed]
+        if lost:
+            raise RuntimeError(f"batch work returned no record for id '{lost[0]}'")
+        return Outcome(done, failures, unfinished)
 
     def report_failures(self, failures: Sequence[Failure], what: str, allow: bool) -> None:
         """List `failures` in OUTPUT.failed.jsonl (or remove a stale list), log the first few, and unless `allow`

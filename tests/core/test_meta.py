@@ -4,9 +4,9 @@ import json
 
 from pydantic import BaseModel
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.meta import REDACTED, read_meta, redact
-from rrhf_cli.runs import StageRun
+from stages.core.artifacts import load_records
+from stages.core.meta import REDACTED, read_meta, redact
+from stages.core.runs import StageRun
 
 
 def test_redact_hides_credentials_but_keeps_env_var_names():

@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from rrhf_cli.errors import UsageError
-from rrhf_cli.journal import BatchResult, Journal, partial_path, run_batches
-from rrhf_cli.schema import Record, Response
+from stages.core.errors import UsageError
+from stages.core.journal import Journal, partial_path
+from stages.core.runs import BatchResult, StageRun
+from stages.core.schema import Record, Response
 from tests.conftest import read_jsonl
 
 
@@ -24,9 +26,13 @@ def _answer(batch):
     return [r.model_copy(update={"responses": [Response(text=r.prompt.upper(), source="t")]}) for r in batch]
 
 
+class _Settings(BaseModel):
+    k: int = 1
+
+
 def test_resume_skips_journaled_batches_and_drops_a_torn_line(tmp_path):
     out = tmp_path / "out.jsonl"
-    journal = Journal(out, "fp")
+    journal = StageRun("test", _Settings(), out, []).journal
     journal.load()
     journal.append(_answer(_records(4)[:2]))
     with partial_path(out).open("a") as handle:
@@ -38,7 +44,7 @@ def test_resume_skips_journaled_batches_and_drops_a_torn_line(tmp_path):
         return BatchResult(finished=_answer(batch))
 
     records = _records(4)
-    result = run_batches(records, 2, work, Journal(out, "fp")).in_order(records)
+    result = StageRun("test", _Settings(), out, []).batches(records, 2, work).in_order(records)
     assert calls == [["r2", "r3"]]
     assert [r.id for r in result] == ["r0", "r1", "r2", "r3"]
     assert [r.responses[0].text for r in result] == ["P0", "P1", "P2", "P3"]
@@ -60,10 +66,9 @@ KILLABLE = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from rrhf_cli.journal import BatchResult, Journal, run_batches
-    from rrhf_cli.runs import StageRun
-    from rrhf_cli.artifacts import load_records
-    from rrhf_cli.schema import Response
+    from stages.core.runs import BatchResult, StageRun
+    from stages.core.artifacts import load_records
+    from stages.core.schema import Response
     from pydantic import BaseModel
 
     class Config(BaseModel):
@@ -80,7 +85,7 @@ KILLABLE = textwrap.dedent(
         time.sleep(float(sys.argv[4]))
         return BatchResult([r.model_copy(update={"responses": [Response(text="x" + r.id, source="t")]}) for r in batch])
 
-    run.finish(run_batches(loaded.records, 3, work, run.journal).in_order(loaded.records))
+    run.finish(run.batches(loaded.records, 3, work).in_order(loaded.records))
     """
 )
 

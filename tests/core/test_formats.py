@@ -2,8 +2,8 @@
 
 import pytest
 
-from rrhf_cli.formats import FormatError, detect_format, map_fields, parse_field_map, to_contract
-from rrhf_cli.transcripts import parse_hh_transcript, split_final_replies
+from stages.core.formats import FormatError, detect_format, map_fields, parse_field_map, to_contract
+from stages.core.transcripts import parse_hh_transcript, split_final_replies
 
 HH_CHOSEN = "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell me a joke\n\nAssistant: Why did the fox jump?"
 HH_REJECTED = "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell me a joke\n\nAssistant: No."

@@ -108,6 +108,6 @@ if __name__ == "__main__":
     import sys
 
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m stages.tiny_models OUTPUT_FOLDER")
+        sys.exit("usage: python -m stages.lm.tiny_models OUTPUT_FOLDER")
     built = build_tiny_models(Path(sys.argv[1]))
     print(f"{built.policy}\n{built.reward}")

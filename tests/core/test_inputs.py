@@ -7,12 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rrhf_cli.artifacts import load_records
-from rrhf_cli.errors import BadInput
-from rrhf_cli.formats import InputOptions
-from rrhf_cli.ids import prompt_id
-from rrhf_cli.meta import input_info
-from rrhf_cli.readers import parse_hf_spec
+from stages.core.artifacts import load_records
+from stages.core.errors import BadInput
+from stages.core.formats import InputOptions
+from stages.core.ids import prompt_id
+from stages.core.meta import input_info
+from stages.core.readers import parse_hf_spec
 
 ROWS = [
     {"prompt": "Say hi", "responses": [{"text": "hi", "source": "m", "score": 1.5}], "topic": "greeting"},
@@ -94,7 +94,7 @@ def test_given_ids_are_kept_and_integers_become_strings(write_jsonl):
 def test_forced_format_applies_to_every_row(write_jsonl):
     path = write_jsonl("in.jsonl", [{"prompt": "a", "chosen": "c", "rejected": "r"}, {"prompt": "b"}])
     with pytest.raises(BadInput, match=r"in\.jsonl:2: 'chosen' must be a string"):
-        load_records(path, "trl-preference")
+        load_records(path, InputOptions(format="trl-preference"))
 
 
 def test_every_external_format_round_trips_into_the_contract(tmp_path, write_jsonl):

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rrhf_cli.errors import BadInput, Location, RrhfError, first_line
+from stages.core.errors import BadInput, Location, RrhfError, first_line
 
 Row = tuple[Location, Any]
 HF_PREFIX = "hf:"

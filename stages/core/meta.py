@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from rrhf_cli import __version__
-from rrhf_cli.artifacts import LoadedInput, write_json
+from stages.core import __version__
+from stages.core.artifacts import LoadedInput, write_json
 
 REDACTED = "<redacted>"
 # Keys that may hold credentials; `*_env` keys name an environment variable, not its value.

@@ -14,11 +14,11 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from rrhf_cli.errors import BadInput, Location
-from rrhf_cli.formats import FormatError, InputChoice, InputOptions, detect_format, map_fields, to_contract
-from rrhf_cli.ids import IdAssigner
-from rrhf_cli.readers import HF_PREFIX, iter_rows
-from rrhf_cli.schema import PROMPT_TAGS, Record, kind_of
+from stages.core.errors import BadInput, Location
+from stages.core.formats import FormatError, InputOptions, detect_format, map_fields, to_contract
+from stages.core.ids import IdAssigner
+from stages.core.readers import HF_PREFIX, iter_rows
+from stages.core.schema import PROMPT_TAGS, Record, kind_of
 
 
 @dataclass
@@ -33,22 +33,21 @@ class LoadedInput:
     options: dict[str, Any] = field(default_factory=dict)  # InputOptions.described()
 
 
-def load_records(spec: str | Path, input_format: InputChoice = "auto") -> LoadedInput:
+def load_records(spec: str | Path, inputs: InputOptions = InputOptions()) -> LoadedInput:
     """Read every record of an input (the first `limit`), mapping its columns and format onto the contract;
     BadInput on the first bad row."""
-    options = input_format if isinstance(input_format, InputOptions) else InputOptions(format=input_format)
-    fmt = None if options.format == "auto" else options.format
+    fmt = None if inputs.format == "auto" else inputs.format
     assign_id = IdAssigner()
     seen: dict[str, Location] = {}
     records: list[Record] = []
     locations: list[Location] = []
     for where, row in iter_rows(spec):
-        if options.limit is not None and len(records) >= options.limit:
+        if inputs.limit is not None and len(records) >= inputs.limit:
             break
         if not isinstance(row, dict):
             raise BadInput(where, f"expected a JSON object, got {kind_of(row)}")
         try:
-            row = map_fields(row, options.fields)
+            row = map_fields(row, inputs.fields)
             fmt = fmt or detect_format(row)
             fields = to_contract(row, fmt)
         except FormatError as err:
@@ -65,7 +64,7 @@ def load_records(spec: str | Path, input_format: InputChoice = "auto") -> Loaded
     digest = None if text.startswith(HF_PREFIX) else file_sha256(Path(text))
     return LoadedInput(
         spec=text, format=fmt or "rrhf", records=records, locations=locations, sha256=digest,
-        options=options.described(),
+        options=inputs.described(),
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
-from rrhf_cli.schema import Record
+from stages.core.schema import Record
 
 
 class Stats(BaseModel):
