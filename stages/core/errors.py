@@ -11,6 +11,10 @@ class RrhfError(Exception):
     exit_code = 1
 
 
+class RunInterrupted(RrhfError):
+    """A failure that ends a run part-way (an engine that died): what finished is kept for a rerun to continue."""
+
+
 class UsageError(RrhfError):
     """Bad options or configuration; exit status 2."""
 

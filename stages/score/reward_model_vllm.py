@@ -62,7 +62,9 @@ class VllmRewardScorer:
         fmt = self.config.rm_format
         queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
         try:
-            outputs = self._pair_outputs(queries) if fmt == "pair" else self._classify_outputs(queries)
+            outputs = self.engine.run(
+                lambda: self._pair_outputs(queries) if fmt == "pair" else self._classify_outputs(queries)
+            )
         except self.refused as err:  # e.g. a model vLLM loads for another pooling task than classification
             raise RrhfError(f"vLLM could not score with {self.config.model}: {first_line(err)}") from None
         flat = [_value(output, fmt) for output in outputs]

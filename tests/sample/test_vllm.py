@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from stages.core.errors import first_line
+from stages.engines.vllm_engine import Engine
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import trim_at_stop
 from tests.conftest import read_jsonl, real_vllm
@@ -111,7 +112,7 @@ def test_one_refused_request_fails_alone():
     from stages.sample.vllm_backend import VllmSampler
 
     sampler = VllmSampler.__new__(VllmSampler)  # only the batching logic, no engine
-    sampler.refused = (ValueError,)
+    sampler.refused, sampler.engine = (ValueError,), Engine(llm=None, key=())
     calls = []
 
     def call(items):

@@ -1,0 +1,46 @@
+"""Killing a real vLLM engine in the middle of a run: the test side of `Engine.run`'s death handling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def engine_core_pids(parent: int) -> list[int]:
+    """The vLLM engine-core processes (`VLLM::EngineCore`) started by process `parent`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), -1)
+        if ppid == parent and b"EngineCore" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_engine_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 240) -> None:
+    """Wait until `ready()` (e.g. two batches journaled), then SIGKILL the engine core of `proc`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ready():
+            pids = engine_core_pids(proc.pid)
+            assert pids, "no engine-core process found"
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the run ended or timed out before it was ready to be killed (exit {proc.poll()})")
+
+
+def journaled(path: Path) -> int:
+    """Records in a journal (its lines but the header), 0 before it exists."""
+    return max(0, len(path.read_bytes().splitlines()) - 1) if path.exists() else 0

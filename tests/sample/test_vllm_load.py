@@ -1,0 +1,77 @@
+"""`rrhf sample --backend vllm` at a real round's load on real vLLM (the CPU build): 64 prompts, chat and plain,
+k=4, seeded, more prompt tokens than one engine step takes (so vLLM would split prefills), and an engine killed
+mid-run. Before the CPU engine kept prefills whole, this load killed it ("CPU Generator does not use offset")."""
+
+import json
+import random
+
+import pytest
+from transformers import AutoTokenizer
+
+from tests.conftest import read_jsonl, real_vllm, rrhf_process
+from tests.engines.vllm_kill import journaled, kill_engine_when
+
+K = 4
+STEP_TOKENS = 4096  # vLLM's CPU default for a step's token budget (offline LLM)
+FLAGS = ["--backend", "vllm", "-k", str(K), "--seed", "0", "--temperature", "0.9", "--max-new-tokens", "16",
+         "--max-model-len", "256", "--gpu-memory-utilization", "0.3", "--batch-size", "16"]  # fmt: skip
+
+
+def _prompts(n: int = 64) -> list[dict]:
+    rng = random.Random(0)
+    words = "the model reads every word of a long prompt before it answers in a few short lines".split()
+    rows = []
+    for i in range(n):
+        text = " ".join(rng.choices(words, k=rng.randint(30, 70)))
+        rows.append({"id": f"p{i}", "prompt": [{"role": "user", "content": text}] if i % 2 else text})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def load(tmp_path_factory):
+    """The prompts file."""
+    prompts = tmp_path_factory.mktemp("vllm-load") / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in _prompts()))
+    return prompts
+
+
+@real_vllm
+def test_a_round_of_seeded_prompts_gets_k_responses_each_and_the_same_file_twice(vllm_models, load, tmp_path, cli):
+    tokenizer = AutoTokenizer.from_pretrained(vllm_models.policy)
+    prompt_tokens = sum(len(tokenizer(r["prompt"] if isinstance(r["prompt"], str) else r["prompt"][0]["content"])
+                            .input_ids) for r in _prompts())  # fmt: skip
+    assert prompt_tokens * K > 2 * STEP_TOKENS, "the load must be more than an engine step takes"
+    files = []
+    for name in ("a.jsonl", "b.jsonl"):
+        result = cli("sample", load, "-o", tmp_path / name, "--model", vllm_models.policy, *FLAGS)
+        assert result.exit_code == 0, result.stderr
+        files.append((tmp_path / name).read_text())
+    rows = read_jsonl(tmp_path / "a.jsonl")
+    assert [r["id"] for r in rows] == [p["id"] for p in _prompts()]
+    assert all(len(r["responses"]) == K for r in rows)
+    assert len({x["text"] for r in rows for x in r["responses"]}) > len(rows), "seeded sampling still varies"
+    assert files[0] == files[1]
+
+
+@real_vllm
+def test_a_killed_engine_is_one_line_and_a_rerun_continues_to_the_uninterrupted_file(
+    vllm_models, load, tmp_path, cli
+):
+    reference = tmp_path / "reference.jsonl"
+    assert cli("sample", load, "-o", reference, "--model", vllm_models.policy, *FLAGS).exit_code == 0
+    out = tmp_path / "s.jsonl"
+    args = ["sample", load, "-o", out, "--model", vllm_models.policy, *FLAGS]
+    proc = rrhf_process(*args, background=True, stdout=-1, stderr=-1, text=True)
+    kill_engine_when(proc, lambda: journaled(out.with_name("s.jsonl.partial")) >= 16)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr and not out.exists()
+    ours = [line for line in stderr.splitlines() if line.startswith("rrhf:")]
+    assert ours[-1].startswith("rrhf: error: vLLM's engine stopped: its process EngineCore was killed (SIGKILL); ")
+    assert "run the same command again to continue" in ours[-1]
+    kept = journaled(out.with_name("s.jsonl.partial"))
+    assert 16 <= kept < 64
+
+    rerun = rrhf_process(*args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert out.read_text() == reference.read_text()  # nothing lost, nothing duplicated, the same draws
