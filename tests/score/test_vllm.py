@@ -13,7 +13,8 @@ from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassificati
 from stages.core.runs import Failure
 from stages.lm.loading import fitting_length
 from stages.score.config import ScoreConfig
-from tests.conftest import read_jsonl, real_vllm
+from tests.conftest import read_jsonl, real_vllm, rrhf_process
+from tests.engines.vllm_kill import journaled, kill_engine_when
 from tests.score.test_stage import SAMPLES
 
 MAX_LENGTH = ["--max-length", "64"]  # one engine for the module: its context is the longest scored sequence
@@ -67,6 +68,32 @@ def test_pair_format_goes_through_vllm_cross_encoder_scoring(vllm_models, sample
     assert result.exit_code == 0, result.stderr
     scores = scores_of(out)
     assert len(scores) == 5 and len(set(scores)) == 5
+
+
+@real_vllm
+def test_a_killed_engine_is_one_line_and_a_rerun_continues_to_the_uninterrupted_file(
+    vllm_models, write_jsonl, tmp_path, cli
+):
+    rows = [{"id": f"r{i}", "prompt": f"Question {i}: say something kind.", "responses": [
+        {"text": f"answer {i}.{j} " + "kind words " * j, "source": "m"} for j in range(4)]} for i in range(400)]
+    samples = write_jsonl("many.jsonl", rows)
+    flags = ["--backend", "reward-model", "--model", vllm_models.reward, "--engine", "vllm", *MAX_LENGTH,
+             "--batch-size", "8"]  # fmt: skip
+    reference = tmp_path / "reference.jsonl"
+    assert cli("score", samples, "-o", reference, *flags).exit_code == 0
+    out = tmp_path / "scored.jsonl"
+    proc = rrhf_process("score", samples, "-o", out, *flags, background=True, stdout=-1, stderr=-1, text=True)
+    kill_engine_when(proc, lambda: journaled(out.with_name("scored.jsonl.partial")) >= 16)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr and not out.exists()
+    ours = [line for line in stderr.splitlines() if line.startswith("rrhf:")]
+    assert ours[-1].startswith("rrhf: error: vLLM's engine stopped: its process EngineCore was killed (SIGKILL); ")
+    assert 16 <= journaled(out.with_name("scored.jsonl.partial")) < 400
+
+    rerun = rrhf_process("score", samples, "-o", out, *flags)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert out.read_text() == reference.read_text()
 
 
 def test_a_failed_request_is_a_failure_never_a_score():
