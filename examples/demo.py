@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from stages.core.artifacts import load_records
 from stages.core.console import quiet_libraries, setup_logging
+from stages.core.errors import RrhfError, exit_status
 from stages.core.metrics import read_metrics
 from stages.eval.config import EvalConfig
 from stages.eval.run import run_eval
@@ -88,6 +91,16 @@ def main(argv: list[str] | None = None) -> dict:
     return figures
 
 
+def run_as_command(main: Callable[[], object]) -> None:
+    """Run a demo as `rrhf` runs a command: a failure the user can act on (an RrhfError, an OS error such as a
+    full disk) ends it with one line on stderr and its exit status, not a traceback."""
+    try:
+        main()
+    except (RrhfError, OSError) as err:
+        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        raise SystemExit(exit_status(err)) from None
+
+
 def parse_common(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Add the flags both demos share (--seed, -q), parse, set up logging and make the output folder."""
     parser.add_argument("--seed", type=int, default=0)
@@ -148,4 +161,4 @@ def _print_table(figures: dict, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_as_command(main)

@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from demo import parse_common, rrhf_round  # this folder's demo.py: shared flags, one round of iterative RRHF
+from demo import parse_common, rrhf_round, run_as_command  # this folder's demo.py: flags, a round, the exit
 
 from stages.core.artifacts import load_records
 from stages.core.metrics import read_metrics
@@ -141,4 +141,4 @@ def _print_table(figures: dict, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_as_command(main)

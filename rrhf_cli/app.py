@@ -9,7 +9,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from rrhf_cli.options import debug_enabled
 from stages.core import __version__
-from stages.core.errors import RrhfError
+from stages.core.errors import RrhfError, exit_status
 
 
 class RrhfGroup(TyperGroup):
@@ -22,7 +22,7 @@ class RrhfGroup(TyperGroup):
             if debug_enabled():
                 raise
             typer.echo(f"rrhf: error: {err}", err=True)
-            raise typer.Exit(err.exit_code if isinstance(err, RrhfError) else 1) from None
+            raise typer.Exit(exit_status(err)) from None
 
 
 class RrhfCommand(TyperCommand):

@@ -48,6 +48,11 @@ class BadInput(RrhfError):
         super().__init__(f"{where}: {problem}")
 
 
+def exit_status(err: BaseException) -> int:
+    """The exit status a run ends with on `err`: an RrhfError's own, else 1 (an OS error such as a full disk)."""
+    return err.exit_code if isinstance(err, RrhfError) else 1
+
+
 def first_line(err: BaseException) -> str:
     """An exception's message cut to its first line (at most 300 characters), or its type where it has none:
     what a one-line error report quotes from a library's exception."""

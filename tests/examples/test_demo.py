@@ -49,3 +49,22 @@ def test_examples_makefile_takes_a_dataset_and_nproc(tmp_path):
     assert [line.split(" -m rrhf_cli ")[1].split()[0] for line in launched] == ["sample", "score"] * 2
     assert all("--nproc_per_node 2" in line for line in launched)
     assert "sample hf:Anthropic/hh-rlhf:train -o" in launched[0]
+
+
+def test_the_demos_end_a_failure_with_one_line_as_the_cli_does(tmp_path):
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    runs = {
+        # An empty prompt file: rrhf's BadInput, exit status 2 as `rrhf sample` gives it.
+        "demo.py": (["--out", str(tmp_path / "d"), "--prompts", "0"], 2, "train-prompts.jsonl: no records"),
+        # An output folder that cannot be made: an OS error, exit status 1.
+        "demo_real.py": (["--out", str(blocker / "out")], 1, "Not a directory"),
+    }
+    for script, (args, status, words) in runs.items():
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], capture_output=True, text=True,
+                              cwd=ROOT)  # fmt: skip
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == status, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr and lines[-1].startswith(f"{script}: error: ") and words in lines[-1]
