@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import typer
@@ -9,7 +10,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from rrhf_cli.options import debug_enabled
 from stages.core import __version__
-from stages.core.errors import RrhfError, exit_status
+from stages.core.errors import RrhfError, exit_status, raise_terminated
 
 
 class RrhfGroup(TyperGroup):
@@ -23,6 +24,9 @@ class RrhfGroup(TyperGroup):
                 raise
             typer.echo(f"rrhf: error: {err}", err=True)
             raise typer.Exit(exit_status(err)) from None
+        except KeyboardInterrupt as err:  # outside a stage's batches (loading a model, say): nothing to keep
+            typer.echo(f"rrhf: interrupted ({getattr(err, 'signal_name', 'SIGINT')})", err=True)
+            raise typer.Exit(getattr(err, "exit_code", 130)) from None
 
 
 class RrhfCommand(TyperCommand):
@@ -89,4 +93,5 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, raise_terminated)
     app()

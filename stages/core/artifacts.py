@@ -112,7 +112,9 @@ def file_sha256(path: Path) -> str:
 
 @contextmanager
 def atomic_open(path: Path) -> Iterator[IO[str]]:
-    """Write to a temp file beside `path`, then fsync and rename; on error the old file is untouched."""
+    """Write to a temp file beside `path`, then fsync and rename; on error the old file is untouched. A symlinked
+    `path` is written through (its target is replaced, the link kept), and the file gets the umask's mode."""
+    path = Path(os.path.realpath(path)) if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -120,11 +122,27 @@ def atomic_open(path: Path) -> Iterator[IO[str]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; an artifact is an ordinary file
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None:  # a write error (a full disk) names no file by itself
+            raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    # Read without changing it: os.umask can only be read by setting it.
+    for line in Path("/proc/self/status").read_text().splitlines() if Path("/proc/self/status").exists() else []:
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def write_records(path: Path, records: Iterable[Record | dict[str, Any]]) -> int:

@@ -12,7 +12,22 @@ class RrhfError(Exception):
 
 
 class RunInterrupted(RrhfError):
-    """A failure that ends a run part-way (an engine that died): what finished is kept for a rerun to continue."""
+    """A failure that ends a run part-way (an engine that died, a signal): what finished is kept for a rerun."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so a killed run ends as an interrupted one does."""
+
+    signal_name, exit_code = "SIGTERM", 143
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler: end the run as Ctrl-C would, with its journal kept."""
+    raise Terminated()
 
 
 class UsageError(RrhfError):

@@ -7,9 +7,11 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from stages.core.artifacts import dumps
 from stages.core.errors import UsageError
+from stages.core.meta import differences
 from stages.core.schema import Record
 
 
@@ -25,9 +27,11 @@ class Journal:
     configurations never mix in one output.
     """
 
-    def __init__(self, output: Path, fingerprint: str, force: bool = False) -> None:
+    def __init__(self, output: Path, fingerprint: str, force: bool = False, identity: dict | None = None) -> None:
+        """`identity`: what the fingerprint hashes (redacted), kept in the header to name what a refused run changed."""
         self.path = partial_path(output)
         self.fingerprint = fingerprint
+        self.identity = identity
         self._done: dict[str, Record] | None = None
         if force:
             self.path.unlink(missing_ok=True)
@@ -52,8 +56,10 @@ class Journal:
                 self._start()
                 return {}
             if _header_fingerprint(header) != self.fingerprint:
+                changed = differences(_header_field(header, "identity") or {}, self.identity or {})
+                what = f" ({', '.join(changed)})" if changed else ""
                 raise UsageError(
-                    f"{self.path} was written by a run with other inputs or settings; "
+                    f"{self.path} was written by a run with other inputs, settings or model files{what}; "
                     "rerun with the same command to resume, or add --force to start over"
                 )
             good_end = handle.tell()
@@ -89,13 +95,18 @@ class Journal:
             os.fsync(handle.fileno())
 
     def _header(self) -> str:
-        return dumps({"rrhf_journal": 1, "fingerprint": self.fingerprint}) + "\n"
+        header = {"rrhf_journal": 1, "fingerprint": self.fingerprint}
+        return dumps(header | ({"identity": self.identity} if self.identity else {})) + "\n"
 
 
 def _header_fingerprint(line: bytes) -> str | None:
+    return _header_field(line, "fingerprint")
+
+
+def _header_field(line: bytes, name: str) -> Any:
     try:
         header = json.loads(line)
     except ValueError:
         return None
-    return header.get("fingerprint") if isinstance(header, dict) else None
+    return header.get(name) if isinstance(header, dict) else None
 

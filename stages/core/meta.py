@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -107,8 +108,56 @@ def redact(value: Any, key: str = "") -> Any:
     return value
 
 
-def fingerprint(stage: str, config: dict[str, Any], inputs: list[InputInfo]) -> str:
-    """A hash of what determines a stage's output, so a journal is only resumed by the same run."""
+def run_identity(stage: str, config: dict[str, Any], inputs: list[InputInfo]) -> dict[str, Any]:
+    """What determines a stage's output: its settings, its inputs' contents, and the contents of the local files
+    and folders its settings name (a model's weights, mostly: a policy retrained in place is another model)."""
     sources = [[i.sha256 or i.path, i.options] if i.options else i.sha256 or i.path for i in inputs]
-    payload = {"stage": stage, "config": config, "inputs": sources}
+    return {"stage": stage, "config": config, "inputs": sources, "files": local_files(config)}
+
+
+def fingerprint(stage: str, config: dict[str, Any], inputs: list[InputInfo]) -> str:
+    """A hash of `run_identity`, so a journal (or a checkpoint) is only resumed by the same run."""
+    payload = run_identity(stage, config, inputs)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+MAX_STAMPED_FILES = 10_000  # a setting naming a huge folder is stamped by its first files only
+
+
+def local_files(config: dict[str, Any]) -> dict[str, list[list[Any]]]:
+    """For each setting that names an existing local file or folder (or `FILE:NAME`, a python scorer): the name,
+    size and modification time of the file, or of every file in the folder and its subfolders (without reading
+    them: a model's weights can be many GB). A hub name is left to its name."""
+    found: dict[str, list[list[Any]]] = {}
+    for key, value in config.items():
+        if not isinstance(value, str) or not value or len(value) > 4096:
+            continue
+        path = Path(value).expanduser()
+        try:
+            if not path.exists() and ":" in value and Path(value.rpartition(":")[0]).is_file():
+                path = Path(value.rpartition(":")[0])
+            if path.is_file():
+                found[key] = [_file_stamp(path, path.parent)]
+            elif path.is_dir():
+                files = itertools.islice((p for p in path.rglob("*") if p.is_file()), MAX_STAMPED_FILES)
+                found[key] = sorted(_file_stamp(p, path) for p in files)
+        except OSError:
+            continue
+    return found
+
+
+def _file_stamp(path: Path, root: Path) -> list[Any]:
+    info = path.stat()
+    return [str(path.relative_to(root)), info.st_size, info.st_mtime_ns]
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two `run_identity` results, in words: `--lr`, `the inputs`, `the files of --model`."""
+    named = [f"--{key.replace('_', '-')}" for key in sorted(set(old.get("config", {})) | set(new.get("config", {})))
+             if old.get("config", {}).get(key) != new.get("config", {}).get(key)]
+    if old.get("inputs") != new.get("inputs"):
+        named.append("the inputs")
+    old_files, new_files = old.get("files", {}), new.get("files", {})
+    named += [f"the files of --{key.replace('_', '-')}" for key in sorted(set(old_files) | set(new_files))
+              if old_files.get(key) != new_files.get(key)]
+    return named

@@ -17,26 +17,76 @@ from stages.core.errors import BadInput, Location, RrhfError, first_line
 
 Row = tuple[Location, Any]
 HF_PREFIX = "hf:"
+# Deeper rows are refused when read: the artifact writer's serializer stops at 255 levels, and no real record
+# needs more than a handful.
+MAX_DEPTH = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def iter_rows(spec: str | Path) -> Iterator[Row]:
     """Yield (location, decoded value) for each record of a file or `hf:` dataset."""
     text = str(spec)
-    if text.startswith(HF_PREFIX):
-        yield from _hf_rows(text)
-        return
     path = Path(spec)
-    if not path.is_file():
-        raise BadInput(text, "no such file" if not path.exists() else "not a file")
     suffix = path.suffix.lower()
-    if suffix == ".json":
-        yield from _json_rows(path)
+    if text.startswith(HF_PREFIX):
+        rows = _hf_rows(text)
+    elif not path.is_file():
+        raise BadInput(text, "no such file" if not path.exists() else "not a file")
+    elif suffix == ".json":
+        rows = _json_rows(path)
     elif suffix == ".csv":
-        yield from _csv_rows(path)
+        rows = _csv_rows(path)
     elif suffix == ".parquet":
-        yield from _parquet_rows(path)
+        rows = _parquet_rows(path)
     else:  # .jsonl, .ndjson and anything else: one JSON value per line
-        yield from _jsonl_rows(path)
+        rows = _jsonl_rows(path)
+    for where, row in rows:
+        if isinstance(row, str | dict | list):
+            check_value(where, row)
+        yield where, row
+
+
+def check_value(where: Location, value: Any) -> None:
+    """BadInput unless `value` nests at most MAX_DEPTH levels and every string in it (keys too) is valid Unicode:
+    JSON's `\\ud800` escape decodes to a lone surrogate, which no UTF-8 writer or hash can encode."""
+    # A stack, not recursion, since depth is what is checked; reversed so the first problem in the file is named.
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                raise BadInput(where, f"{_named(path)} holds invalid Unicode (a lone surrogate)")
+            continue
+        if depth > MAX_DEPTH:
+            raise BadInput(where, _too_deep())
+        if isinstance(item, list):
+            stack.extend(
+                (child, f"{path}[{i}]", depth + 1)
+                for i, child in reversed(list(enumerate(item)))
+                if isinstance(child, str | dict | list)
+            )
+            continue
+        for key in item:
+            if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
+                raise BadInput(where, f"a field name in {_named(path)} holds invalid Unicode (a lone surrogate)")
+        stack.extend(
+            (child, f"{path}.{key}" if path else str(key), depth + 1)
+            for key, child in reversed(item.items())
+            if isinstance(child, str | dict | list)
+        )
+
+
+def _named(path: str) -> str:
+    return f"'{path}'" if path else "the record"
+
+
+def _json_problem(err: json.JSONDecodeError) -> str:
+    # Some of json's messages end in "at" ("Unterminated string starting at"), followed by a position.
+    return f"invalid JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
+
+
+def _too_deep() -> str:
+    return f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:
@@ -52,9 +102,12 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
             if not line.strip():
                 continue
             try:
-                yield where, json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as err:
-                raise BadInput(where, f"invalid JSON ({err.msg} at column {err.colno})") from None
+                raise BadInput(where, _json_problem(err)) from None
+            except RecursionError:  # json's decoder recurses once per level
+                raise BadInput(where, _too_deep()) from None
+            yield where, value
 
 
 def _read_text(path: Path) -> str:
@@ -67,14 +120,36 @@ def _read_text(path: Path) -> str:
 
 
 def _json_rows(path: Path) -> Iterator[Row]:
+    text = _read_text(path)
     try:
-        value = json.loads(_read_text(path))
+        value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise BadInput(Location(str(path), err.lineno), f"invalid JSON ({err.msg} at column {err.colno})") from None
+        raise BadInput(Location(str(path), err.lineno), _json_problem(err)) from None
+    except RecursionError:
+        raise BadInput(Location(str(path), _deep_line(text)), _too_deep()) from None
     if not isinstance(value, list):
         raise BadInput(str(path), "a .json input must hold an array of records (use .jsonl for one record per line)")
     for number, item in enumerate(value, start=1):
         yield Location(str(path), number, unit="item"), item
+
+
+_JSON_NESTING = re.compile(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}\n]')
+
+
+def _deep_line(text: str) -> int:
+    """The line where JSON text first nests deeper than MAX_DEPTH (strings skipped); 1 where it never does."""
+    depth, line = 0, 1
+    for match in _JSON_NESTING.finditer(text):
+        token = match.group()
+        if token == "\n":
+            line += 1
+        elif token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line
+        elif token in "]}":
+            depth -= 1
+    return 1
 
 
 def _csv_rows(path: Path) -> Iterator[Row]:
@@ -95,7 +170,9 @@ def _csv_cell(where: Location, key: str, cell: str | None) -> Any:
         try:
             return json.loads(cell)
         except json.JSONDecodeError as err:
-            raise BadInput(where, f"column '{key}' holds invalid JSON ({err.msg})") from None
+            raise BadInput(where, f"column '{key}' holds invalid JSON ({err.msg.removesuffix(' at')})") from None
+        except RecursionError:
+            raise BadInput(where, f"column '{key}' is {_too_deep()}") from None
     return cell
 
 

@@ -17,7 +17,9 @@ from stages.core.console import log
 from stages.core.errors import RrhfError, RunInterrupted
 from stages.core.journal import Journal
 from stages.core.launch import Group, Launch
-from stages.core.meta import Meta, fingerprint, input_info, now, stage_meta, write_meta
+from stages.core.meta import Meta, fingerprint, input_info, now, redact, run_identity, stage_meta, write_meta
+from stages.core.outputs import check_output, lock_output, unlock_output
+from stages.core.readers import HF_PREFIX
 from stages.core.schema import Record
 
 
@@ -92,16 +94,25 @@ class StageRun:
         inputs: Sequence[LoadedInput],
         force: bool = False,
         launch: Launch | None = None,
+        appending: bool = False,
     ) -> None:
         """`launch`: a data-parallel launch whose ranks each run a share of the first input's records; each
-        rank keeps its own journal and rank 0 writes the artifact from all shares."""
+        rank keeps its own journal and rank 0 writes the artifact from all shares. `appending`: the output is
+        also an input on purpose (`sample --append`). Refuses, before any work, an output that is an input or
+        no file, and one that another run is writing (the lock is held until `finish`)."""
         self.stage, self.config, self.output, self.inputs = stage, config, output, list(inputs)
         self.started_at = now()
+        sources = [i.spec for i in inputs if not i.spec.startswith(HF_PREFIX)]
+        check_output(output, [] if appending else sources)
         self.launch = launch or Launch()
+        journaled = output.with_name(f"{output.name}.{self.launch.tag}") if self.launch.parallel else output
+        self.locked = journaled
+        lock_output(journaled)
         self.group = Group(self.launch) if self.launch.parallel else None
-        journaled = output.with_name(f"{output.name}.{self.launch.tag}") if self.group else output
         infos = [input_info(i) for i in inputs]
-        self.journal = Journal(journaled, fingerprint(stage, outcome_settings(config), infos), force=force)
+        settings = outcome_settings(config)
+        identity = redact(run_identity(stage, settings, infos))
+        self.journal = Journal(journaled, fingerprint(stage, settings, infos), force=force, identity=identity)
 
     def done(self) -> dict[str, Record]:
         """The records a killed run of the same command already finished, by id."""
@@ -123,7 +134,11 @@ class StageRun:
         batch) a batch cut short by a kill is redone whole.
         """
         done = self.done()
-        advance(sum(1 for r in ordered if r.id in done))
+        resumed = sum(1 for r in ordered if r.id in done)
+        if resumed:
+            log.info("%s: resuming from %s: %d of %d records already done", self.stage, self.journal.path, resumed,
+                     len(ordered))
+        advance(resumed)
         failures: list[Failure] = []
         unfinished: dict[str, Record] = {}
         for start in range(0, len(ordered), batch_size):
@@ -133,11 +148,13 @@ class StageRun:
                 continue
             try:
                 result = work(batch if whole_batches else missing, [r.id for r in batch])
-            except RunInterrupted as err:
+            except (RunInterrupted, KeyboardInterrupt) as err:
                 kept = sum(1 for r in ordered if r.id in done)
+                what, status = (str(err), err.exit_code) if isinstance(err, RunInterrupted) else (
+                    f"interrupted ({getattr(err, 'signal_name', 'SIGINT')})", getattr(err, "exit_code", 130))
                 raise RunInterrupted(
-                    f"{err}; {kept} of {len(ordered)} records are finished and kept in {self.journal.path}: run the "
-                    "same command again to continue"
+                    f"{what}; {kept} of {len(ordered)} records are finished and kept in {self.journal.path}: run "
+                    "the same command again to continue", status,
                 ) from None
             finished = [r for r in result.finished if r.id not in done]
             self.journal.append(finished)
@@ -183,6 +200,7 @@ class StageRun:
         if self.group is None:
             meta = self._write(records, counts or {})
             self.journal.remove()
+            unlock_output(self.locked)
             return meta
         rows = [r.to_json_dict() if isinstance(r, Record) else r for r in records]
         shares = self.group.gather((rows, counts or {}))
@@ -195,6 +213,7 @@ class StageRun:
             meta = self._write([by_id[r.id] for r in self.inputs[0].records if r.id in by_id], dict(total))
         self.group.barrier()  # the artifact is written: every rank may drop its journal
         self.journal.remove()
+        unlock_output(self.locked)
         return meta
 
     def _write(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int]) -> Meta:

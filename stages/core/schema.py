@@ -85,6 +85,25 @@ class Record(_Open):
         }
 
 
+RANK_FIELDS = ("pairs",)
+"""What `rank` writes on a record about its responses as they were scored then: the preference pairs."""
+RESPONSE_RANK_FIELDS = ("raw_score",)
+"""What `rank --normalize` writes on each response: the score before normalising."""
+
+
+def without_rank_fields(record: Record) -> Record:
+    """The record without what `rank` wrote about its responses: a stage that adds, replaces or rescores
+    responses makes those pairs stale, and a stale pair would train against the new scores."""
+    row = record.to_json_dict()
+    if not any(key in row for key in RANK_FIELDS) and not any(
+        key in response for response in row["responses"] for key in RESPONSE_RANK_FIELDS
+    ):
+        return record
+    row = {k: v for k, v in row.items() if k not in RANK_FIELDS}
+    row["responses"] = [{k: v for k, v in r.items() if k not in RESPONSE_RANK_FIELDS} for r in row["responses"]]
+    return Record.model_validate(row)
+
+
 def kind_of(value: Any) -> str:
     """A JSON-flavoured name for a value's type, for error messages."""
     if value is None:

@@ -19,10 +19,11 @@ from stages.rank.ranking import Normalize, Ranked, rank_one
 def run_rank(source: str, output: Path, config: RankConfig, inputs: InputOptions = InputOptions()) -> dict[str, int]:
     """Rank every prompt of `source` into `output`; returns the counts also written to the meta."""
     loaded = load_records(source, inputs)
+    run = StageRun("rank", config, output, [loaded])
     rows, counts = rank_records(loaded, config)
     if not rows:
         raise BadInput(source, "no prompt has two responses with different scores; nothing to rank")
-    StageRun("rank", config, output, [loaded]).finish(rows, counts)
+    run.finish(rows, counts)
     log.info(
         "rank: %d of %d prompts kept, %d pairs; dropped %d without a ranking signal, %d without a pair "
         "above the margin; %d duplicate responses removed",

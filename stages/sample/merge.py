@@ -24,6 +24,7 @@ def run_merge(
 ) -> dict[str, int]:
     """Join every input by id into `output`; returns the counts also written to the meta."""
     loaded = [load_records(source, inputs) for source in sources]
+    run = StageRun("merge", config, output, loaded)
     records, joined = join_by_id([(i.records, i.locations) for i in loaded], dedupe=config.dedupe)
     counts = {
         "inputs": len(loaded),
@@ -32,7 +33,7 @@ def run_merge(
         "responses": sum(len(r.responses) for r in records),
         "duplicates_dropped": joined["duplicates_dropped"],
     }
-    StageRun("merge", config, output, loaded).finish(records, counts)
+    run.finish(records, counts)
     log.info(
         "merge: %d files, %d records in, %d out (%d joined by id), %d responses; %d duplicate responses dropped",
         counts["inputs"],

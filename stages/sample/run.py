@@ -19,7 +19,7 @@ from stages.core.formats import InputOptions
 from stages.core.ids import derive_seed
 from stages.core.launch import Launch, current_launch
 from stages.core.runs import BatchResult, Failure, StageRun, Work
-from stages.core.schema import Record, Response
+from stages.core.schema import Record, Response, without_rank_fields
 from stages.sample.backends import Sampler, SampleRequest, create_sampler
 from stages.sample.config import SampleConfig
 from stages.sample.registry import SAMPLERS
@@ -50,12 +50,11 @@ def run_sample(
         _check_same_prompts(existing, records, locations)
     if config.strategy == "sample" and config.temperature == 0 and config.k > 1:
         log.warning("sample: --temperature 0 decodes greedily, so the %d responses of a prompt will be equal", config.k)
-    run = StageRun("sample", config, output, [loaded] + ([existing] if existing else []), force, launch)
+    run = StageRun("sample", config, output, [loaded] + ([existing] if existing else []), force, launch,
+                   appending=existing is not None)
 
     done = run.done()
     resumed = sum(1 for r in records if r.id in done)
-    if done:
-        log.info("sample: resuming from %s: %d of %d prompts already sampled", run.journal.path, resumed, len(records))
     counts: Counter[str] = Counter()
     failures: list[Failure] = []
     if any(r.id not in done for r in records):
@@ -117,7 +116,7 @@ def _work(sampler: Sampler, config: SampleConfig) -> Work:
 
 
 def _with_responses(record: Record, responses: list[Response]) -> Record:
-    return record.model_copy(update={"responses": responses})
+    return without_rank_fields(record.model_copy(update={"responses": responses}))
 
 
 def _check_prompts(records: Sequence[Record], locations: Sequence[Any], config: SampleConfig) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stages.core.errors import BadInput, Location
-from stages.core.schema import Record, Response
+from stages.core.schema import Record, Response, without_rank_fields
 
 
 def included_responses(record: Record, names: Sequence[str]) -> list[Response]:
@@ -51,6 +51,7 @@ def join_by_id(
     A shared id whose prompts differ is bad input, named at the later record.
     """
     joined: dict[str, Record] = {}
+    changed: set[str] = set()  # ids whose responses other inputs added to: rank's pairs no longer describe them
     counts: Counter[str] = Counter()
     for records, locations in inputs:
         seen_before = {rid: {(r.text, r.source) for r in rec.responses} for rid, rec in joined.items()}
@@ -62,6 +63,7 @@ def join_by_id(
             if first.prompt != record.prompt:
                 raise BadInput(where, f"id '{record.id}' was already joined with a different prompt")
             counts["records_joined"] += 1
+            changed.add(record.id)
             earlier = seen_before.get(record.id, set())
             for response in record.responses:
                 if dedupe and (response.text, response.source) in earlier:
@@ -71,4 +73,4 @@ def join_by_id(
             for key, value in record.extra.items():
                 if key not in first.extra:
                     setattr(first, key, value)
-    return list(joined.values()), counts
+    return [without_rank_fields(r) if r.id in changed else r for r in joined.values()], counts

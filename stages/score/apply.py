@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from stages.core.errors import BadInput, Location
 from stages.core.runs import Failure
-from stages.core.schema import Record
+from stages.core.schema import Record, without_rank_fields
 
 
 def apply_scores(
@@ -43,4 +43,4 @@ def apply_scores(
         else:
             fields["score"] = value
         responses.append(fields)
-    return Record.model_validate(record.to_json_dict() | {"responses": responses})
+    return without_rank_fields(Record.model_validate(record.to_json_dict() | {"responses": responses}))

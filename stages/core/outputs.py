@@ -1,0 +1,94 @@
+"""Where a run may write: one writer per output (an advisory lock held for the whole run), and an output path
+that is not an input, not a device or a folder; checked before any work."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+from stages.core.errors import UsageError
+
+# The locks this process holds, by lock path. A run that failed in this process (tests, notebooks, a Python
+# pipeline) may leave its lock held by an object not yet collected; one process runs one stage at a time, so
+# its own lock is taken over rather than refused.
+_held: dict[str, IO[str]] = {}
+
+
+def lock_path(output: Path) -> Path:
+    """`OUTPUT.lock` beside a file output; `OUTDIR/.rrhf.lock` inside a folder output."""
+    return output / ".rrhf.lock" if output.is_dir() else output.with_name(output.name + ".lock")
+
+
+def lock_output(output: Path) -> Path:
+    """Hold the lock of `output` until `unlock_output` or the process ends (the system drops it then, so a killed
+    run never blocks a rerun); UsageError naming the other process if another run holds it."""
+    path = lock_path(output)
+    key = str(path.absolute())
+    unlock_output(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise UsageError(
+                f"{output}: another rrhf run (process {holder}) is writing it; wait for it to end, or write elsewhere"
+            ) from None
+        # The file may have been removed by the run that held it between our open and our lock: lock the one
+        # that is at the path now.
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _held[key] = handle
+    return path
+
+
+def unlock_output(output: Path) -> None:
+    """Let go of the lock this process holds on `output`, removing its file (removed while still held, so no
+    other run can lock a file that is about to disappear)."""
+    path = lock_path(output)
+    handle = _held.pop(str(path.absolute()), None)
+    if handle is None:
+        return
+    path.unlink(missing_ok=True)
+    handle.close()
+
+
+def check_output(output: Path, inputs: Iterable[str | Path] = (), folder: bool = False) -> None:
+    """Refuse, before any work, an output that would destroy an input or cannot hold an artifact: the same file
+    as an input (through any link), a device, pipe or socket, and a folder where a file goes (or a file where a
+    folder goes, with `folder`)."""
+    target = Path(os.path.realpath(output))
+    if target.exists():
+        mode = target.stat().st_mode
+        if folder and not stat.S_ISDIR(mode):
+            raise UsageError(f"{output}: exists and is not a folder")
+        if not folder and stat.S_ISDIR(mode):
+            raise UsageError(f"{output}: is a folder; name a file to write")
+        if not folder and not stat.S_ISREG(mode):
+            raise UsageError(f"{output}: is not a regular file (a device, pipe or socket); name a file to write")
+    for source in inputs:
+        if _same(target, Path(source)):
+            raise UsageError(f"{output}: is also an input ({source}); write the output elsewhere")
+
+
+def _same(target: Path, source: Path) -> bool:
+    try:
+        return source.exists() and target.exists() and os.path.samefile(target, source)
+    except OSError:
+        return False
