@@ -11,6 +11,7 @@ from typer.core import TyperCommand, TyperGroup
 from rrhf_cli.options import debug_enabled
 from stages.core import __version__
 from stages.core.errors import RrhfError, exit_status, raise_terminated
+from stages.core.outputs import unlock_all
 
 
 class RrhfGroup(TyperGroup):
@@ -27,6 +28,8 @@ class RrhfGroup(TyperGroup):
         except KeyboardInterrupt as err:  # outside a stage's batches (loading a model, say): nothing to keep
             typer.echo(f"rrhf: interrupted ({getattr(err, 'signal_name', 'SIGINT')})", err=True)
             raise typer.Exit(getattr(err, "exit_code", 130)) from None
+        finally:
+            unlock_all()  # a command that ended, well or not, writes nothing more
 
 
 class RrhfCommand(TyperCommand):

@@ -3,6 +3,7 @@ that is not an input, not a device or a folder; checked before any work."""
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import stat
@@ -19,8 +20,8 @@ _held: dict[str, IO[str]] = {}
 
 
 def lock_path(output: Path) -> Path:
-    """`OUTPUT.lock` beside a file output; `OUTDIR/.rrhf.lock` inside a folder output."""
-    return output / ".rrhf.lock" if output.is_dir() else output.with_name(output.name + ".lock")
+    """`OUTPUT.lock` beside the output (a file or a model folder, which is left holding only the model)."""
+    return output.with_name(output.name + ".lock")
 
 
 def lock_output(output: Path) -> Path:
@@ -67,6 +68,15 @@ def unlock_output(output: Path) -> None:
         return
     path.unlink(missing_ok=True)
     handle.close()
+
+
+def unlock_all() -> None:
+    """Let go of every lock this process holds: a run that failed is over, and its lock file should not stay."""
+    for key in list(_held):
+        unlock_output(Path(key).with_name(Path(key).name.removesuffix(".lock")))
+
+
+atexit.register(unlock_all)
 
 
 def check_output(output: Path, inputs: Iterable[str | Path] = (), folder: bool = False) -> None:

@@ -21,6 +21,7 @@ HF_PREFIX = "hf:"
 # needs more than a handful.
 MAX_DEPTH = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # how JSON text writes one (or half a valid pair)
 
 
 def iter_rows(spec: str | Path) -> Iterator[Row]:
@@ -39,7 +40,8 @@ def iter_rows(spec: str | Path) -> Iterator[Row]:
     elif suffix == ".parquet":
         rows = _parquet_rows(path)
     else:  # .jsonl, .ndjson and anything else: one JSON value per line
-        rows = _jsonl_rows(path)
+        yield from _jsonl_rows(path)  # checks the lines that may need it, itself
+        return
     for where, row in rows:
         if isinstance(row, str | dict | list):
             check_value(where, row)
@@ -107,6 +109,10 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 raise BadInput(where, _json_problem(err)) from None
             except RecursionError:  # json's decoder recurses once per level
                 raise BadInput(where, _too_deep()) from None
+            # Walking every row would cost as much as decoding it: only a line with a surrogate's escape or
+            # enough brackets can fail the check.
+            if _ESCAPED_SURROGATE.search(line) or line.count("[") + line.count("{") > MAX_DEPTH:
+                check_value(where, value)
             yield where, value
 
 
@@ -153,8 +159,17 @@ def _deep_line(text: str) -> int:
 
 
 def _csv_rows(path: Path) -> Iterator[Row]:
+    # The csv module refuses cells over 128 KiB by default; a long prompt is a legitimate cell.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise BadInput(Location(str(path), reader.line_num), f"not readable CSV ({first_line(err)})") from None
         where = Location(str(path), reader.line_num)
         if None in row:
             raise BadInput(where, f"has more cells than the header's {len(reader.fieldnames or [])} columns")

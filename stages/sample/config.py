@@ -30,7 +30,10 @@ class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
     strategy: Strategy = Field(
         "sample", description="sample (temperature/top-p), beam (the k best beams), diverse-beam (k groups)."
     )
-    temperature: float = Field(1.0, ge=0, description="Sampling temperature; 0 decodes greedily.")
+    # allow_inf_nan: an infinite temperature would pass `ge` and be written to the meta as null.
+    temperature: float = Field(
+        1.0, ge=0, allow_inf_nan=False, description="Sampling temperature; 0 decodes greedily."
+    )
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest set with this mass.")
     max_new_tokens: int = Field(256, ge=1, description="Longest response, in tokens.")
     stop: list[str] = Field(

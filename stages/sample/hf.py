@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from stages.core.schema import Prompt
 from stages.lm.kv_cache import generate_k, left_pad
 from stages.lm.loading import load_causal_lm, pad_id, pick_device, pick_dtype
-from stages.lm.prompts import cut_left, render_ids
+from stages.lm.prompts import render_tail
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import decode_response, eos_ids
@@ -25,18 +25,23 @@ class HfSampler:
         self.device = pick_device(config.device)
         self.tokenizer, self.model = load_causal_lm(config.model, self.device, pick_dtype(self.device))
         self.pad_id = pad_id(self.tokenizer)
-        self.prompt_limit = config.max_prompt_tokens
+        self.prompt_limit = prompt_limit(config, context_length(self.model.config))
         self.eos = eos_ids(self.model, self.tokenizer)
 
     def prompt_lengths(self, prompts: list[Prompt]) -> list[int]:
-        """Token counts before any cut; also used to batch prompts of similar length together."""
-        return [len(render_ids(self.tokenizer, p)) for p in prompts]
+        """Token counts before any cut, used to batch prompts of similar length together; a prompt longer than
+        `prompt_limit` counts as one token more (it is not tokenised whole)."""
+        counts = []
+        for prompt in prompts:
+            ids, cut = render_tail(self.tokenizer, prompt, self.prompt_limit)
+            counts.append(len(ids) + int(cut))
+        return counts
 
     def sample(self, requests: list[SampleRequest], batch_seed: int) -> list[SampleResult]:
         """k responses for each request, in one padded batch."""
         import torch
 
-        ids = [cut_left(render_ids(self.tokenizer, r.prompt), self.prompt_limit) for r in requests]
+        ids = [render_tail(self.tokenizer, r.prompt, self.prompt_limit)[0] for r in requests]
         input_ids, mask = left_pad(ids, self.pad_id, self.device)
         k = self.config.k
         torch.manual_seed(batch_seed)
@@ -97,3 +102,18 @@ class HfSampler:
     def close(self) -> None:
         """Drop the model so its memory can be reused."""
         self.model = None
+
+
+def context_length(model_config: Any) -> int | None:
+    """The positions the model was built for, where its config says (Llama-style or GPT-2-style names)."""
+    context = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
+    return context if isinstance(context, int) and context > 0 else None
+
+
+def prompt_limit(config: SampleConfig, context: int | None) -> int | None:
+    """The most prompt tokens kept: --max-prompt-tokens, and, as vLLM cuts, what the context leaves room for
+    beside --max-new-tokens (at least half of it); the run counts and reports the prompts cut to that room."""
+    if context is None:
+        return config.max_prompt_tokens
+    room = max(context - config.max_new_tokens, context // 2)
+    return min(room, config.max_prompt_tokens or room)

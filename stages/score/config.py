@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from stages.core.config import borrowed
 from stages.core.runs import FailurePolicy
 from stages.engines.settings import ApiSettings, VllmSettings
 from stages.score.judge_request import MaxTokensParam, TemperatureChoice
@@ -62,6 +63,13 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     # python
     fn: str | None = Field(
         None, description="python: module:function or path/to/file.py:function, (prompt, response) -> float."
+    )
+    # ApiSettings' timeout, described for the python backend too, which honours it only where it is given.
+    timeout: float = borrowed(
+        ApiSettings,
+        "timeout",
+        description="API: seconds before a request counts as timed out. python: where given, seconds a call may "
+        "take before that response fails (unset: no limit).",
     )
     # judge
     judge_template: Path | None = Field(None, description="judge: a rubric template replacing the built-in one.")

@@ -27,8 +27,8 @@ def checkpoint_folders(outdir: Path) -> list[Path]:
 
 
 def is_complete(folder: Path) -> bool:
-    """Whether a checkpoint folder holds the file its save writes last (one a kill cut short, from a run of an
-    rrhf without staging, does not)."""
+    """Whether a checkpoint folder holds trainer_state.json, which Trainer writes last: a folder a kill left
+    behind where checkpoints were saved in place (rrhf before staging) lacks it."""
     return (folder / _LAST_FILE).is_file()
 
 
@@ -71,6 +71,13 @@ def publish(staged: Path, final: Path) -> None:
         shutil.rmtree(final)
     os.replace(staged, final)
     _fsync_dir(final.parent)
+    _remove_if_empty(staged.parent)
+
+
+def discard(staged: Path) -> None:
+    """Remove a checkpoint whose save failed, freeing what it took of a full disk."""
+    shutil.rmtree(staged, ignore_errors=True)
+    _remove_if_empty(staged.parent)
 
 
 def is_write_failure(err: BaseException) -> bool:
@@ -86,6 +93,14 @@ def is_write_failure(err: BaseException) -> bool:
 def write_failure(folder: Path, what: str, err: BaseException) -> RrhfError:
     """The one-line error of a save that could not write `folder`."""
     return RrhfError(f"{folder}: could not write the {what} ({first_line(err)})")
+
+
+def _remove_if_empty(folder: Path) -> None:
+    # Other ranks may still be writing there in a launch whose save failed on one rank only.
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def _fsync_file(path: Path) -> None:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from stages.core.config import OPERATIONAL
+
 if TYPE_CHECKING:  # the loss module imports torch, which `rrhf --help` must not pay for
     from stages.train.loss import LossSettings
 
@@ -34,25 +36,33 @@ class TrainConfig(BaseModel):
     )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_length: int = Field(1024, ge=8, description="Longest prompt + response; prompts are cut on the left first.")
+    # OPERATIONAL settings change how a run computes or keeps its progress, not what it trains: a resume may
+    # change them (the rest must match the run it continues).
     pack_prompt: Literal["auto", "on", "off"] = Field(
-        "auto", description="Encode each query's prompt once for its k responses (shared-prompt attention)."
+        "auto",
+        description="Encode each query's prompt once for its k responses (shared-prompt attention).",
+        json_schema_extra=OPERATIONAL,
     )
     loss_chunk_size: int | None = Field(
         None, ge=0, description="Learned positions projected onto the vocabulary at once (default: 64 MiB of "
-        "logits per chunk; 0: all at once)."
+        "logits per chunk; 0: all at once).", json_schema_extra=OPERATIONAL,
     )
     # Precision and memory.
     bf16: bool = Field(False, description="bfloat16 mixed precision (the loss stays fp32).")
     fp16: bool = Field(False, description="float16 mixed precision (the loss stays fp32).")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass.", json_schema_extra=OPERATIONAL
+    )
     ddp_find_unused_parameters: bool | None = Field(
         None, description="DDP: look for parameters the loss did not use at every step (default: transformers', on "
         "unless --gradient-checkpointing). Dense models can turn it off; mixture-of-experts models need it.",
+        json_schema_extra=OPERATIONAL,
     )
     attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2"] | None = Field(
         None,
         description="Attention kernel; the model's default when unset. flash_attention_2 needs a CUDA GPU and the "
         "flash-attn package, and trains unpacked (packing runs on sdpa and eager).",
+        json_schema_extra=OPERATIONAL,
     )
     # LoRA (needs the `lora` extra).
     lora_r: int = Field(0, ge=0, description="LoRA rank; 0 trains all weights.")
@@ -64,12 +74,25 @@ class TrainConfig(BaseModel):
     )
     merge_lora: bool = Field(False, description="Also write the merged model (the adapter goes to OUTDIR/adapter).")
     # Checkpoints and logs.
-    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps (OUTDIR/checkpoint-N).")
-    save_total_limit: int | None = Field(None, ge=1, description="Keep at most this many checkpoints.")
-    resume: bool = Field(False, description="Continue from the last checkpoint in OUTDIR.")
-    logging_steps: int = Field(10, ge=1, description="Log every N steps (and always the first).")
+    save_steps: int | None = Field(
+        None, ge=1, description="Checkpoint every N steps (OUTDIR/checkpoint-N).", json_schema_extra=OPERATIONAL
+    )
+    save_total_limit: int | None = Field(
+        None, ge=1, description="Keep at most this many checkpoints.", json_schema_extra=OPERATIONAL
+    )
+    resume: bool = Field(
+        False,
+        description="Continue from the newest complete checkpoint in OUTDIR, with the run's input and settings "
+        "(only --max-steps, --epochs and logging, checkpoint and memory options may change).",
+        json_schema_extra=OPERATIONAL,
+    )
+    logging_steps: int = Field(
+        10, ge=1, description="Log every N steps (and always the first).", json_schema_extra=OPERATIONAL
+    )
     report_to: list[str] = Field(
-        default_factory=list, description="Also log to: tensorboard, wandb, ...", json_schema_extra={"metavar": "NAME"}
+        default_factory=list,
+        description="Also log to: tensorboard, wandb, ...",
+        json_schema_extra={"metavar": "NAME", **OPERATIONAL},
     )
     seed: int = Field(0, description="Seed of initialisation, shuffling and dropout.")
 

@@ -8,17 +8,28 @@ from typing import Any
 
 from stages.core.artifacts import load_records
 from stages.core.console import log, progress
-from stages.core.errors import RrhfError, UsageError, first_line
+from stages.core.errors import RrhfError, RunInterrupted, UsageError, first_line
 from stages.core.formats import InputOptions
 from stages.core.launch import current_launch
-from stages.core.meta import Meta, now, stage_meta, write_meta
+from stages.core.meta import Meta, meta_path, now, stage_meta, write_meta
 from stages.core.metrics import METRICS_FILE, read_metrics
+from stages.core.outputs import check_output, lock_output, unlock_output
 from stages.lm.head import lean_head_or_none
 from stages.lm.loading import load_pretrained
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import packing_verdict
+from stages.train.checkpoints import (
+    STAGING,
+    checkpoint_folders,
+    checkpoint_step,
+    drop_unfinished,
+    is_write_failure,
+    latest_complete,
+    write_failure,
+)
 from stages.train.config import TrainConfig
 from stages.train.data import build_queries
+from stages.train.resume import RUN_FILE, check_continues, run_record, trim_metrics, write_run_record
 
 
 def run_train(
@@ -27,7 +38,13 @@ def run_train(
     """Fine-tune `config.model` on the scored candidates in `source`; the model folder lands in `outdir`."""
     started = now()
     loaded = load_records(source, inputs)
-    _check_outdir(outdir, config.resume, force)
+    _check_outdir(outdir, config.resume, force, config.model)
+    launch = current_launch()
+    if launch.rank == 0:  # one writer per OUTDIR: the launch's ranks write it together
+        lock_output(outdir)
+    record = run_record(config, loaded, launch.world_size)
+    if config.resume:
+        check_continues(outdir, record)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
@@ -82,10 +99,8 @@ def run_train(
         # Without it, torchrun on a CPU-only machine runs N unconnected copies instead of gloo DDP.
         use_cpu=not torch.cuda.is_available(),
     )
-    outdir.mkdir(parents=True, exist_ok=True)
     metrics = outdir / METRICS_FILE
-    if not config.resume:
-        metrics.unlink(missing_ok=True)
+    checkpoint = _prepare_outdir(outdir, config.resume, record, lead=args.should_save)
     trainer = RRHFTrainer(
         model=model,
         args=args,
@@ -108,9 +123,17 @@ def run_train(
     clock = time.perf_counter()
     with progress(total, "train") as advance:
         trainer.add_callback(StepProgress(advance, log.info))
-        result = trainer.train(resume_from_checkpoint=True if config.resume else None)
+        try:
+            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        except KeyboardInterrupt as err:
+            raise _interrupted(outdir, err) from None
     seconds = time.perf_counter() - clock
-    _save(trainer, model, outdir, config)
+    try:
+        _save(trainer, model, outdir, config)
+    except Exception as err:
+        if not is_write_failure(err):
+            raise
+        raise write_failure(outdir, "model", err) from err
     counts = {
         "queries": len(queries),
         "responses": sum(len(q.responses) for q in queries),
@@ -128,6 +151,7 @@ def run_train(
         result.global_step, seconds,
         _fmt(last.get("loss")), _fmt(last.get("rank_acc")), outdir,
     )
+    unlock_output(outdir)
     return meta
 
 
@@ -153,12 +177,16 @@ def _steps(n_queries: int, config: TrainConfig) -> int:
     return max(1, math.ceil(per_epoch * config.epochs))
 
 
-def _check_outdir(outdir: Path, resume: bool, force: bool) -> None:
-    if outdir.exists() and not outdir.is_dir():
-        raise UsageError(f"{outdir}: exists and is not a folder")
-    checkpoints = sorted(outdir.glob("checkpoint-*")) if outdir.is_dir() else []
+def _check_outdir(outdir: Path, resume: bool, force: bool, model: str) -> None:
+    check_output(outdir, [model], folder=True)  # never over the model being trained
+    checkpoints = checkpoint_folders(outdir)
     if resume and not checkpoints:
         raise UsageError(f"{outdir}: --resume given but there is no checkpoint-* folder to resume from")
+    if resume and latest_complete(outdir) is None:
+        raise UsageError(
+            f"{outdir}: --resume given but no checkpoint-* folder is complete (their saves were cut short); "
+            "--force instead of --resume starts over"
+        )
     if checkpoints and not resume and not force:
         raise UsageError(
             f"{outdir} holds checkpoints of an earlier run; add --resume to continue it or --force to start over"
@@ -168,6 +196,37 @@ def _check_outdir(outdir: Path, resume: bool, force: bool) -> None:
 
         for checkpoint in checkpoints:
             shutil.rmtree(checkpoint)
+        shutil.rmtree(outdir / STAGING, ignore_errors=True)
+
+
+def _prepare_outdir(outdir: Path, resume: bool, record: dict[str, Any], lead: bool) -> Path | None:
+    """Ready OUTDIR for training and return the checkpoint to resume from: what an interrupted save left is
+    removed, meta.json goes until the run ends, and a fresh run records itself in run.json, a resumed one cuts
+    metrics.jsonl back to its checkpoint. Only the process that saves (`lead`) changes files."""
+    checkpoint = latest_complete(outdir) if resume else None
+    outdir.mkdir(parents=True, exist_ok=True)
+    if not lead:
+        return checkpoint
+    drop_unfinished(outdir)
+    meta_path(outdir).unlink(missing_ok=True)  # a meta.json beside a model being rewritten would vouch for it
+    metrics = outdir / METRICS_FILE
+    if checkpoint is None:
+        metrics.unlink(missing_ok=True)
+    else:
+        trim_metrics(metrics, checkpoint_step(checkpoint))
+        log.info("train: resuming from %s", checkpoint)
+    if checkpoint is None or not (outdir / RUN_FILE).is_file():
+        write_run_record(outdir, record)
+    return checkpoint
+
+
+def _interrupted(outdir: Path, err: KeyboardInterrupt) -> RunInterrupted:
+    """Ctrl-C or SIGTERM during training, in one line saying what is kept."""
+    latest = latest_complete(outdir)
+    kept = (f"the last complete checkpoint is {latest}: add --resume to continue from it" if latest
+            else "no checkpoint is complete yet, so the same command starts over")
+    return RunInterrupted(f"interrupted ({getattr(err, 'signal_name', 'SIGINT')}); {kept}",
+                          getattr(err, "exit_code", 130))
 
 
 def _with_lora(model: Any, config: TrainConfig) -> Any:

@@ -11,10 +11,12 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
+from stages.core.errors import RrhfError
 from stages.lm.head import LabelLogProbHead
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import collate
 from stages.lm.queries import Query
+from stages.train.checkpoints import STAGING, discard, is_write_failure, publish, write_failure
 from stages.train.loss import LossSettings, rrhf_loss
 
 
@@ -43,7 +45,7 @@ class Collator:
 
 class RRHFTrainer(Trainer):
     """Trainer whose loss is RRHF's; logs rank/SFT loss, rank accuracy, mean p of best/worst and tokens/s, each
-    over all ranks."""
+    over all ranks; a checkpoint appears as OUTDIR/checkpoint-N only once it is completely written."""
 
     def __init__(self, *args: Any, loss_settings: LossSettings, head: LabelLogProbHead | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -51,6 +53,7 @@ class RRHFTrainer(Trainer):
         self.head = head
         self._sums: dict[str, torch.Tensor | int] = {}
         self._since = time.perf_counter()
+        self._staging = False
 
     def compute_loss(
         self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False, **kwargs: Any
@@ -92,6 +95,36 @@ class RRHFTrainer(Trainer):
             self._sums, self._since = {}, now
         super().log(logs, start_time)
 
+    def _get_output_dir(self, trial: Any) -> str:
+        # While a checkpoint is saved, Trainer writes it (every rank's part) under the staging folder.
+        run_dir = super()._get_output_dir(trial)
+        return str(Path(run_dir) / STAGING) if self._staging else run_dir
+
+    def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
+        """Trainer's save into OUTDIR/.partial/checkpoint-N, then, once every rank is done, the rename to
+        OUTDIR/checkpoint-N and the rotation; a failed write is one line naming the checkpoint."""
+        from transformers.trainer_utils import rotate_checkpoints
+
+        run_dir = Path(super()._get_output_dir(trial))
+        final = run_dir / f"checkpoint-{self.state.global_step}"
+        staged = run_dir / STAGING / final.name
+        self._staging = True
+        try:
+            super()._save_checkpoint(model, trial)
+            self.accelerator.wait_for_everyone()
+            if self.args.should_save:
+                publish(staged, final)
+        except Exception as err:
+            if not is_write_failure(err):
+                raise
+            discard(staged)
+            raise write_failure(final, "checkpoint", err) from err
+        finally:
+            self._staging = False
+        if self.args.should_save:
+            # By step number: names are only ever put in place complete, so the highest is the newest.
+            rotate_checkpoints(str(run_dir), self.args.save_total_limit, self.state.best_model_checkpoint)
+
     def _summed_over_ranks(self) -> dict[str, float]:
         names = sorted(self._sums)
         local = torch.stack([torch.as_tensor(self._sums[k], device=self.args.device).double() for k in names])
@@ -115,8 +148,11 @@ class MetricsFile(TrainerCallback):
             return
         row = {"step": state.global_step, "epoch": state.epoch, **logs}
         row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}  # NaN is not JSON
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row) + "\n")
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+        except OSError as err:
+            raise RrhfError(f"{self.path}: could not write ({err.strerror or err})") from err
 
 
 class StepProgress(TrainerCallback):

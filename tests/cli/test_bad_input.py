@@ -31,6 +31,20 @@ BAD = {
     "duplicate id": ('{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n', ":2: duplicate id 'a'"),
     "empty file": ("\n", ": no records (the input is empty)"),
     "not UTF-8": ('{"prompt": "a"}\n{"prompt": "\xff"}\n', ":2: not UTF-8 text"),
+    "lone surrogate": (
+        '{"prompt": "a"}\n{"prompt": "x\\ud800y"}\n', ":2: 'prompt' holds invalid Unicode (a lone surrogate)"
+    ),
+    "lone surrogate in a response": (
+        '{"prompt": "a", "responses": [{"text": "\\ud83d\\ude00"}, {"text": "\\udc00"}]}\n',
+        ":1: 'responses[1].text' holds invalid Unicode (a lone surrogate)",
+    ),
+    "nested 100,000 levels deep": (
+        '{"prompt": "a"}\n{"prompt": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+        ":2: nested too deeply (more than 100 levels)",
+    ),
+    "unterminated string": (
+        '{"prompt": "a"}\n{"prompt": "abc', ":2: invalid JSON (Unterminated string starting at column 12)"
+    ),
 }
 
 

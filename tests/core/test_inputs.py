@@ -181,3 +181,37 @@ def test_input_flags_on_the_command_line(gsm_like, cli):
         "rrhf: error: --field 'answer=pos': 'answer' is not a field; choose one of prompt, responses, chosen, "
         "rejected, query, scores, score_chosen, score_rejected, id"
     ]
+
+
+def test_invalid_unicode_and_deep_nesting_are_bad_input_in_every_text_format(tmp_path):
+    # JSON escapes a lone surrogate as \\ud800: it decodes, but no UTF-8 writer (or the id's hash) can encode it.
+    (tmp_path / "in.json").write_text('[{"prompt": "a"},\n {"prompt": [{"role": "user", "content": "\\udfff"}]}]')
+    with pytest.raises(BadInput, match=r"in\.json: item 2: 'prompt\[0\]\.content' holds invalid Unicode"):
+        load_records(tmp_path / "in.json")
+    (tmp_path / "in.csv").write_text('prompt,responses\nhi,"[""ok"", ""\\ud800""]"\n')
+    with pytest.raises(BadInput, match=r"in\.csv:2: 'responses\[1\]' holds invalid Unicode \(a lone surrogate\)"):
+        load_records(tmp_path / "in.csv")
+    (tmp_path / "key.jsonl").write_text('{"prompt": "a", "\\ud800": 1}\n')
+    with pytest.raises(BadInput, match=r"key\.jsonl:1: a field name in the record holds invalid Unicode"):
+        load_records(tmp_path / "key.jsonl")
+
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "deep.json").write_text('[{"prompt": "a"},\n\n {"prompt": "[[[", "x": ' + deep + "}]")
+    with pytest.raises(BadInput, match=r"deep\.json:3: nested too deeply \(more than 100 levels\)"):
+        load_records(tmp_path / "deep.json")
+    (tmp_path / "deep.csv").write_text(f"prompt,x\nhi,{deep}\n")
+    with pytest.raises(BadInput, match=r"deep\.csv:2: column 'x' is nested too deeply"):
+        load_records(tmp_path / "deep.csv")
+    (tmp_path / "long.csv").write_text("prompt\n" + "x" * 200_000 + "\n")  # past the csv module's 128 KiB default
+    assert len(load_records(tmp_path / "long.csv").records[0].prompt) == 200_000
+
+
+def test_nesting_is_refused_past_100_levels_even_where_json_decodes_it(tmp_path):
+    # 99 lists inside the record's object are 100 levels: kept, and written back out whole.
+    ok = {"prompt": "a", "x": json.loads("[" * 99 + "]" * 99), "emoji": "\U0001f600"}
+    path = tmp_path / "ok.jsonl"
+    path.write_text(json.dumps(ok) + "\n" + json.dumps({"prompt": "b", "x": json.loads("[" * 100 + "]" * 100)}))
+    with pytest.raises(BadInput, match=r"ok\.jsonl:2: nested too deeply"):
+        load_records(path)
+    path.write_text(json.dumps(ok) + "\n")
+    assert _records(path)[0] == {"id": prompt_id("a"), **ok, "responses": []}

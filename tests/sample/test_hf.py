@@ -182,3 +182,104 @@ def test_temperature_zero_gives_k_copies_of_the_greedy_answer(sampler):
         input_ids=input_ids, attention_mask=mask, do_sample=False, max_new_tokens=6, pad_token_id=sampler.pad_id
     )[0, input_ids.shape[1] :].tolist()
     assert result == [sampler.decode(greedy)] * 3
+
+
+# Words, digits, punctuation, runs of spaces and newlines and non-ASCII text: where a window's start may land.
+VARIED = "".join(
+    f"Line {i}: the   quick brown fox ({i * 7919 % 1000}) jumps-over the lazy dog, naïve café — 東京 {'!' * (i % 4)}"
+    + ("\n\n" if i % 3 else "\n")
+    for i in range(120)
+)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5, 17, 64, 200, 900, 10_000])
+@pytest.mark.parametrize("shape", ["string", "messages"])
+def test_a_prompt_cut_from_its_text_end_keeps_the_tokens_of_the_whole_texts_cut(sampler, limit, shape):
+    from stages.core.schema import Record
+    from stages.lm.prompts import cut_left, render_ids, render_tail
+
+    tokenizer = sampler.tokenizer
+    raw = VARIED if shape == "string" else [{"role": "system", "content": "Be brief."},
+                                            {"role": "user", "content": VARIED}]
+    prompt = Record.model_validate({"id": "x", "prompt": raw}).prompt
+    whole = render_ids(tokenizer, prompt)
+    assert render_tail(tokenizer, prompt, limit) == (cut_left(whole, limit), len(whole) > limit)
+    for start in range(0, len(VARIED), 97):  # windows starting anywhere in the text
+        text = VARIED[start:]
+        assert render_tail(tokenizer, text, limit)[0] == cut_left(render_ids(tokenizer, text), limit), start
+
+
+def test_a_huge_prompt_is_not_tokenised_whole(tiny_models, monkeypatch):
+    from stages.lm.prompts import cut_left, render_ids
+    from stages.sample.backends import SampleRequest
+
+    huge = VARIED * 200  # about 2 MB: tokenised whole, a 50 MB prompt took over 10 GB
+    messages = [{"role": "user", "content": huge}]
+    sampler = HfSampler(SampleConfig(model=str(tiny_models.policy), k=1, temperature=0, max_new_tokens=4,
+                                     max_prompt_tokens=64))
+    kept = [cut_left(render_ids(sampler.tokenizer, p), 64) for p in (huge, _messages(messages))]
+    tokenised: list[int] = []
+    call = type(sampler.tokenizer).__call__
+
+    def counting(self, text, *args, **kwargs):
+        tokenised.append(len(text))
+        return call(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(type(sampler.tokenizer), "__call__", counting)
+    assert sampler.prompt_lengths([huge, _messages(messages)]) == [65, 65]  # cut: one more than the limit
+    results = sampler.sample([SampleRequest("s", huge, 1), SampleRequest("m", _messages(messages), 1)], 0)
+    assert tokenised and max(tokenised) < 2_000
+    monkeypatch.undo()
+    for ids, result in zip(kept, results, strict=True):
+        input_ids, mask = left_pad([ids], sampler.pad_id, "cpu")
+        greedy = sampler.model.generate(
+            input_ids=input_ids, attention_mask=mask, do_sample=False, max_new_tokens=4, pad_token_id=sampler.pad_id
+        )[0, input_ids.shape[1] :].tolist()
+        assert result == [sampler.decode(greedy)]
+
+
+def _messages(raw):
+    from stages.core.schema import Record
+
+    return Record.model_validate({"id": "x", "prompt": raw}).prompt
+
+
+def test_a_prompt_longer_than_the_context_is_cut_to_fit_with_a_warning(tiny_models, tmp_path, write_jsonl, cli):
+    from transformers import AutoConfig, AutoTokenizer
+
+    from stages.sample.hf import context_length
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
+    context = context_length(AutoConfig.from_pretrained(tiny_models.policy))
+    assert context == 1024
+    text = " ".join(f"w{i % 50}" for i in range(3000))
+    assert len(tokenizer(text)["input_ids"]) > 5 * context
+    src = write_jsonl("p.jsonl", [{"id": "long", "prompt": text}, {"id": "short", "prompt": "Hello there"}])
+    out = tmp_path / "s.jsonl"
+    args = ["--model", tiny_models.policy, "-k", "1", "--temperature", "0", "--max-new-tokens", "4"]
+    result = cli("sample", src, "-o", out, *args)
+    assert result.exit_code == 0, result.stderr
+    warning = "1 prompts are longer than the model's context leaves room for (1020 tokens with --max-new-tokens 4)"
+    assert warning in result.stderr
+    meta = json.loads((tmp_path / "s.jsonl.meta.json").read_text())
+    assert meta["counts"]["prompts_truncated"] == 1
+    model = HfSampler(SampleConfig(model=str(tiny_models.policy), k=1, temperature=0, max_new_tokens=4))
+    assert model.prompt_limit == 1020
+    kept = tokenizer(text)["input_ids"][-1020:]
+    input_ids, mask = left_pad([kept], model.pad_id, "cpu")
+    greedy = model.model.generate(
+        input_ids=input_ids, attention_mask=mask, do_sample=False, max_new_tokens=4, pad_token_id=model.pad_id
+    )[0, input_ids.shape[1] :].tolist()
+    assert read_jsonl(out)[0]["responses"][0]["text"] == model.decode(greedy)
+
+    # --max-prompt-tokens below the room is the user's own cut: counted, not warned about.
+    result = cli("sample", src, "-o", out, *args, "--max-prompt-tokens", "100", "--force")
+    assert result.exit_code == 0 and "context" not in result.stderr
+
+
+def test_infinite_temperature_is_refused(cli, write_jsonl, tmp_path):
+    src = write_jsonl("p.jsonl", PROMPTS)
+    for value in ("inf", "nan"):
+        result = cli("sample", src, "-o", tmp_path / "s.jsonl", "--model", "m", "--temperature", value)
+        assert result.exit_code == 2
+        assert result.stderr.strip() == "rrhf: error: invalid settings: --temperature: input should be a finite number"
