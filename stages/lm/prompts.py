@@ -61,6 +61,16 @@ WINDOW_EXTRA = 256
 SPARE_TOKENS = 16
 
 
+def token_counts(tokenizer: Any, prompts: list[Prompt], limit: int | None) -> list[int]:
+    """Each rendered prompt's token count, where a prompt longer than `limit` counts as limit + 1: enough to
+    batch by length and count the cut, without tokenising a long prompt whole."""
+    counts = []
+    for prompt in prompts:
+        ids, cut = render_tail(tokenizer, prompt, limit)
+        counts.append(len(ids) + int(cut))
+    return counts
+
+
 def render_tail(tokenizer: Any, prompt: Prompt, limit: int | None) -> tuple[list[int], bool]:
     """`cut_left(render_ids(tokenizer, prompt), limit)` and whether that cut anything, tokenising only as much
     of the text's end as the kept tokens need. Messages are cut in their rendered text, so the chat template's

@@ -31,7 +31,8 @@ class Sampler(Protocol):
     """The most prompt tokens a request keeps (a longer prompt loses its start), or None for no cut."""
 
     def prompt_lengths(self, prompts: list[Prompt]) -> list[int] | None:
-        """Token counts of the rendered prompts before any cut, or None where no tokenizer is at hand."""
+        """Token counts of the rendered prompts (a prompt longer than `prompt_limit` may count as limit + 1: enough to
+        know it is cut, without tokenising all of it), or None where no tokenizer is at hand."""
         ...
 
     def sample(self, requests: list[SampleRequest], batch_seed: int) -> list[SampleResult]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from stages.core.schema import Prompt
 from stages.lm.kv_cache import generate_k, left_pad
 from stages.lm.loading import load_causal_lm, pad_id, pick_device, pick_dtype
-from stages.lm.prompts import render_tail
+from stages.lm.prompts import render_tail, token_counts
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import decode_response, eos_ids
@@ -31,11 +31,7 @@ class HfSampler:
     def prompt_lengths(self, prompts: list[Prompt]) -> list[int]:
         """Token counts before any cut, used to batch prompts of similar length together; a prompt longer than
         `prompt_limit` counts as one token more (it is not tokenised whole)."""
-        counts = []
-        for prompt in prompts:
-            ids, cut = render_tail(self.tokenizer, prompt, self.prompt_limit)
-            counts.append(len(ids) + int(cut))
-        return counts
+        return token_counts(self.tokenizer, prompts, self.prompt_limit)
 
     def sample(self, requests: list[SampleRequest], batch_seed: int) -> list[SampleResult]:
         """k responses for each request, in one padded batch."""

@@ -16,7 +16,7 @@ from stages.core.runs import Failure
 from stages.core.schema import Prompt
 from stages.engines.vllm_engine import import_vllm, refusals, start_llm
 from stages.lm.loading import pick_device, pick_dtype
-from stages.lm.prompts import as_plain, cut_left, render_ids
+from stages.lm.prompts import as_plain, render_tail, token_counts
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import decode_response
@@ -65,8 +65,9 @@ class VllmSampler:
             raise UsageError(f"vLLM refused the sampling settings: {first_line(err)}") from None
 
     def prompt_lengths(self, prompts: list[Prompt]) -> list[int]:
-        """Token counts before any cut, from vLLM's own tokenizer."""
-        return [len(render_ids(self.tokenizer, p)) for p in prompts]
+        """Token counts from vLLM's own tokenizer; a prompt longer than `prompt_limit` counts as one token more (it
+        is not tokenised whole)."""
+        return token_counts(self.tokenizer, prompts, self.prompt_limit)
 
     def sample(self, requests: list[SampleRequest], batch_seed: int) -> list[SampleResult]:
         """All requests in one engine call (or two: chat and plain prompts); vLLM schedules them itself."""
@@ -75,10 +76,10 @@ class VllmSampler:
         results: list[SampleResult] = [[] for _ in requests]
         chats, plain = [], []
         for index, request in enumerate(requests):
-            ids = render_ids(self.tokenizer, request.prompt)
-            if len(ids) > self.prompt_limit:
+            ids, cut = render_tail(self.tokenizer, request.prompt, self.prompt_limit)
+            if cut:
                 # A cut prompt goes in as token ids, so the cut is exactly the one counted in the meta.
-                plain.append((index, {"prompt_token_ids": cut_left(ids, self.prompt_limit)}))
+                plain.append((index, {"prompt_token_ids": ids}))
             elif isinstance(request.prompt, list):
                 chats.append((index, as_plain(request.prompt)))
             else:
@@ -138,7 +139,7 @@ class VllmSampler:
         return BeamSearchParams(beam_width=c.k, max_tokens=c.max_new_tokens, length_penalty=c.length_penalty)
 
     def _beam(self, requests: list[SampleRequest]) -> list[SampleResult]:
-        ids = [cut_left(render_ids(self.tokenizer, r.prompt), self.prompt_limit) for r in requests]
+        ids = [render_tail(self.tokenizer, r.prompt, self.prompt_limit)[0] for r in requests]
         params, k = self._beam_params(), self.config.k
 
         def call(items: list[int]) -> list[Any]:
