@@ -132,7 +132,7 @@ def atomic_open(path: Path) -> Iterator[IO[str]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _umask() -> int:
@@ -167,8 +167,8 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not every filesystem allows opening a folder.
+def fsync_dir(folder: Path) -> None:
+    """Make a rename into `folder` durable (a no-op where the filesystem does not let a folder be synced)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+from stages.core.artifacts import fsync_dir
 from stages.core.console import log
 from stages.core.errors import RrhfError, first_line
 
@@ -70,7 +71,7 @@ def publish(staged: Path, final: Path) -> None:
     if final.exists():
         shutil.rmtree(final)
     os.replace(staged, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     _remove_if_empty(staged.parent)
 
 
@@ -113,15 +114,3 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename durable; not every filesystem lets a folder be opened or synced.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -41,6 +41,27 @@ def kill_engine_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout:
     raise AssertionError(f"the run ended or timed out before it was ready to be killed (exit {proc.poll()})")
 
 
+def kill_mid_run_then_rerun(args: list, out: Path, after: int) -> int:
+    """Start `rrhf ARGS` writing `out`, SIGKILL its engine core once `after` records are journaled, check that the
+    run ends as promised (exit 1, one `rrhf: error: vLLM's engine stopped: ...` line, no traceback, no output,
+    the journal kept), then run the same command again to the end; returns the records journaled at the stop."""
+    from tests.conftest import rrhf_process
+
+    journal = out.with_name(out.name + ".partial")
+    proc = rrhf_process(*args, background=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kill_engine_when(proc, lambda: journaled(journal) >= after)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr and not out.exists()
+    last = [line for line in stderr.splitlines() if line.startswith("rrhf:")][-1]
+    assert last.startswith("rrhf: error: vLLM's engine stopped: its process EngineCore was killed (SIGKILL); ")
+    assert last.endswith(f"kept in {journal}: run the same command again to continue")
+    kept = journaled(journal)
+    rerun = rrhf_process(*args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    return kept
+
+
 def journaled(path: Path) -> int:
     """Records in a journal (its lines but the header), 0 before it exists."""
     return max(0, len(path.read_bytes().splitlines()) - 1) if path.exists() else 0

@@ -8,8 +8,8 @@ import random
 import pytest
 from transformers import AutoTokenizer
 
-from tests.conftest import read_jsonl, real_vllm, rrhf_process
-from tests.engines.vllm_kill import journaled, kill_engine_when
+from tests.conftest import read_jsonl, real_vllm
+from tests.engines.vllm_kill import kill_mid_run_then_rerun
 
 K = 4
 STEP_TOKENS = 4096  # vLLM's CPU default for a step's token budget (offline LLM)
@@ -60,18 +60,6 @@ def test_a_killed_engine_is_one_line_and_a_rerun_continues_to_the_uninterrupted_
     reference = tmp_path / "reference.jsonl"
     assert cli("sample", load, "-o", reference, "--model", vllm_models.policy, *FLAGS).exit_code == 0
     out = tmp_path / "s.jsonl"
-    args = ["sample", load, "-o", out, "--model", vllm_models.policy, *FLAGS]
-    proc = rrhf_process(*args, background=True, stdout=-1, stderr=-1, text=True)
-    kill_engine_when(proc, lambda: journaled(out.with_name("s.jsonl.partial")) >= 16)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 1, stderr[-3000:]
-    assert "Traceback" not in stderr and not out.exists()
-    ours = [line for line in stderr.splitlines() if line.startswith("rrhf:")]
-    assert ours[-1].startswith("rrhf: error: vLLM's engine stopped: its process EngineCore was killed (SIGKILL); ")
-    assert "run the same command again to continue" in ours[-1]
-    kept = journaled(out.with_name("s.jsonl.partial"))
+    kept = kill_mid_run_then_rerun(["sample", load, "-o", out, "--model", vllm_models.policy, *FLAGS], out, 16)
     assert 16 <= kept < 64
-
-    rerun = rrhf_process(*args)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert out.read_text() == reference.read_text()  # nothing lost, nothing duplicated, the same draws

@@ -13,8 +13,8 @@ from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassificati
 from stages.core.runs import Failure
 from stages.lm.loading import fitting_length
 from stages.score.config import ScoreConfig
-from tests.conftest import read_jsonl, real_vllm, rrhf_process
-from tests.engines.vllm_kill import journaled, kill_engine_when
+from tests.conftest import read_jsonl, real_vllm
+from tests.engines.vllm_kill import kill_mid_run_then_rerun
 from tests.score.test_stage import SAMPLES
 
 MAX_LENGTH = ["--max-length", "64"]  # one engine for the module: its context is the longest scored sequence
@@ -82,17 +82,7 @@ def test_a_killed_engine_is_one_line_and_a_rerun_continues_to_the_uninterrupted_
     reference = tmp_path / "reference.jsonl"
     assert cli("score", samples, "-o", reference, *flags).exit_code == 0
     out = tmp_path / "scored.jsonl"
-    proc = rrhf_process("score", samples, "-o", out, *flags, background=True, stdout=-1, stderr=-1, text=True)
-    kill_engine_when(proc, lambda: journaled(out.with_name("scored.jsonl.partial")) >= 16)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 1, stderr[-3000:]
-    assert "Traceback" not in stderr and not out.exists()
-    ours = [line for line in stderr.splitlines() if line.startswith("rrhf:")]
-    assert ours[-1].startswith("rrhf: error: vLLM's engine stopped: its process EngineCore was killed (SIGKILL); ")
-    assert 16 <= journaled(out.with_name("scored.jsonl.partial")) < 400
-
-    rerun = rrhf_process("score", samples, "-o", out, *flags)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert 16 <= kill_mid_run_then_rerun(["score", samples, "-o", out, *flags], out, 16) < 400
     assert out.read_text() == reference.read_text()
 
 
