@@ -35,6 +35,8 @@ from stages.train.config import TrainConfig
 HERE = Path(__file__).resolve().parent
 REWARD = f"{HERE / 'rewards.py'}:positivity"
 PROMPTS, HELDOUT = HERE / "real" / "train-prompts.jsonl", HERE / "real" / "heldout.jsonl"
+# Seven short vLLM runs, each on a new policy: an engine compiled for each would spend most of the demo compiling.
+EAGER = {"enforce_eager": True}
 
 
 def base_model(folder: Path) -> Path:
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     for round_ in range(1, args.rounds + 1):
         folder, policy = out / f"round-{round_}", policies[-1]
         sample = SampleConfig(model=str(policy), backend=backend, k=args.k, max_new_tokens=args.max_new_tokens,
-                              temperature=0.8, seed=args.seed + round_, source=f"policy-{round_ - 1}")
+                              temperature=0.8, seed=args.seed + round_, source=f"policy-{round_ - 1}", **EAGER)
         train = TrainConfig(model=str(policy), lr=args.lr, epochs=args.epochs, queries_per_batch=4,
                             logging_steps=2, seed=args.seed, warmup_ratio=0.1)
         policies.append(rrhf_round(PROMPTS, folder, sample, REWARD, train))
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     evaluation = EvalConfig(model=str(policies[-1]), baseline=str(initial), k=2, sample_backend=backend,
                             temperature=0.8, max_new_tokens=args.max_new_tokens, seed=args.seed + 1000,
-                            scorer="python", fn=REWARD)
+                            scorer="python", fn=REWARD, **EAGER)
     report = run_eval(str(HELDOUT), out / "eval", evaluation, force=True)
     metrics = []
     for r in range(1, args.rounds + 1):  # rounds one after another on one step axis
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
 def _heldout_reward(policy: Path, folder: Path, args: argparse.Namespace, backend: str) -> float:
     """Mean reward of the policy's answers to the held-out prompts (2 each, the same seed every round)."""
     sample = SampleConfig(model=str(policy), backend=backend, k=2, max_new_tokens=args.max_new_tokens,
-                          temperature=0.8, seed=args.seed + 1000, source="heldout")
+                          temperature=0.8, seed=args.seed + 1000, source="heldout", **EAGER)
     run_sample(str(HELDOUT), folder / "heldout.jsonl", sample, force=True)
     run_score(str(folder / "heldout.jsonl"), folder / "heldout-scored.jsonl", ScoreConfig(backend="python", fn=REWARD),
               force=True)

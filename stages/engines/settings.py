@@ -39,3 +39,7 @@ class VllmSettings(BaseModel):
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="vllm: share of GPU memory to use.", json_schema_extra=OPERATIONAL
     )
+    enforce_eager: bool = Field(
+        False, description="vllm: run the model eagerly, without torch.compile and CUDA graphs: a start faster by "
+        "a minute or more, slower steps; for short runs (vLLM's CPU build recompiles at every start).",
+    )

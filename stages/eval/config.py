@@ -10,9 +10,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from stages.core.config import borrowed, flag_name
+from stages.engines.settings import VllmSettings
 from stages.sample.config import SampleConfig
 from stages.score.config import RmFormat, ScoreConfig
 
@@ -21,8 +22,8 @@ _SAMPLE_NAMES = {"backend": "sample_backend"}
 _SCORE_NAMES = {"backend": "scorer", "model": "scorer_model"}
 
 
-class EvalConfig(BaseModel):
-    """Settings of `rrhf eval`."""
+class EvalConfig(VllmSettings):
+    """Settings of `rrhf eval`; the vLLM settings apply where `--sample-backend vllm` samples."""
 
     model: str = Field(description="The model to evaluate: a from_pretrained folder or hub name.")
     baseline: str | None = Field(None, description="A model to compare with (win rate); e.g. the one before training.")
@@ -64,6 +65,7 @@ class EvalConfig(BaseModel):
         return SampleConfig(
             model=model, k=self.k, backend=self.sample_backend, temperature=self.temperature, top_p=self.top_p,
             max_new_tokens=self.max_new_tokens, seed=self.seed, batch_size=self.batch_size, source=label,
+            **{name: getattr(self, name) for name in VllmSettings.model_fields},
         )
 
     def score_config(self) -> ScoreConfig:

@@ -35,6 +35,7 @@ class VllmSampler:
         engine: dict[str, Any] = {
             "tensor_parallel_size": config.tensor_parallel_size,
             "gpu_memory_utilization": config.gpu_memory_utilization,
+            "enforce_eager": config.enforce_eager,
             "enable_prefix_caching": True,
             "seed": config.seed,
             # As the hf backend: bf16 on a GPU, fp32 on the CPU (vLLM's CPU default would be bf16).

@@ -40,6 +40,7 @@ class VllmRewardScorer:
             "runner": "pooling",
             "tensor_parallel_size": config.tensor_parallel_size,
             "gpu_memory_utilization": config.gpu_memory_utilization,
+            "enforce_eager": config.enforce_eager,
             "max_model_len": self.max_length,  # no scored sequence is longer
             # As the transformers engine: bf16 on a GPU, fp32 on the CPU, unless --bf16/--no-bf16 says.
             "dtype": str(pick_dtype(pick_device(), config.bf16)).removeprefix("torch."),

@@ -13,7 +13,8 @@ from tests.conftest import read_jsonl, real_vllm
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ROOT / "examples" / "real" / "train-prompts.jsonl"
 REWARD = f"{ROOT / 'examples' / 'rewards.py'}:positivity"
-VLLM = ["--backend", "vllm", "--temperature", "0.8", "--max-new-tokens", "32", "--gpu-memory-utilization", "0.5"]
+VLLM = ["--backend", "vllm", "--temperature", "0.8", "--max-new-tokens", "32", "--gpu-memory-utilization", "0.5",
+        "--enforce-eager"]
 
 
 @pytest.fixture(scope="module")
