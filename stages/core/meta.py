@@ -152,12 +152,18 @@ def _file_stamp(path: Path, root: Path) -> list[Any]:
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """What differs between two `run_identity` results, in words: `--lr`, `the inputs`, `the files of --model`."""
-    named = [f"--{key.replace('_', '-')}" for key in sorted(set(old.get("config", {})) | set(new.get("config", {})))
-             if old.get("config", {}).get(key) != new.get("config", {}).get(key)]
+    """What differs between two `run_identity` results, in words: `lr 0.001 -> 0.01`, `input changed`,
+    `files of model changed`."""
+    before, after = old.get("config") or {}, new.get("config") or {}
+    named = [f"{key} {_shown(before.get(key))} -> {_shown(after.get(key))}"
+             for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)]
     if old.get("inputs") != new.get("inputs"):
-        named.append("the inputs")
-    old_files, new_files = old.get("files", {}), new.get("files", {})
-    named += [f"the files of --{key.replace('_', '-')}" for key in sorted(set(old_files) | set(new_files))
+        named.append("input changed")
+    old_files, new_files = old.get("files") or {}, new.get("files") or {}
+    named += [f"files of {key} changed" for key in sorted(old_files.keys() | new_files.keys())
               if old_files.get(key) != new_files.get(key)]
     return named
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

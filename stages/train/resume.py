@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import LoadedInput, atomic_open, dumps, write_json
+from stages.core.artifacts import LoadedInput, atomic_open, write_json
 from stages.core.config import outcome_settings
 from stages.core.console import log
 from stages.core.errors import UsageError
-from stages.core.meta import fingerprint, input_info, redact, run_identity
+from stages.core.meta import differences, fingerprint, input_info, redact, run_identity
 from stages.train.config import TrainConfig
 
 RUN_FILE = "run.json"
@@ -47,7 +47,7 @@ def check_continues(outdir: Path, record: dict[str, Any]) -> None:
         return
     if earlier.get("fingerprint") == record["fingerprint"]:
         return
-    changes = _changes(earlier.get("identity") or {}, record["identity"])
+    changes = differences(earlier.get("identity") or {}, record["identity"])
     raise UsageError(
         f"{outdir}: --resume under other settings than the run it continues ({', '.join(changes) or 'settings'}); "
         "rerun with the run's settings, or with --force instead of --resume to start over"
@@ -75,22 +75,6 @@ def _step(line: str) -> float:
         return float("inf")
     step = row.get("step") if isinstance(row, dict) else None
     return step if isinstance(step, int | float) else float("inf")
-
-
-def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    old, new = before.get("config") or {}, after.get("config") or {}
-    changes = [f"{k} {_shown(old.get(k))} -> {_shown(new.get(k))}" for k in sorted(old.keys() | new.keys())
-               if old.get(k) != new.get(k)]
-    if before.get("inputs") != after.get("inputs"):
-        changes.append("input changed")
-    old_files, new_files = before.get("files") or {}, after.get("files") or {}
-    changes += [f"files of {k} changed" for k in sorted(old_files.keys() | new_files.keys())
-                if old_files.get(k) != new_files.get(k)]
-    return changes
-
-
-def _shown(value: Any) -> str:
-    return value if isinstance(value, str) else dumps(value)
 
 
 def _read(path: Path) -> dict[str, Any] | None:

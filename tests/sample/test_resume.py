@@ -98,8 +98,8 @@ def test_one_writer_per_output_sigterm_keeps_the_journal_and_changed_weights_ref
     refused = cli("sample", src, "-o", out, *args)
     assert refused.exit_code == 2
     assert refused.stderr.strip().splitlines() == [
-        f"rrhf: error: {partial_path(out)} was written by a run with other inputs, settings or model files (the "
-        "files of --model); rerun with the same command to resume, or add --force to start over"
+        f"rrhf: error: {partial_path(out)} was written by a run with other inputs, settings or model files (files "
+        "of model changed); rerun with the same command to resume, or add --force to start over"
     ]
     assert cli("sample", src, "-o", out, *args, "--force").exit_code == 0  # the killed run's lock blocks nothing
     assert len(out.read_text().splitlines()) == 24
