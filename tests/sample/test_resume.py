@@ -72,8 +72,9 @@ def test_one_writer_per_output_sigterm_keeps_the_journal_and_changed_weights_ref
 
     policy = tmp_path / "policy"
     shutil.copytree(tiny_models.policy, policy)
-    src = write_jsonl("p.jsonl", [{"id": f"p{i:02d}", "prompt": "word " * (i % 7 + 1) + str(i)} for i in range(24)])
-    args = ["--model", str(policy), "-k", "2", "--max-new-tokens", "24", "--batch-size", "2"]
+    # 64 prompts in batches of 2: seconds of sampling left when the second run and the SIGTERM come.
+    src = write_jsonl("p.jsonl", [{"id": f"p{i:02d}", "prompt": "word " * (i % 7 + 1) + str(i)} for i in range(64)])
+    args = ["--model", str(policy), "-k", "2", "--max-new-tokens", "32", "--batch-size", "2"]
     out = tmp_path / "out.jsonl"
     proc = _start(src, out, args)
     _wait_for(out, proc, 2)
@@ -89,7 +90,7 @@ def test_one_writer_per_output_sigterm_keeps_the_journal_and_changed_weights_ref
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("rrhf: error: interrupted (SIGTERM); ") and "Traceback" not in stderr
     assert last.endswith(f"kept in {partial_path(out)}: run the same command again to continue")
-    assert 2 <= _complete_records(partial_path(out)) < 24 and not out.exists()
+    assert 2 <= _complete_records(partial_path(out)) < 64 and not out.exists()
 
     # The policy is retrained in place (as the iterative loop does): its journal is no longer this run's.
     model = AutoModelForCausalLM.from_pretrained(policy)
@@ -102,4 +103,4 @@ def test_one_writer_per_output_sigterm_keeps_the_journal_and_changed_weights_ref
         "of model changed); rerun with the same command to resume, or add --force to start over"
     ]
     assert cli("sample", src, "-o", out, *args, "--force").exit_code == 0  # the killed run's lock blocks nothing
-    assert len(out.read_text().splitlines()) == 24
+    assert len(out.read_text().splitlines()) == 64
