@@ -115,10 +115,9 @@ def run_identity(stage: str, config: dict[str, Any], inputs: list[InputInfo]) ->
     return {"stage": stage, "config": config, "inputs": sources, "files": local_files(config)}
 
 
-def fingerprint(stage: str, config: dict[str, Any], inputs: list[InputInfo]) -> str:
-    """A hash of `run_identity`, so a journal (or a checkpoint) is only resumed by the same run."""
-    payload = run_identity(stage, config, inputs)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+def fingerprint(identity: dict[str, Any]) -> str:
+    """A hash of a `run_identity`, so a journal (or a checkpoint) is only resumed by the same run."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
 MAX_STAMPED_FILES = 10_000  # a setting naming a huge folder is stamped by its first files only

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from stages.core.artifacts import LoadedInput, write_records
 from stages.core.config import OPERATIONAL, outcome_settings
 from stages.core.console import log
-from stages.core.errors import RrhfError, RunInterrupted
+from stages.core.errors import RrhfError, RunInterrupted, interrupted
 from stages.core.journal import Journal
 from stages.core.launch import Group, Launch
 from stages.core.meta import Meta, fingerprint, input_info, now, redact, run_identity, stage_meta, write_meta
@@ -111,8 +111,8 @@ class StageRun:
         self.group = Group(self.launch) if self.launch.parallel else None
         infos = [input_info(i) for i in inputs]
         settings = outcome_settings(config)
-        identity = redact(run_identity(stage, settings, infos))
-        self.journal = Journal(journaled, fingerprint(stage, settings, infos), force=force, identity=identity)
+        identity = run_identity(stage, settings, infos)  # stamps the files the settings name: once
+        self.journal = Journal(journaled, fingerprint(identity), force=force, identity=redact(identity))
 
     def done(self) -> dict[str, Record]:
         """The records a killed run of the same command already finished, by id."""
@@ -149,12 +149,11 @@ class StageRun:
             try:
                 result = work(batch if whole_batches else missing, [r.id for r in batch])
             except (RunInterrupted, KeyboardInterrupt) as err:
+                stopped = err if isinstance(err, RunInterrupted) else interrupted(err)
                 kept = sum(1 for r in ordered if r.id in done)
-                what, status = (str(err), err.exit_code) if isinstance(err, RunInterrupted) else (
-                    f"interrupted ({getattr(err, 'signal_name', 'SIGINT')})", getattr(err, "exit_code", 130))
                 raise RunInterrupted(
-                    f"{what}; {kept} of {len(ordered)} records are finished and kept in {self.journal.path}: run "
-                    "the same command again to continue", status,
+                    f"{stopped}; {kept} of {len(ordered)} records are finished and kept in {self.journal.path}: run "
+                    "the same command again to continue", stopped.exit_code,
                 ) from None
             finished = [r for r in result.finished if r.id not in done]
             self.journal.append(finished)

@@ -24,12 +24,8 @@ def run_record(config: TrainConfig, loaded: LoadedInput, world_size: int) -> dic
     decides the batch), the input and the files the settings name (the base model's), and their fingerprint."""
     settings = {k: v for k, v in outcome_settings(config).items() if k not in EXTENDABLE}
     settings["world_size"] = world_size
-    infos = [input_info(loaded)]
-    return {
-        "rrhf_run": 1,
-        "fingerprint": fingerprint("train", settings, infos),
-        "identity": redact(run_identity("train", settings, infos)),
-    }
+    identity = run_identity("train", settings, [input_info(loaded)])  # stamps the model's files: once
+    return {"rrhf_run": 1, "fingerprint": fingerprint(identity), "identity": redact(identity)}
 
 
 def write_run_record(outdir: Path, record: dict[str, Any]) -> None:
