@@ -10,7 +10,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from rrhf_cli.options import debug_enabled
 from stages.core import __version__
-from stages.core.errors import RrhfError, exit_status, raise_terminated
+from stages.core.errors import RrhfError, exit_status, interrupted, raise_terminated
 from stages.core.outputs import unlock_all
 
 
@@ -26,8 +26,9 @@ class RrhfGroup(TyperGroup):
             typer.echo(f"rrhf: error: {err}", err=True)
             raise typer.Exit(exit_status(err)) from None
         except KeyboardInterrupt as err:  # outside a stage's batches (loading a model, say): nothing to keep
-            typer.echo(f"rrhf: interrupted ({getattr(err, 'signal_name', 'SIGINT')})", err=True)
-            raise typer.Exit(getattr(err, "exit_code", 130)) from None
+            stopped = interrupted(err)
+            typer.echo(f"rrhf: {stopped}", err=True)
+            raise typer.Exit(stopped.exit_code) from None
         finally:
             unlock_all()  # a command that ended, well or not, writes nothing more
 

@@ -22,12 +22,16 @@ class RunInterrupted(RrhfError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so a killed run ends as an interrupted one does."""
 
-    signal_name, exit_code = "SIGTERM", 143
-
 
 def raise_terminated(signum: int, frame: object) -> None:
     """A SIGTERM handler: end the run as Ctrl-C would, with its journal kept."""
     raise Terminated()
+
+
+def interrupted(err: KeyboardInterrupt, kept: str = "") -> RunInterrupted:
+    """Ctrl-C (exit 130) or SIGTERM (143) as a one-line failure: `interrupted (SIGTERM); KEPT`."""
+    name, status = ("SIGTERM", 143) if isinstance(err, Terminated) else ("SIGINT", 130)
+    return RunInterrupted(f"interrupted ({name})" + (f"; {kept}" if kept else ""), status)
 
 
 class UsageError(RrhfError):

@@ -51,11 +51,11 @@ class Journal:
         good_end = 0
         with self.path.open("rb") as handle:
             header = handle.readline()
-            if not header.endswith(b"\n") or _header_fingerprint(header) is None:
+            if not header.endswith(b"\n") or _header_field(header, "fingerprint") is None:
                 # Killed before the header landed: nothing was journaled.
                 self._start()
                 return {}
-            if _header_fingerprint(header) != self.fingerprint:
+            if _header_field(header, "fingerprint") != self.fingerprint:
                 changed = differences(_header_field(header, "identity") or {}, self.identity or {})
                 what = f" ({', '.join(changed)})" if changed else ""
                 raise UsageError(
@@ -97,10 +97,6 @@ class Journal:
     def _header(self) -> str:
         header = {"rrhf_journal": 1, "fingerprint": self.fingerprint}
         return dumps(header | ({"identity": self.identity} if self.identity else {})) + "\n"
-
-
-def _header_fingerprint(line: bytes) -> str | None:
-    return _header_field(line, "fingerprint")
 
 
 def _header_field(line: bytes, name: str) -> Any:

@@ -16,7 +16,7 @@ from stages.core.errors import UsageError
 # The locks this process holds, by lock path. A run that failed in this process (tests, notebooks, a Python
 # pipeline) may leave its lock held by an object not yet collected; one process runs one stage at a time, so
 # its own lock is taken over rather than refused.
-_held: dict[str, IO[str]] = {}
+_held: dict[Path, IO[str]] = {}
 
 
 def lock_path(output: Path) -> Path:
@@ -24,12 +24,11 @@ def lock_path(output: Path) -> Path:
     return output.with_name(output.name + ".lock")
 
 
-def lock_output(output: Path) -> Path:
+def lock_output(output: Path) -> None:
     """Hold the lock of `output` until `unlock_output` or the process ends (the system drops it then, so a killed
     run never blocks a rerun); UsageError naming the other process if another run holds it."""
-    path = lock_path(output)
-    key = str(path.absolute())
-    unlock_output(output)
+    path = lock_path(output).absolute()
+    _release(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         handle = path.open("a+", encoding="utf-8")
@@ -55,25 +54,26 @@ def lock_output(output: Path) -> Path:
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
     handle.flush()
-    _held[key] = handle
-    return path
+    _held[path] = handle
 
 
 def unlock_output(output: Path) -> None:
     """Let go of the lock this process holds on `output`, removing its file (removed while still held, so no
     other run can lock a file that is about to disappear)."""
-    path = lock_path(output)
-    handle = _held.pop(str(path.absolute()), None)
-    if handle is None:
-        return
-    path.unlink(missing_ok=True)
-    handle.close()
+    _release(lock_path(output).absolute())
 
 
 def unlock_all() -> None:
     """Let go of every lock this process holds: a run that failed is over, and its lock file should not stay."""
-    for key in list(_held):
-        unlock_output(Path(key).with_name(Path(key).name.removesuffix(".lock")))
+    for path in list(_held):
+        _release(path)
+
+
+def _release(path: Path) -> None:
+    handle = _held.pop(path, None)
+    if handle is not None:
+        path.unlink(missing_ok=True)
+        handle.close()
 
 
 atexit.register(unlock_all)

@@ -8,7 +8,7 @@ from typing import Any
 
 from stages.core.artifacts import load_records
 from stages.core.console import log, progress
-from stages.core.errors import RrhfError, RunInterrupted, UsageError, first_line
+from stages.core.errors import RrhfError, RunInterrupted, UsageError, first_line, interrupted
 from stages.core.formats import InputOptions
 from stages.core.launch import current_launch
 from stages.core.meta import Meta, meta_path, now, stage_meta, write_meta
@@ -225,8 +225,7 @@ def _interrupted(outdir: Path, err: KeyboardInterrupt) -> RunInterrupted:
     latest = latest_complete(outdir)
     kept = (f"the last complete checkpoint is {latest}: add --resume to continue from it" if latest
             else "no checkpoint is complete yet, so the same command starts over")
-    return RunInterrupted(f"interrupted ({getattr(err, 'signal_name', 'SIGINT')}); {kept}",
-                          getattr(err, "exit_code", 130))
+    return interrupted(err, kept)
 
 
 def _with_lora(model: Any, config: TrainConfig) -> Any:
