@@ -11,7 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.core.artifacts import load_records, write_records
+from stages.core.artifacts import write_records
+from stages.core.inputs import load_records
 
 
 def _synthetic(path: Path, records: int, k: int) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from rrhf_cli.options import InputArg, JsonOpt, command
-from stages.core.artifacts import load_records
 from stages.core.errors import BadInput
 from stages.core.formats import InputOptions
+from stages.core.inputs import load_records
 from stages.core.meta import read_meta
 from stages.core.metrics import read_metrics
 from stages.core.summary import Stats, Summary, summarize

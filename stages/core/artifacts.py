@@ -1,4 +1,4 @@
-"""Reading inputs into validated records and writing artifacts atomically."""
+"""Writing artifacts atomically, and hashing files."""
 
 from __future__ import annotations
 
@@ -8,97 +8,12 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
+import orjson
 
-from stages.core.errors import BadInput, Location
-from stages.core.formats import FormatError, InputOptions, detect_format, map_fields, to_contract
-from stages.core.ids import IdAssigner
-from stages.core.readers import HF_PREFIX, iter_rows
-from stages.core.schema import PROMPT_TAGS, Record, kind_of
-
-
-@dataclass
-class LoadedInput:
-    """An input fully read and validated: its records (with where each came from), format and content hash."""
-
-    spec: str
-    format: str
-    records: list[Record]
-    locations: list[Location]
-    sha256: str | None
-    options: dict[str, Any] = field(default_factory=dict)  # InputOptions.described()
-
-
-def load_records(spec: str | Path, inputs: InputOptions = InputOptions()) -> LoadedInput:
-    """Read every record of an input (the first `limit`), mapping its columns and format onto the contract;
-    BadInput on the first bad row."""
-    fmt = None if inputs.format == "auto" else inputs.format
-    assign_id = IdAssigner()
-    seen: dict[str, Location] = {}
-    records: list[Record] = []
-    locations: list[Location] = []
-    for where, row in iter_rows(spec):
-        if inputs.limit is not None and len(records) >= inputs.limit:
-            break
-        if not isinstance(row, dict):
-            raise BadInput(where, f"expected a JSON object, got {kind_of(row)}")
-        try:
-            row = map_fields(row, inputs.fields)
-            fmt = fmt or detect_format(row)
-            fields = to_contract(row, fmt)
-        except FormatError as err:
-            raise BadInput(where, str(err)) from None
-        record = record_from_fields(where, fields, assign_id)
-        if record.id in seen:
-            raise BadInput(where, f"duplicate id '{record.id}' (first at {seen[record.id]})")
-        seen[record.id] = where
-        records.append(record)
-        locations.append(where)
-    if not records:
-        raise BadInput(str(spec), "no records (the input is empty)")
-    text = str(spec)
-    digest = None if text.startswith(HF_PREFIX) else file_sha256(Path(text))
-    return LoadedInput(
-        spec=text, format=fmt or "rrhf", records=records, locations=locations, sha256=digest,
-        options=inputs.described(),
-    )
-
-
-def record_from_fields(where: Location, fields: dict[str, Any], assign_id: IdAssigner) -> Record:
-    """Validate contract fields into a Record, deriving the id from the prompt when none is given."""
-    fields = dict(fields)
-    given = fields.get("id")
-    if given is None:
-        fields["id"] = assign_id(fields.get("prompt"))
-    elif isinstance(given, int) and not isinstance(given, bool):
-        fields["id"] = str(given)
-    try:
-        return Record.model_validate(fields)
-    except ValidationError as err:
-        raise BadInput(where, describe_validation_error(err)) from None
-
-
-def describe_validation_error(err: ValidationError) -> str:
-    """One line for the first problem pydantic found, with the field path written as JSON-ish `a[0].b`."""
-    first = err.errors()[0]
-    path = ""
-    for part in first["loc"]:
-        if part in PROMPT_TAGS:
-            continue
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    message = first["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    message = message[:1].lower() + message[1:]
-    if first["type"] == "missing":
-        return f"'{path}' is missing"
-    if first.get("input", ...) is None and first["type"] != "value_error":
-        return f"'{path}' is null"
-    return f"'{path}' {message}" if first["type"] == "value_error" else f"'{path}': {message}"
+from stages.core.schema import Record
 
 
 def file_sha256(path: Path) -> str:
@@ -145,15 +60,25 @@ def _umask() -> int:
     return current
 
 
-def write_records(path: Path, records: Iterable[Record | dict[str, Any]]) -> int:
-    """Write records (or rows of another artifact kind, as dicts) as JSONL atomically; returns the count."""
+Row = Record | dict[str, Any] | str
+"""What an artifact is written from: a record, a row of another artifact kind, or a line already in JSON."""
+
+
+def write_records(path: Path, records: Iterable[Row]) -> int:
+    """Write records, rows or JSON lines as JSONL atomically, streaming; returns the count."""
     count = 0
     with atomic_open(path) as handle:
         for record in records:
-            row = record.to_json_dict() if isinstance(record, Record) else record
-            handle.write(dumps(row) + "\n")
+            handle.write(json_line(record))
             count += 1
     return count
+
+
+def json_line(row: Row) -> str:
+    """One artifact line, newline included."""
+    if isinstance(row, str):
+        return row if row.endswith("\n") else row + "\n"
+    return dumps(row.to_json_dict() if isinstance(row, Record) else row) + "\n"
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -163,8 +88,9 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def dumps(value: Any) -> str:
-    """One compact JSONL line; NaN and infinities are refused rather than written as invalid JSON."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    """One compact JSONL line (UTF-8 text, not escaped). Every number reaching a writer is finite: the readers
+    refuse NaN and infinities and the contract's scores are checked, since orjson would write them as null."""
+    return orjson.dumps(value).decode("utf-8")
 
 
 def fsync_dir(folder: Path) -> None:

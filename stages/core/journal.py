@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ class Journal:
     """Finished records appended batch by batch, under a header naming the run's fingerprint.
 
     A rerun with the same fingerprint continues; a different one is refused unless `force`, so two
-    configurations never mix in one output.
+    configurations never mix in one output. Memory holds each finished record's id and where its line starts;
+    the records stay on disk until `lines` streams them out.
     """
 
     def __init__(self, output: Path, fingerprint: str, force: bool = False, identity: dict | None = None) -> None:
@@ -32,23 +33,22 @@ class Journal:
         self.path = partial_path(output)
         self.fingerprint = fingerprint
         self.identity = identity
-        self._done: dict[str, Record] | None = None
+        self._offsets: dict[str, int] | None = None
         if force:
             self.path.unlink(missing_ok=True)
 
-    def load(self) -> dict[str, Record]:
-        """Finished records by id, read once (later calls return the same dict); drops a line torn by a kill so
+    def load(self) -> Set[str]:
+        """The ids of the finished records, read once (later calls see appends); drops a line torn by a kill so
         appends start on a clean line."""
-        if self._done is None:
-            self._done = self._read()
-        return self._done
+        if self._offsets is None:
+            self._offsets = self._read()
+        return self._offsets.keys()
 
-    def _read(self) -> dict[str, Record]:
+    def _read(self) -> dict[str, int]:
         if not self.path.exists():
             self._start()
             return {}
-        done: dict[str, Record] = {}
-        good_end = 0
+        offsets: dict[str, int] = {}
         with self.path.open("rb") as handle:
             header = handle.readline()
             if not header.endswith(b"\n") or _header_field(header, "fingerprint") is None:
@@ -64,24 +64,40 @@ class Journal:
                 )
             good_end = handle.tell()
             for raw in handle:
-                if not raw.endswith(b"\n"):
+                record_id = _line_id(raw)
+                if record_id is None:
                     break
-                try:
-                    record = Record.model_validate_json(raw)
-                except ValueError:
-                    break
-                done[record.id] = record
-                good_end = handle.tell()
+                offsets[record_id] = good_end
+                good_end += len(raw)
         with self.path.open("r+b") as handle:
             handle.truncate(good_end)
-        return done
+        return offsets
 
     def append(self, records: Sequence[Record]) -> None:
         """Add one finished batch durably."""
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.writelines(dumps(r.to_json_dict()) + "\n" for r in records)
+        offsets = self._offsets if self._offsets is not None else {}
+        lines = [(r.id, (dumps(r.to_json_dict()) + "\n").encode("utf-8")) for r in records]
+        with self.path.open("ab") as handle:
+            at = handle.seek(0, os.SEEK_END)
+            handle.write(b"".join(line for _, line in lines))
             handle.flush()
             os.fsync(handle.fileno())
+        for record_id, line in lines:
+            offsets[record_id] = at
+            at += len(line)
+        self._offsets = offsets
+
+    def lines(self, ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+        """Each of `ids` in the order given, with its journaled line (JSON and newline), or None if unfinished."""
+        offsets = self._offsets if self._offsets is not None else self._read()
+        with self.path.open("rb") as handle:
+            for record_id in ids:
+                at = offsets.get(record_id)
+                if at is None:
+                    yield record_id, None
+                    continue
+                handle.seek(at)
+                yield record_id, handle.readline().decode("utf-8")
 
     def remove(self) -> None:
         """Drop the journal once the finished artifact is in place."""
@@ -97,6 +113,18 @@ class Journal:
     def _header(self) -> str:
         header = {"rrhf_journal": 1, "fingerprint": self.fingerprint}
         return dumps(header | ({"identity": self.identity} if self.identity else {})) + "\n"
+
+
+def _line_id(raw: bytes) -> str | None:
+    """The id of a whole journaled record line; None for a line a kill tore."""
+    if not raw.endswith(b"\n"):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    record_id = value.get("id") if isinstance(value, dict) else None
+    return record_id if isinstance(record_id, str) and isinstance(value.get("prompt"), str | list) else None
 
 
 def _header_field(line: bytes, name: str) -> Any:

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stages.core import __version__
-from stages.core.artifacts import LoadedInput, write_json
+from stages.core.artifacts import write_json
+from stages.core.inputs import InputFile, LoadedInput
 
 REDACTED = "<redacted>"
 # Keys that may hold credentials; `*_env` keys name an environment variable, not its value.
@@ -45,16 +46,16 @@ class Meta(BaseModel):
     finished_at: str | None = None
 
 
-def input_info(loaded: LoadedInput) -> InputInfo:
-    """What the meta records of one input."""
+def input_info(loaded: InputFile | LoadedInput) -> InputInfo:
+    """What the meta records of one input (its format and count once it has been read through)."""
     return InputInfo(
-        path=loaded.spec, format=loaded.format, sha256=loaded.sha256, records=len(loaded.records),
+        path=loaded.spec, format=loaded.format, sha256=loaded.sha256, records=loaded.count,
         options=loaded.options or None,
     )
 
 
 def stage_meta(
-    stage: str, config: BaseModel, inputs: Sequence[LoadedInput], counts: dict[str, int], started_at: str
+    stage: str, config: BaseModel, inputs: Sequence[InputFile | LoadedInput], counts: dict[str, int], started_at: str
 ) -> Meta:
     """The sidecar of a finished stage: its redacted settings, inputs and counts, ending now."""
     return Meta(

@@ -7,11 +7,14 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from stages.core.errors import BadInput, Location, RrhfError, first_line
 
@@ -21,7 +24,10 @@ HF_PREFIX = "hf:"
 # needs more than a handful.
 MAX_DEPTH = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # how JSON text writes one (or half a valid pair)
+_LONG_INTEGER = re.compile(rb"\d{19}")
+# A surrogate's escape (or half a valid pair), as JSON text writes one, or a long integer.
+_NEEDS_CHECK = re.compile(rb"\\u[dD][89a-fA-F]|\d{19}")
+_HUGE_FLOAT = re.compile(rb"-?\d[\d.]*[eE][+]?\d{3,}")
 
 
 def iter_rows(spec: str | Path) -> Iterator[Row]:
@@ -43,14 +49,15 @@ def iter_rows(spec: str | Path) -> Iterator[Row]:
         yield from _jsonl_rows(path)  # checks the lines that may need it, itself
         return
     for where, row in rows:
-        if isinstance(row, str | dict | list):
+        if isinstance(row, str | dict | list | float):
             check_value(where, row)
         yield where, row
 
 
 def check_value(where: Location, value: Any) -> None:
-    """BadInput unless `value` nests at most MAX_DEPTH levels and every string in it (keys too) is valid Unicode:
-    JSON's `\\ud800` escape decodes to a lone surrogate, which no UTF-8 writer or hash can encode."""
+    """BadInput unless `value` nests at most MAX_DEPTH levels, every string in it (keys too) is valid Unicode
+    (JSON's `\\ud800` escape decodes to a lone surrogate, which no UTF-8 writer or hash can encode) and every
+    number is finite (a table's NaN has no JSON form)."""
     # A stack, not recursion, since depth is what is checked; reversed so the first problem in the file is named.
     stack: list[tuple[Any, str, int]] = [(value, "", 1)]
     while stack:
@@ -59,13 +66,17 @@ def check_value(where: Location, value: Any) -> None:
             if not item.isascii() and _SURROGATE.search(item):
                 raise BadInput(where, f"{_named(path)} holds invalid Unicode (a lone surrogate)")
             continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise BadInput(where, f"{_named(path)} is {item}, which JSON does not allow (write null or a number)")
+            continue
         if depth > MAX_DEPTH:
             raise BadInput(where, _too_deep())
         if isinstance(item, list):
             stack.extend(
                 (child, f"{path}[{i}]", depth + 1)
                 for i, child in reversed(list(enumerate(item)))
-                if isinstance(child, str | dict | list)
+                if isinstance(child, str | dict | list | float)
             )
             continue
         for key in item:
@@ -74,7 +85,7 @@ def check_value(where: Location, value: Any) -> None:
         stack.extend(
             (child, f"{path}.{key}" if path else str(key), depth + 1)
             for key, child in reversed(item.items())
-            if isinstance(child, str | dict | list)
+            if isinstance(child, str | dict | list | float)
         )
 
 
@@ -94,26 +105,50 @@ def _too_deep() -> str:
 def _jsonl_rows(path: Path) -> Iterator[Row]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            where = Location(str(path), number)
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise BadInput(where, f"not UTF-8 text (byte {err.start + 1} of the line)") from None
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BadInput(where, _json_problem(err)) from None
-            except RecursionError:  # json's decoder recurses once per level
-                raise BadInput(where, _too_deep()) from None
-            # Walking every row would cost as much as decoding it: only a line with a surrogate's escape or
-            # enough brackets can fail the check.
-            if _ESCAPED_SURROGATE.search(line) or line.count("[") + line.count("{") > MAX_DEPTH:
-                check_value(where, value)
-            yield where, value
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                if not raw.strip():
+                    continue
+                value = _slow_json_line(Location(str(path), number), raw)
+            # Walking every row would cost as much as decoding it: only a line with a surrogate's escape, a
+            # number orjson would round, or enough brackets can fail the check.
+            if _NEEDS_CHECK.search(raw) or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+                value = _checked_line(Location(str(path), number), raw, value)
+            yield Location(str(path), number), value
+
+
+def _slow_json_line(where: Location, raw: bytes) -> Any:
+    """The line decoded by the standard library, for its error messages (orjson refused it)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BadInput(where, f"not UTF-8 text (byte {err.start + 1} of the line)") from None
+    try:
+        value = json.loads(line, parse_constant=_not_json)
+    except json.JSONDecodeError as err:
+        raise BadInput(where, _json_problem(err)) from None
+    except RecursionError:  # json's decoder recurses once per level
+        raise BadInput(where, _too_deep()) from None
+    except ValueError as err:
+        raise BadInput(where, str(err)) from None
+    check_value(where, value)
+    number = _HUGE_FLOAT.search(raw)
+    raise BadInput(where, f"holds a number too large for a 64-bit float ({number.group() if number else '?'})")
+
+
+def _checked_line(where: Location, raw: bytes, value: Any) -> Any:
+    # orjson reads an integer beyond 64 bits as a float; the standard library keeps it exact.
+    if _LONG_INTEGER.search(raw):
+        value = json.loads(raw, parse_constant=_not_json)
+    check_value(where, value)
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"holds {name}, which JSON does not allow (write null or a number)")
 
 
 def _read_text(path: Path) -> str:
@@ -128,11 +163,13 @@ def _read_text(path: Path) -> str:
 def _json_rows(path: Path) -> Iterator[Row]:
     text = _read_text(path)
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as err:
         raise BadInput(Location(str(path), err.lineno), _json_problem(err)) from None
     except RecursionError:
         raise BadInput(Location(str(path), _deep_line(text)), _too_deep()) from None
+    except ValueError as err:  # NaN or Infinity
+        raise BadInput(str(path), f"an item {err}") from None
     if not isinstance(value, list):
         raise BadInput(str(path), "a .json input must hold an array of records (use .jsonl for one record per line)")
     for number, item in enumerate(value, start=1):
@@ -183,11 +220,13 @@ def _csv_cell(where: Location, key: str, cell: str | None) -> Any:
         return None
     if cell[:1] in "[{":
         try:
-            return json.loads(cell)
+            return json.loads(cell, parse_constant=_not_json)
         except json.JSONDecodeError as err:
             raise BadInput(where, f"column '{key}' holds invalid JSON ({err.msg.removesuffix(' at')})") from None
         except RecursionError:
             raise BadInput(where, f"column '{key}' is {_too_deep()}") from None
+        except ValueError as err:  # NaN or Infinity
+            raise BadInput(where, f"column '{key}' {err}") from None
     return cell
 
 

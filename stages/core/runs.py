@@ -3,24 +3,26 @@ finished artifact with its sidecar."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set, Sized
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field
 
-from stages.core.artifacts import LoadedInput, write_records
+from stages.core.artifacts import Row, write_records
 from stages.core.config import OPERATIONAL, outcome_settings
 from stages.core.console import log
 from stages.core.errors import RrhfError, RunInterrupted, interrupted
+from stages.core.inputs import InputFile, LoadedInput
 from stages.core.journal import Journal
 from stages.core.launch import Group, Launch
 from stages.core.meta import Meta, fingerprint, input_info, now, redact, run_identity, stage_meta, write_meta
 from stages.core.outputs import check_output, lock_output, unlock_output
 from stages.core.readers import HF_PREFIX
 from stages.core.schema import Record
+from stages.core.shares import collect_shares, in_input_order, share_path
 
 
 @dataclass(frozen=True)
@@ -50,17 +52,26 @@ class BatchResult:
 
 @dataclass
 class Outcome:
-    """Every record journaled so far by id, the failures of this run and the unfinished records by id."""
+    """What the batch loop left: the journal of every finished record, this run's failures, and the unfinished
+    records by id (failures are few; the finished records stay on disk)."""
 
-    done: dict[str, Record]
+    journal: Journal
     failures: list[Failure]
     unfinished: dict[str, Record]
 
-    def in_order(self, records: Sequence[Record]) -> list[Record]:
-        """The finished (else unfinished) version of each record, in the order given; records that failed with
-        nothing to show are left out."""
-        written = self.unfinished | self.done  # a finished version wins
-        return [written[r.id] for r in records if r.id in written]
+    @property
+    def done(self) -> Set[str]:
+        """The ids of every finished record."""
+        return self.journal.load()
+
+    def in_order(self, ids: Iterable[str]) -> Iterator[Row]:
+        """The finished (else unfinished) version of each record, in the order of `ids`, streamed from the
+        journal; records that failed with nothing to show are left out."""
+        for record_id, line in self.journal.lines(ids):
+            if line is not None:
+                yield line
+            elif record_id in self.unfinished:
+                yield self.unfinished[record_id]
 
 
 Work = Callable[[list[Record], list[str]], BatchResult]
@@ -91,7 +102,7 @@ class StageRun:
         stage: str,
         config: BaseModel,
         output: Path,
-        inputs: Sequence[LoadedInput],
+        inputs: Sequence[InputFile | LoadedInput],
         force: bool = False,
         launch: Launch | None = None,
         appending: bool = False,
@@ -114,19 +125,21 @@ class StageRun:
         identity = run_identity(stage, settings, infos)  # stamps the files the settings name: once
         self.journal = Journal(journaled, fingerprint(identity), force=force, identity=redact(identity))
 
-    def done(self) -> dict[str, Record]:
-        """The records a killed run of the same command already finished, by id."""
+    def done(self) -> Set[str]:
+        """The ids of the records a killed run of the same command already finished."""
         return self.journal.load()
 
     def batches(
         self,
-        ordered: Sequence[Record],
+        ordered: Iterable[Record],
         batch_size: int,
         work: Work,
         advance: Callable[[int], None] = lambda n: None,
         whole_batches: bool = False,
+        total: int | None = None,
     ) -> Outcome:
-        """Apply `work` to the records not yet journaled, batch by batch, journaling each batch's finished records.
+        """Apply `work` to the records not yet journaled, batch by batch, journaling each batch's finished records;
+        `ordered` is streamed (`total` records, where it has no len()), so memory holds one batch.
 
         Failed records are left out of the journal, so running the same command again redoes exactly those.
         Batches are cut from the full order and `work` also gets all the batch's ids, so a stage can seed a batch
@@ -134,15 +147,15 @@ class StageRun:
         batch) a batch cut short by a kill is redone whole.
         """
         done = self.done()
-        resumed = sum(1 for r in ordered if r.id in done)
-        if resumed:
-            log.info("%s: resuming from %s: %d of %d records already done", self.stage, self.journal.path, resumed,
-                     len(ordered))
-        advance(resumed)
+        total = len(ordered) if total is None and isinstance(ordered, Sized) else total
+        if done:
+            log.info("%s: resuming from %s: %d of %d records already done", self.stage, self.journal.path, len(done),
+                     total)
+        advance(len(done))
         failures: list[Failure] = []
         unfinished: dict[str, Record] = {}
-        for start in range(0, len(ordered), batch_size):
-            batch = list(ordered[start : start + batch_size])
+        records = iter(ordered)
+        while batch := list(itertools.islice(records, batch_size)):
             missing = [r for r in batch if r.id not in done]
             if not missing:
                 continue
@@ -150,22 +163,19 @@ class StageRun:
                 result = work(batch if whole_batches else missing, [r.id for r in batch])
             except (RunInterrupted, KeyboardInterrupt) as err:
                 stopped = err if isinstance(err, RunInterrupted) else interrupted(err)
-                kept = sum(1 for r in ordered if r.id in done)
                 raise RunInterrupted(
-                    f"{stopped}; {kept} of {len(ordered)} records are finished and kept in {self.journal.path}: run "
+                    f"{stopped}; {len(done)} of {total} records are finished and kept in {self.journal.path}: run "
                     "the same command again to continue", stopped.exit_code,
                 ) from None
-            finished = [r for r in result.finished if r.id not in done]
-            self.journal.append(finished)
-            done.update((r.id, r) for r in finished)
-            failures += [f for f in result.failures if f.id not in done]
+            self.journal.append([r for r in result.finished if r.id not in done])
+            failed = [f for f in result.failures if f.id not in done]
+            failures += failed
             unfinished.update((r.id, r) for r in result.unfinished if r.id not in done)
+            lost = [r.id for r in missing if r.id not in done and r.id not in {f.id for f in failed}]
+            if lost:
+                raise RuntimeError(f"batch work returned no record for id '{lost[0]}'")
             advance(len(missing))
-        failed = {f.id for f in failures}
-        lost = [r.id for r in ordered if r.id not in done and r.id not in failed]
-        if lost:
-            raise RuntimeError(f"batch work returned no record for id '{lost[0]}'")
-        return Outcome(done, failures, unfinished)
+        return Outcome(self.journal, failures, unfinished)
 
     def report_failures(self, failures: Sequence[Failure], what: str, allow: bool) -> None:
         """List `failures` in OUTPUT.failed.jsonl (or remove a stale list), log the first few, and unless `allow`
@@ -192,30 +202,40 @@ class StageRun:
                 "the output without them"
             )
 
-    def finish(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int] | None = None) -> Meta | None:
-        """Write the artifact and its sidecar atomically, then drop the journal. In a data-parallel launch rank 0
-        writes every rank's records, in the first input's order, with the counts summed; it returns None on the
-        other ranks."""
+    def finish(self, records: Iterable[Row], counts: dict[str, int] | None = None) -> Meta | None:
+        """Write the artifact and its sidecar atomically, streaming `records`, then drop the journal; `counts` is
+        read after the records are written, so a generator may fill it. In a data-parallel launch each rank
+        writes its share to disk and rank 0 streams every share into the artifact, in the first input's order,
+        with the counts summed; it returns None on the other ranks."""
+        counts = {} if counts is None else counts
         if self.group is None:
-            meta = self._write(records, counts or {})
+            meta = self._write(records, counts)
             self.journal.remove()
             unlock_output(self.locked)
             return meta
-        rows = [r.to_json_dict() if isinstance(r, Record) else r for r in records]
-        shares = self.group.gather((rows, counts or {}))
+        own = share_path(self.output, self.launch.tag)
+        write_records(own, records)
+        every_count = self.group.gather(counts)
+        shares = collect_shares(self.group, self.output, own)
         meta = None
-        if shares is not None:
-            by_id = {row["id"]: row for share, _ in shares for row in share}
+        if shares is not None and every_count is not None:
             total: Counter[str] = Counter()
-            for _, share_counts in shares:
+            for share_counts in every_count:
                 total.update(share_counts)
-            meta = self._write([by_id[r.id] for r in self.inputs[0].records if r.id in by_id], dict(total))
-        self.group.barrier()  # the artifact is written: every rank may drop its journal
+            order = self.inputs[0].ids
+            if order is None:
+                raise RuntimeError("a data-parallel finish needs the first input's ids: scan() it first")
+            meta = self._write(in_input_order(shares, order), dict(total))
+            for received in shares[1:]:
+                if received.name.endswith(".received"):
+                    received.unlink(missing_ok=True)
+        self.group.barrier()  # the artifact is written: every rank may drop its share and journal
+        own.unlink(missing_ok=True)
         self.journal.remove()
         unlock_output(self.locked)
         return meta
 
-    def _write(self, records: Iterable[Record | dict[str, Any]], counts: dict[str, int]) -> Meta:
+    def _write(self, records: Iterable[Row], counts: dict[str, int]) -> Meta:
         written = write_records(self.output, records)
         meta = stage_meta(self.stage, self.config, self.inputs, {"records": written, **counts}, self.started_at)
         meta.world_size = self.launch.world_size

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.core.artifacts import LoadedInput, load_records, write_json
+from stages.core.artifacts import write_json
 from stages.core.console import log
 from stages.core.formats import InputOptions
+from stages.core.inputs import LoadedInput, load_records
 from stages.core.schema import Record, Response
 from stages.eval.config import EvalConfig
 from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity, win_rate

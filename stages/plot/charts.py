@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import load_records
 from stages.core.errors import BadInput
+from stages.core.inputs import load_records
 from stages.core.metrics import METRICS_FILE, read_metrics
 
 CURVES = ("loss", "rank_loss", "sft_loss", "rank_acc")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import LoadedInput, load_records
+from stages.core.artifacts import Row
 from stages.core.console import log
 from stages.core.errors import BadInput, Location
 from stages.core.formats import InputOptions
+from stages.core.inputs import InputFile
 from stages.core.runs import StageRun
 from stages.core.schema import Record
 from stages.rank.config import RankConfig
@@ -17,13 +18,11 @@ from stages.rank.ranking import Normalize, Ranked, rank_one
 
 
 def run_rank(source: str, output: Path, config: RankConfig, inputs: InputOptions = InputOptions()) -> dict[str, int]:
-    """Rank every prompt of `source` into `output`; returns the counts also written to the meta."""
-    loaded = load_records(source, inputs)
-    run = StageRun("rank", config, output, [loaded])
-    rows, counts = rank_records(loaded, config)
-    if not rows:
-        raise BadInput(source, "no prompt has two responses with different scores; nothing to rank")
-    run.finish(rows, counts)
+    """Rank every prompt of `source` into `output`, streaming; returns the counts also written to the meta."""
+    stream = InputFile(source, inputs)
+    run = StageRun("rank", config, output, [stream])
+    counts: dict[str, int] = {}
+    run.finish(rank_rows(stream, config, counts), counts)
     log.info(
         "rank: %d of %d prompts kept, %d pairs; dropped %d without a ranking signal, %d without a pair "
         "above the margin; %d duplicate responses removed",
@@ -37,15 +36,16 @@ def run_rank(source: str, output: Path, config: RankConfig, inputs: InputOptions
     return counts
 
 
-def rank_records(loaded: LoadedInput, config: RankConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Rows to write and the counts of what was kept and dropped, and why."""
-    counts: Counter[str] = Counter()
-    rows: list[dict[str, Any]] = []
-    for record, where in zip(loaded.records, loaded.locations, strict=True):
-        scores = _scores(record, where)
+def rank_rows(source: InputFile, config: RankConfig, counts: dict[str, int]) -> Iterator[Row]:
+    """The rows to write, one prompt at a time; fills `counts` with what was kept and dropped, and why, as it
+    goes (complete once the rows are exhausted). BadInput at the end when no prompt could be ranked."""
+    counts.update(prompts_in=0, prompts_kept=0, pairs=0, dropped_no_signal=0, dropped_no_pair=0,
+                  duplicate_responses=0, cut_by_top_k=0)
+    for where, record in source:
+        counts["prompts_in"] += 1
         ranked = rank_one(
             [r.text for r in record.responses],
-            scores,
+            _scores(record, where),
             config.pairs,
             config.min_margin,
             config.max_pairs_per_prompt,
@@ -65,17 +65,9 @@ def rank_records(loaded: LoadedInput, config: RankConfig) -> tuple[list[dict[str
         counts["prompts_kept"] += 1
         counts["pairs"] += len(ranked.pairs)
         listwise = _listwise(record, ranked, config.normalize)
-        rows.extend(_pair_rows(listwise) if config.format == "pairs" else [listwise])
-    base = {
-        "prompts_in": len(loaded.records),
-        "prompts_kept": 0,
-        "pairs": 0,
-        "dropped_no_signal": 0,
-        "dropped_no_pair": 0,
-        "duplicate_responses": 0,
-        "cut_by_top_k": 0,
-    }
-    return rows, base | dict(counts)
+        yield from _pair_rows(listwise) if config.format == "pairs" else [listwise]
+    if not counts["prompts_kept"]:
+        raise BadInput(source.spec, "no prompt has two responses with different scores; nothing to rank")
 
 
 def _scores(record: Record, where: Location) -> list[float]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from stages.core.artifacts import load_records
 from stages.core.console import log
 from stages.core.formats import InputOptions
+from stages.core.inputs import load_records
 from stages.core.runs import StageRun
 from stages.sample.sources import join_by_id
 

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import LoadedInput, load_records
 from stages.core.console import log, progress
 from stages.core.errors import BadInput, UsageError
 from stages.core.formats import InputOptions
 from stages.core.ids import derive_seed
+from stages.core.inputs import LoadedInput, load_records
 from stages.core.launch import Launch, current_launch
 from stages.core.runs import BatchResult, Failure, StageRun, Work
 from stages.core.schema import Record, Response, without_rank_fields

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from stages.core.artifacts import load_records
 from stages.core.console import log, progress
+from stages.core.errors import Location
 from stages.core.formats import InputOptions
+from stages.core.inputs import InputFile
 from stages.core.launch import current_launch
 from stages.core.runs import BatchResult, Failure, StageRun
 from stages.core.schema import Record
@@ -19,18 +21,29 @@ def run_score(
     source: str, output: Path, config: ScoreConfig, inputs: InputOptions = InputOptions(), force: bool = False
 ) -> dict[str, int]:
     """Score every response of `source` into `output`; returns the counts also written to the meta."""
-    loaded = load_records(source, inputs)
-    where = dict(zip((r.id for r in loaded.records), loaded.locations, strict=True))
+    stream = InputFile(source, inputs).scan()  # the whole input is checked before any scoring
     launch = current_launch()  # under torchrun each rank scores every world_size-th record
-    records = loaded.records[launch.rank :: launch.world_size]
-    run = StageRun("score", config, output, [loaded], force, launch)
+    run = StageRun("score", config, output, [stream], force, launch)
+    done = run.done()
+    where: dict[str, Location] = {}  # of the records in flight: a batch's are dropped once it is scored
+    counts = {"responses": 0}
+
+    def share() -> Iterator[Record]:
+        for index, (location, record) in enumerate(stream):
+            if index % launch.world_size == launch.rank:
+                counts["responses"] += len(record.responses)
+                if record.id not in done:
+                    where[record.id] = location
+                yield record
+
     scorer = make_scorer(config)
 
     def work(batch: list[Record], batch_ids: list[str]) -> BatchResult:
-        values = scorer.score(batch, [where[r.id] for r in batch])
+        locations = [where.pop(r.id) for r in batch]
+        values = scorer.score(batch, locations)
         result = BatchResult(finished=[])
-        for record, vals in zip(batch, values, strict=True):
-            scored = apply_scores(record, vals, config.as_name, config.primary, where[record.id])
+        for record, vals, location in zip(batch, values, locations, strict=True):
+            scored = apply_scores(record, vals, config.as_name, config.primary, location)
             failures = [
                 value.at(record.id, index)
                 for index, value in enumerate(vals)
@@ -41,19 +54,20 @@ def run_score(
             result.failures += failures
         return result
 
-    total = sum(len(r.responses) for r in records)
+    ids = (stream.ids or [])[launch.rank :: launch.world_size]
     try:
-        with progress(len(records), "score") as advance:
-            outcome = run.batches(records, config.batch_size or 1, work, advance)
+        with progress(len(ids), "score") as advance:
+            outcome = run.batches(share(), config.batch_size or 1, work, advance, total=len(ids))
     finally:
         scorer.close()
+    total = counts["responses"]
     failed = len(outcome.failures)
     run.report_failures(outcome.failures, f"of {total} responses could not be scored", config.allow_failures)
     if failed:
         log.warning("score: %d of %d responses could not be scored; written without a score", failed, total)
     counts = {"responses": total, "scored": total - failed, "failed": failed}
-    meta = run.finish(outcome.in_order(records), counts)
+    meta = run.finish(outcome.in_order(ids), counts)
     counts = dict(meta.counts) if meta else counts  # every rank's, on rank 0 of a parallel launch
-    prompts = counts.get("records", len(records))
+    prompts = counts.get("records", len(ids))
     log.info("score: %d responses of %d prompts scored with %s", counts["scored"], prompts, config.backend)
     return counts

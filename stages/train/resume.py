@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import LoadedInput, atomic_open, write_json
+from stages.core.artifacts import atomic_open, write_json
 from stages.core.config import outcome_settings
 from stages.core.console import log
 from stages.core.errors import UsageError
+from stages.core.inputs import LoadedInput
 from stages.core.meta import differences, fingerprint, input_info, redact, run_identity
 from stages.train.config import TrainConfig
 

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import load_records
 from stages.core.console import log, progress
 from stages.core.errors import RrhfError, RunInterrupted, UsageError, first_line, interrupted
 from stages.core.formats import InputOptions
+from stages.core.inputs import load_records
 from stages.core.launch import current_launch
 from stages.core.meta import Meta, meta_path, now, stage_meta, write_meta
 from stages.core.metrics import METRICS_FILE, read_metrics

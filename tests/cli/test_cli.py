@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from stages.core.artifacts import load_records
+from stages.core.inputs import load_records
 from stages.core.runs import StageRun
 
 

@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages.core.artifacts import load_records
 from stages.core.errors import BadInput
 from stages.core.formats import InputOptions
 from stages.core.ids import prompt_id
+from stages.core.inputs import load_records
 from stages.core.meta import input_info
 from stages.core.readers import parse_hf_spec
 

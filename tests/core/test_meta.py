@@ -4,7 +4,7 @@ import json
 
 from pydantic import BaseModel
 
-from stages.core.artifacts import load_records
+from stages.core.inputs import load_records
 from stages.core.meta import REDACTED, read_meta, redact
 from stages.core.runs import StageRun
 
