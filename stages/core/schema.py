@@ -80,9 +80,10 @@ class Record(_Open):
 
     def to_json_dict(self) -> dict[str, Any]:
         """The record as written to an artifact: contract fields first, then carried fields."""
-        return self.model_dump(mode="json", exclude_unset=True) | {
-            "responses": [r.model_dump(mode="json", exclude_unset=True) for r in self.responses]
-        }
+        row = self.model_dump(mode="json", exclude_unset=True)  # unset applies to the responses too
+        if "responses" not in row:
+            row = {"id": row.pop("id"), "prompt": row.pop("prompt"), "responses": [], **row}
+        return row
 
 
 RANK_FIELDS = ("pairs",)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from stages.core.console import log
 from stages.core.formats import InputOptions
-from stages.core.inputs import load_records
+from stages.core.inputs import InputFile
 from stages.core.runs import StageRun
-from stages.sample.sources import join_by_id
+from stages.core.schema import Record
+from stages.sample.join import join_files
 
 
 class MergeConfig(BaseModel):
@@ -22,23 +25,31 @@ class MergeConfig(BaseModel):
 def run_merge(
     sources: list[str], output: Path, config: MergeConfig, inputs: InputOptions = InputOptions()
 ) -> dict[str, int]:
-    """Join every input by id into `output`; returns the counts also written to the meta."""
-    loaded = [load_records(source, inputs) for source in sources]
-    run = StageRun("merge", config, output, loaded)
-    records, joined = join_by_id([(i.records, i.locations) for i in loaded], dedupe=config.dedupe)
-    counts = {
-        "inputs": len(loaded),
-        "records_in": sum(len(i.records) for i in loaded),
-        "records_joined": joined["records_joined"],
-        "responses": sum(len(r.responses) for r in records),
-        "duplicates_dropped": joined["duplicates_dropped"],
-    }
-    run.finish(records, counts)
+    """Join every input by id into `output`, streaming; returns the counts also written to the meta."""
+    streams = [InputFile(source, inputs) for source in sources]
+    run = StageRun("merge", config, output, streams)
+    joined: Counter[str] = Counter()
+    counts: dict[str, int] = {}
+
+    def rows() -> Iterator[Record]:
+        responses = 0
+        for record in join_files(streams, output.parent, joined, dedupe=config.dedupe):
+            responses += len(record.responses)
+            yield record
+        counts.update(
+            inputs=len(streams),
+            records_in=sum(s.count or 0 for s in streams),
+            records_joined=joined["records_joined"],
+            responses=responses,
+            duplicates_dropped=joined["duplicates_dropped"],
+        )
+
+    meta = run.finish(rows(), counts)
     log.info(
         "merge: %d files, %d records in, %d out (%d joined by id), %d responses; %d duplicate responses dropped",
         counts["inputs"],
         counts["records_in"],
-        len(records),
+        meta.counts["records"] if meta else 0,
         counts["records_joined"],
         counts["responses"],
         counts["duplicates_dropped"],

@@ -1,29 +1,37 @@
 """The sample stage: read prompts, collect k responses per prompt from one backend, write a samples file.
 
-Steps: load and shard the prompts; gather responses carried from the input (and, with --append, the
-existing output); open the journal; sample the prompts not yet journaled, batch by batch, in length order;
-write the artifact, its meta and a list of the prompts that failed.
+Steps: read and check the prompts, parking this share's on disk with the responses the input carries; check
+them against the existing output (--append); open the journal; sample the prompts not yet journaled, batch by
+batch, in length order; stream the artifact from the journal in input order (joined with the existing output
+for --append), its meta and a list of the prompts that failed.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from stages.core.artifacts import Row, json_line
 from stages.core.console import log, progress
-from stages.core.errors import BadInput, UsageError
+from stages.core.errors import BadInput, Location, UsageError
 from stages.core.formats import InputOptions
 from stages.core.ids import derive_seed
-from stages.core.inputs import LoadedInput, load_records
+from stages.core.inputs import InputFile
 from stages.core.launch import Launch, current_launch
-from stages.core.runs import BatchResult, Failure, StageRun, Work
+from stages.core.meta import Meta
+from stages.core.runs import BatchResult, Failure, Outcome, StageRun, Work
 from stages.core.schema import Record, Response, without_rank_fields
+from stages.core.spool import RecordSpool
 from stages.sample.backends import Sampler, SampleRequest, create_sampler
 from stages.sample.config import SampleConfig
+from stages.sample.join import join_files
 from stages.sample.registry import SAMPLERS
-from stages.sample.sources import included_responses, join_by_id
+from stages.sample.sources import included_responses
+
+LENGTH_CHUNK = 1024  # prompts tokenised at a time to order them by length
 
 
 def run_sample(
@@ -34,30 +42,34 @@ def run_sample(
     force: bool = False,
 ) -> dict[str, int]:
     """Sample k responses for every prompt of `source` (or of its shard) into `output`; returns the counts."""
-    loaded = load_records(source, inputs)
     # Under torchrun each rank samples every world_size-th prompt; --shard splits the work by hand instead.
     launch = current_launch() if config.shard is None else Launch()
     if launch.parallel and config.append:
         raise UsageError("--append runs in one process; sample into a new file and join with `rrhf merge`")
-    index, count = (launch.rank, launch.world_size) if launch.parallel else config.shard_of()
-    records, locations = loaded.records[index::count], loaded.locations[index::count]
-    if not records and not launch.parallel:
-        raise BadInput(source, f"shard {config.shard} holds no prompt (the input has {len(loaded.records)})")
-    _check_prompts(records, locations, config)
-    carried = {r.id: _carried(r, where, config.include_field) for r, where in zip(records, locations, strict=True)}
-    existing = load_records(output) if config.append and output.exists() else None
+    stream = InputFile(source, inputs)
+    prompts = RecordSpool(output.parent)  # this share's prompts, with the responses carried from the input
+    try:
+        return _sample(stream, prompts, output, config, launch, force)
+    finally:
+        prompts.close()
+
+
+def _sample(
+    stream: InputFile, prompts: RecordSpool, output: Path, config: SampleConfig, launch: Launch, force: bool
+) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    ids = _read_prompts(stream, prompts, config, launch, counts)
+    existing = InputFile(output) if config.append and output.exists() else None
     if existing is not None:
-        _check_same_prompts(existing, records, locations)
+        _check_same_prompts(existing, prompts, ids)
     if config.strategy == "sample" and config.temperature == 0 and config.k > 1:
         log.warning("sample: --temperature 0 decodes greedily, so the %d responses of a prompt will be equal", config.k)
-    run = StageRun("sample", config, output, [loaded] + ([existing] if existing else []), force, launch,
+    run = StageRun("sample", config, output, [stream] + ([existing] if existing else []), force, launch,
                    appending=existing is not None)
-
     done = run.done()
-    resumed = sum(1 for r in records if r.id in done)
-    counts: Counter[str] = Counter()
-    failures: list[Failure] = []
-    if any(r.id not in done for r in records):
+    resumed = len(done)
+    outcome = Outcome(run.journal, [], {})
+    if any(i not in done for i in ids):
         try:
             sampler = create_sampler(config)
         except BaseException:
@@ -65,35 +77,73 @@ def run_sample(
                 run.journal.remove()
             raise
         try:
-            ordered = _length_order(sampler, records, config, counts)
+            order = _length_order(sampler, prompts, config, counts)
             spec = SAMPLERS[config.backend]
             batch_size = config.batch_size or spec.batch_size
-            with progress(len(records), "sample") as advance:
-                work = _work(sampler, config)
-                failures = run.batches(ordered, batch_size, work, advance, whole_batches=spec.batch_seeded).failures
+            with progress(len(ids), "sample") as advance:
+                ordered = (prompts.get(i)[1] for i in order)
+                outcome = run.batches(ordered, batch_size, _work(sampler, config), advance,
+                                      whole_batches=spec.batch_seeded, total=len(ids))
         finally:
             sampler.close()
-
-    sampled = [_with_responses(r, carried[r.id] + (done[r.id].responses if r.id in done else [])) for r in records]
     counts.update(
-        prompts=len(records),
+        prompts=len(ids),
         resumed_prompts=resumed,
-        prompts_sampled=sum(1 for r in records if r.id in done),
-        responses_sampled=sum(len(done[r.id].responses) for r in records if r.id in done),
-        responses_included=sum(len(c) for c in carried.values()),
-        input_responses_dropped=sum(len(r.responses) for r in records)
-        - sum(1 for r in records for x in r.responses if x.source in config.include_field),
-        failed_prompts=len(failures),
+        prompts_sampled=len(done),
+        responses_sampled=len(done) * config.k,  # a prompt is journaled with exactly k
+        failed_prompts=len(outcome.failures),
     )
-    run.report_failures(failures, "prompt(s) failed", config.allow_failures)
-    final = sampled
-    if existing is not None:
-        final, joined = join_by_id([(existing.records, existing.locations), (sampled, locations)])
-        counts.update(records_before=len(existing.records), duplicates_dropped=joined["duplicates_dropped"])
-    meta = run.finish(final, dict(counts))
+    run.report_failures(outcome.failures, "prompt(s) failed", config.allow_failures)
+    rows = outcome.in_order(ids)
+    if existing is None:
+        meta = run.finish(rows, dict(counts))
+    else:
+        meta = _finish_appended(run, existing, rows, output, counts)
     totals = Counter(meta.counts) if meta else counts  # every rank's, on rank 0 of a parallel launch
     _log_summary(config, totals)
     return dict(totals)
+
+
+def _read_prompts(
+    stream: InputFile, prompts: RecordSpool, config: SampleConfig, launch: Launch, counts: Counter[str]
+) -> list[str]:
+    """Check every prompt and park this share's on disk with the responses the input carries; returns the
+    share's ids in input order (`stream.ids` gets every id: rank 0 writes the artifact in that order)."""
+    index, count = (launch.rank, launch.world_size) if launch.parallel else config.shard_of()
+    every: list[str] = []
+    for number, (where, record) in enumerate(stream):
+        every.append(record.id)
+        if number % count != index:
+            continue
+        _check_prompt(record, where, config)
+        carried = _carried(record, where, config.include_field)
+        counts["responses_included"] += len(carried)
+        counts["input_responses_dropped"] += sum(1 for x in record.responses if x.source not in config.include_field)
+        prompts.append(_with_responses(record, carried), where)
+    stream.ids = every
+    if not len(prompts) and not launch.parallel:
+        raise BadInput(stream.spec, f"shard {config.shard} holds no prompt (the input has {len(every)})")
+    return every[index::count]
+
+
+def _finish_appended(
+    run: StageRun, existing: InputFile, rows: Iterator[Row], output: Path, counts: Counter[str]
+) -> Meta | None:
+    """Write the existing output joined by id with the new samples (parked in a file beside it first)."""
+    with tempfile.NamedTemporaryFile("w", dir=output.parent, prefix=f".{output.name}.", suffix=".new.jsonl",
+                                     encoding="utf-8") as new:
+        new.writelines(json_line(row) for row in rows)
+        new.flush()
+        counts["records_before"] = existing.count or 0
+        joined: Counter[str] = Counter()
+        counts_out = dict(counts)
+        merged = join_files([InputFile(existing.spec), InputFile(new.name)], output.parent, joined)
+
+        def rows_out() -> Iterator[Record]:
+            yield from merged
+            counts_out["duplicates_dropped"] = joined["duplicates_dropped"]
+
+        return run.finish(rows_out(), counts_out)
 
 
 def _work(sampler: Sampler, config: SampleConfig) -> Work:
@@ -108,8 +158,10 @@ def _work(sampler: Sampler, config: SampleConfig) -> Work:
                 result = Failure(error=f"{len(result)} of {config.k} responses came back")
             if isinstance(result, Failure):
                 outcome.failures.append(result.at(record.id))
+                outcome.unfinished.append(record)  # with the input's responses alone, for --allow-failures
             else:
-                outcome.finished.append(_with_responses(record, [Response(text=t, source=source) for t in result]))
+                sampled = [Response(text=t, source=source) for t in result]
+                outcome.finished.append(record.model_copy(update={"responses": record.responses + sampled}))
         return outcome
 
     return work
@@ -119,19 +171,21 @@ def _with_responses(record: Record, responses: list[Response]) -> Record:
     return without_rank_fields(record.model_copy(update={"responses": responses}))
 
 
-def _check_prompts(records: Sequence[Record], locations: Sequence[Any], config: SampleConfig) -> None:
-    if config.backend == "openai" and config.endpoint == "completions":
-        for record, where in zip(records, locations, strict=True):
-            if not isinstance(record.prompt, str):
-                raise BadInput(where, "a message prompt needs the chat endpoint (--endpoint chat or auto)")
+def _check_prompt(record: Record, where: Location, config: SampleConfig) -> None:
+    if config.backend == "openai" and config.endpoint == "completions" and not isinstance(record.prompt, str):
+        raise BadInput(where, "a message prompt needs the chat endpoint (--endpoint chat or auto)")
 
 
-def _check_same_prompts(existing: LoadedInput, records: Sequence[Record], locations: Sequence[Any]) -> None:
+def _check_same_prompts(existing: InputFile, prompts: RecordSpool, ids: Sequence[str]) -> None:
     # Checked before sampling, so a mismatch costs no generation.
-    prompts = {r.id: r.prompt for r in existing.records}
-    for record, where in zip(records, locations, strict=True):
-        if record.id in prompts and prompts[record.id] != record.prompt:
-            raise BadInput(where, f"id '{record.id}' is in {existing.spec} with a different prompt; cannot --append")
+    position = {record_id: i for i, record_id in enumerate(ids)}
+    for _, record in existing:
+        if record.id in position:
+            where, mine = prompts.get(position[record.id])
+            if mine.prompt != record.prompt:
+                raise BadInput(
+                    where, f"id '{record.id}' is in {existing.spec} with a different prompt; cannot --append"
+                )
 
 
 def _carried(record: Record, where: Any, names: Sequence[str]) -> list[Response]:
@@ -141,11 +195,16 @@ def _carried(record: Record, where: Any, names: Sequence[str]) -> list[Response]
         raise BadInput(where, str(err)) from None
 
 
-def _length_order(sampler: Sampler, records: list[Record], config: SampleConfig, counts: Counter[str]) -> list[Record]:
-    """Records shortest prompt first, so a batch pads little; counts the prompts the backend cuts."""
-    lengths = sampler.prompt_lengths([r.prompt for r in records])
-    if lengths is None:
-        return list(records)
+def _length_order(sampler: Sampler, prompts: RecordSpool, config: SampleConfig, counts: Counter[str]) -> list[int]:
+    """Positions of the prompts, shortest first, so a batch pads little; counts the prompts the backend cuts.
+    Lengths are taken a chunk of prompts at a time."""
+    lengths: list[int] = []
+    for start in range(0, len(prompts), LENGTH_CHUNK):
+        chunk = [prompts.get(i)[1].prompt for i in range(start, min(start + LENGTH_CHUNK, len(prompts)))]
+        measured = sampler.prompt_lengths(chunk)
+        if measured is None:
+            return list(range(len(prompts)))
+        lengths += measured
     limit = sampler.prompt_limit
     if limit is not None:
         counts["prompts_truncated"] = sum(1 for n in lengths if n > limit)
@@ -156,8 +215,7 @@ def _length_order(sampler: Sampler, records: list[Record], config: SampleConfig,
                 "--max-new-tokens %d); their start is cut", counts["prompts_truncated"], limit, config.max_new_tokens
             )
     # Ties keep input order, so the batches (and so the seeds) are the same on every run.
-    order = sorted(range(len(records)), key=lambda i: lengths[i])
-    return [records[i] for i in order]
+    return sorted(range(len(lengths)), key=lengths.__getitem__)
 
 
 def _log_summary(config: SampleConfig, counts: Counter[str]) -> None:

@@ -41,36 +41,26 @@ def _texts(value: Any) -> list[str] | None:
     return None
 
 
-def join_by_id(
-    inputs: Sequence[tuple[Sequence[Record], Sequence[Location]]], dedupe: bool = True
-) -> tuple[list[Record], Counter[str]]:
-    """Join records from several inputs by id, in order of first appearance; responses are concatenated.
-
-    With `dedupe`, a response whose (text, source) pair already came from an earlier input is dropped (repeats
-    inside one input are kept: a model may well give the same answer twice). The first input's fields win.
-    A shared id whose prompts differ is bad input, named at the later record.
-    """
-    joined: dict[str, Record] = {}
-    changed: set[str] = set()  # ids whose responses other inputs added to: rank's pairs no longer describe them
-    counts: Counter[str] = Counter()
-    for records, locations in inputs:
-        seen_before = {rid: {(r.text, r.source) for r in rec.responses} for rid, rec in joined.items()}
-        for record, where in zip(records, locations, strict=True):
-            first = joined.get(record.id)
-            if first is None:
-                joined[record.id] = record.model_copy(deep=True)
+def join_record(
+    first: Record, others: Sequence[tuple[Record, Location]], counts: Counter[str], dedupe: bool = True
+) -> Record:
+    """One id's records from several inputs joined: the first's fields win and responses are concatenated; with
+    `dedupe`, a response whose (text, source) pair an earlier input already gave is dropped (repeats inside one
+    input are kept: a model may well give the same answer twice). A later record whose prompt differs is bad
+    input, named at that record. Adds to `records_joined` and `duplicates_dropped`."""
+    joined = first.model_copy(deep=True)
+    for record, where in others:
+        if record.prompt != joined.prompt:
+            raise BadInput(where, f"id '{record.id}' was already joined with a different prompt")
+        counts["records_joined"] += 1
+        earlier = {(r.text, r.source) for r in joined.responses}
+        for response in record.responses:
+            if dedupe and (response.text, response.source) in earlier:
+                counts["duplicates_dropped"] += 1
                 continue
-            if first.prompt != record.prompt:
-                raise BadInput(where, f"id '{record.id}' was already joined with a different prompt")
-            counts["records_joined"] += 1
-            changed.add(record.id)
-            earlier = seen_before.get(record.id, set())
-            for response in record.responses:
-                if dedupe and (response.text, response.source) in earlier:
-                    counts["duplicates_dropped"] += 1
-                    continue
-                first.responses.append(response.model_copy())
-            for key, value in record.extra.items():
-                if key not in first.extra:
-                    setattr(first, key, value)
-    return [without_rank_fields(r) if r.id in changed else r for r in joined.values()], counts
+            joined.responses.append(response.model_copy())
+        for key, value in record.extra.items():
+            if key not in joined.extra:
+                setattr(joined, key, value)
+    # Responses other inputs added to: rank's pairs no longer describe the record.
+    return without_rank_fields(joined)
