@@ -19,9 +19,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from stages.core.artifacts import load_records
 from stages.core.console import quiet_libraries, setup_logging
 from stages.core.errors import RrhfError, exit_status
+from stages.core.inputs import load_records
 from stages.core.metrics import read_metrics
 from stages.eval.config import EvalConfig
 from stages.eval.run import run_eval

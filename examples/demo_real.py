@@ -20,7 +20,7 @@ from pathlib import Path
 
 from demo import parse_common, rrhf_round, run_as_command  # this folder's demo.py: flags, a round, the exit
 
-from stages.core.artifacts import load_records
+from stages.core.inputs import load_records
 from stages.core.metrics import read_metrics
 from stages.eval.config import EvalConfig
 from stages.eval.run import run_eval

@@ -9,7 +9,7 @@ from typing import Any
 from rrhf_cli.options import InputArg, JsonOpt, command
 from stages.core.errors import BadInput
 from stages.core.formats import InputOptions
-from stages.core.inputs import load_records
+from stages.core.inputs import InputFile
 from stages.core.meta import read_meta
 from stages.core.metrics import read_metrics
 from stages.core.summary import Stats, Summary, summarize
@@ -32,8 +32,8 @@ def inspect_command(path: InputArg, inputs: InputOptions, json_output: JsonOpt =
     if Path(path).is_dir():
         _inspect_model_folder(Path(path), json_output)
         return
-    loaded = load_records(path, inputs)
-    summary = summarize(loaded.records, loaded.format)
+    stream = InputFile(path, inputs)
+    summary = summarize(stream.records(), lambda: stream.format or "rrhf")
     meta = read_meta(Path(path)) if not path.startswith("hf:") else None
     meta_dict = meta.model_dump(mode="json") if meta else None
     if json_output:

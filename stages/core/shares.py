@@ -25,8 +25,9 @@ def share_path(output: Path, tag: str, kind: str = "share") -> Path:
     return output.with_name(f"{output.name}.{tag}.{kind}")
 
 
-def collect_shares(group: Group, output: Path, own: Path) -> list[Path] | None:
-    """On rank 0, every rank's share as a file it can read, in rank order; None on the other ranks. Collective."""
+def collect_shares(group: Group, output: Path, own: Path, chunk_bytes: int = CHUNK_BYTES) -> list[Path] | None:
+    """On rank 0, every rank's share as a file it can read, in rank order; None on the other ranks. Collective.
+    Memory holds at most one chunk of `chunk_bytes` per rank."""
     launch = group.launch
     sizes = group.gather((str(own), own.stat().st_size))
     visible = None
@@ -41,7 +42,7 @@ def collect_shares(group: Group, output: Path, own: Path) -> list[Path] | None:
         sinks = [stack.enter_context(p.open("wb")) for p in received[1:]] if lead else []
         source = stack.enter_context(own.open("rb"))
         while True:
-            chunk = b"" if lead else source.read(CHUNK_BYTES)
+            chunk = b"" if lead else source.read(chunk_bytes)
             chunks = group.gather(chunk)
             for sink, piece in zip(sinks, (chunks or [])[1:], strict=False):
                 sink.write(piece)

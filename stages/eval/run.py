@@ -3,24 +3,27 @@ and report mean reward, win rate and the perplexity of the references the prompt
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from stages.core.artifacts import write_json
 from stages.core.console import log
 from stages.core.formats import InputOptions
-from stages.core.inputs import LoadedInput, load_records
+from stages.core.inputs import InputFile
 from stages.core.schema import Record, Response
 from stages.eval.config import EvalConfig
 from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity, win_rate
 from stages.sample.run import run_sample
 from stages.score.run import run_score
 
+REFERENCE_CHUNK = 256  # prompts whose references are scored at a time
+
 
 def run_eval(
     source: str, outdir: Path, config: EvalConfig, inputs: InputOptions = InputOptions(), force: bool = False
 ) -> EvalReport:
     """Evaluate `config.model` (and `config.baseline`) on the prompts of `source`; writes OUTDIR/report.json."""
-    loaded = load_records(source, inputs)
+    prompts = InputFile(source, inputs)
     outdir.mkdir(parents=True, exist_ok=True)
     models = {"model": config.model, **({"baseline": config.baseline} if config.baseline else {})}
     scores: dict[str, dict[str, list[float]]] = {}
@@ -29,19 +32,20 @@ def run_eval(
         samples, scored = outdir / f"samples-{label}.jsonl", outdir / f"scored-{label}.jsonl"
         run_sample(source, samples, config.sample_config(name, label), inputs, force=force)
         run_score(str(samples), scored, config.score_config(), force=force)
-        scored_records = load_records(scored).records
-        scores[label] = {r.id: [x.score for x in r.responses if x.score is not None] for r in scored_records}
+        scores[label] = {
+            r.id: [x.score for x in r.responses if x.score is not None] for r in InputFile(scored).records()
+        }
         reports[label] = ModelReport(
             model=name,
             mean_reward=mean_reward(scores[label]),
             responses=sum(len(v) for v in scores[label].values()),
-            reference_perplexity=reference_perplexity(name, loaded, config),
+            reference_perplexity=reference_perplexity(name, prompts, config),
         )
     report = EvalReport(
         model=reports["model"],
         baseline=reports.get("baseline"),
         win_rate=win_rate(scores["model"], scores["baseline"]) if "baseline" in scores else None,
-        prompts=len(loaded.records),
+        prompts=prompts.count or 0,
     )
     write_json(outdir / "report.json", report.model_dump(mode="json"))
     return report
@@ -53,15 +57,22 @@ def references(record: Record) -> list[Response]:
     return chosen or list(record.responses)
 
 
-def reference_perplexity(model_name: str, loaded: LoadedInput, config: EvalConfig) -> float | None:
+def reference_perplexity(model_name: str, prompts: InputFile, config: EvalConfig) -> float | None:
     """Token-weighted perplexity of the references under the model (response tokens and EOS), as the paper
-    reports next to reward; None when the prompts carry no references."""
-    records = [r.model_copy(update={"responses": references(r)}) for r in loaded.records if r.responses]
-    if not records:
-        return None
+    reports next to reward; None when the prompts carry no references. Prompts stream through in chunks."""
     from stages.lm.policy import PolicyLogprobs
 
-    sums, lengths = PolicyLogprobs(model_name, config.max_length, config.batch_size, stage="eval").sums(records)
-    value = perplexity([s for per in sums for s in per], [n for per in lengths for n in per])
+    policy: PolicyLogprobs | None = None
+    sums: list[float] = []
+    lengths: list[int] = []
+    with_references = (r.model_copy(update={"responses": references(r)}) for r in prompts.records() if r.responses)
+    while chunk := list(itertools.islice(with_references, REFERENCE_CHUNK)):
+        policy = policy or PolicyLogprobs(model_name, config.max_length, config.batch_size, stage="eval")
+        chunk_sums, chunk_lengths = policy.sums(chunk)
+        sums += [s for per in chunk_sums for s in per]
+        lengths += [n for per in chunk_lengths for n in per]
+    if policy is None:
+        return None
+    value = perplexity(sums, lengths)
     log.info("eval: reference perplexity under %s: %.3f", model_name, value)
     return value

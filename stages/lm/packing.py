@@ -142,11 +142,13 @@ def packing_verdict(
     stage: str,
     probe: Callable[[dict[str, torch.Tensor]], torch.Tensor],
     model: Any,
+    tokens: tuple[int, int] | None = None,
 ) -> bool:
     """Whether to pack: when asked, or under `auto` when it saves at least a tenth of the estimated compute
     (`compute_estimate`; of the tokens, where the model's width is unknown), and only if `model` takes the
     shared-prompt attention and `probe` (its per-response output on a batch) agrees packed and unpacked; one
-    log line says why not. A model that packs keeps the shared-prompt attention installed."""
+    log line says why not. A model that packs keeps the shared-prompt attention installed. `queries` may be a
+    sample of the data, whose (unpacked, packed) token counts `tokens` then gives for the log line."""
     if mode == "off":
         return False
     tokens_unpacked, tokens_packed = token_counts(queries)
@@ -166,6 +168,7 @@ def packing_verdict(
         level = logging.WARNING if mode == "on" else logging.INFO
         log.log(level, "%s: prompts not packed: %s", stage, reason)
         return False
+    tokens_unpacked, tokens_packed = tokens or (tokens_unpacked, tokens_packed)
     log.info("%s: prompts packed: %d tokens instead of %d", stage, tokens_packed, tokens_unpacked)
     return True
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.core.errors import BadInput
-from stages.core.inputs import load_records
+from stages.core.inputs import InputFile
 from stages.core.metrics import METRICS_FILE, read_metrics
 
 CURVES = ("loss", "rank_loss", "sft_loss", "rank_acc")
@@ -88,7 +88,7 @@ def plot(targets: Sequence[str], output: Path) -> str:
         return f"training curves of {first}"
     groups: dict[str, list[float]] = {}
     for target in targets:
-        for record in load_records(target).records:
+        for record in InputFile(target).records():
             for response in record.responses:
                 if response.score is not None:
                     key = target if len(targets) > 1 else response.source

@@ -1,4 +1,4 @@
-"""Records into tokenised training queries: responses, rewards and ranking pairs, then the policy's tokens.
+"""Records into training queries: responses, rewards and ranking pairs, then the policy's tokens.
 
 A scored file means every pair of a prompt's responses whose scores differ (the paper's loss). A ranked
 file's `pairs` are the pairs `rrhf rank` chose. Preference rows (TRL, Anthropic HH) that share a prompt
@@ -18,16 +18,28 @@ from stages.core.schema import Prompt, Record
 from stages.lm.queries import Query, policy_query
 
 PREFERENCE_FORMATS = ("trl-preference", "hh")
+PlainPrompt = str | list[dict[str, Any]]
+"""A prompt as plain data (a string, or messages as dicts): what a chat template takes."""
 
 
 @dataclass
 class Candidates:
     """One query before tokenisation: a prompt, its response texts, their rewards and chosen pairs, if any."""
 
-    prompt: Prompt
+    prompt: Prompt | PlainPrompt
     texts: list[str]
     rewards: list[float]
     pairs: list[tuple[int, int]] | None = None
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One preference row's two texts and their scores (None where the row has none)."""
+
+    chosen: str
+    rejected: str
+    score_chosen: float | None = None
+    score_rejected: float | None = None
 
 
 def listwise_candidates(record: Record, where: Location) -> Candidates:
@@ -49,37 +61,56 @@ def listwise_candidates(record: Record, where: Location) -> Candidates:
     return Candidates(record.prompt, [r.text for r in record.responses], rewards, pairs)
 
 
+def plain_prompt(prompt: Prompt) -> PlainPrompt:
+    """The prompt as JSON data: a string, or its messages with all their fields."""
+    return prompt if isinstance(prompt, str) else [m.model_dump(mode="json") for m in prompt]
+
+
+def group_key(record: Record) -> str:
+    """What preference rows share when they belong to one query: `prompt_id` where rows carry it, else the prompt."""
+    return str(record.extra.get("prompt_id") or json.dumps(plain_prompt(record.prompt)))
+
+
+def preference_pair(record: Record, where: Location) -> PreferencePair:
+    """A preference row's (chosen, rejected) texts and scores; BadInput unless it has exactly one of each."""
+    by_source = {r.source: r for r in record.responses}
+    if set(by_source) != {"chosen", "rejected"} or len(record.responses) != 2:
+        raise BadInput(where, "a preference row needs one chosen and one rejected response")
+    chosen, rejected = by_source["chosen"], by_source["rejected"]
+    return PreferencePair(chosen.text, rejected.text, chosen.score, rejected.score)
+
+
+def preference_query(prompt: Prompt | PlainPrompt, rows: Sequence[PreferencePair]) -> Candidates:
+    """The rows of one prompt as one query: the distinct texts in order of appearance, each row's (chosen, rejected)
+    as a pair. Rewards are the scores where every text has one (its first), else wins minus losses."""
+    texts: list[str] = []
+    scores: dict[int, float | None] = {}
+    pairs: list[tuple[int, int]] = []
+    for row in rows:
+        indices = []
+        for text, score in ((row.chosen, row.score_chosen), (row.rejected, row.score_rejected)):
+            if text not in texts:
+                texts.append(text)
+            index = texts.index(text)
+            scores.setdefault(index, score)
+            indices.append(index)
+        if indices[0] != indices[1]:  # a row whose two texts are equal carries no preference
+            pairs.append((indices[0], indices[1]))
+    known = [scores[i] for i in range(len(texts))]
+    rewards = known if all(s is not None for s in known) else net_wins(len(texts), pairs)
+    return Candidates(prompt, texts, rewards, pairs)  # type: ignore[arg-type]
+
+
 def preference_candidates(records: Sequence[Record], locations: Sequence[Location]) -> list[Candidates]:
-    """Preference rows grouped by prompt (`prompt_id` where rows carry it): one query per prompt, in order of
-    first appearance, with each row's (chosen, rejected) as a pair. Rewards are the scores where every row
-    has them, else each response's wins minus losses, so SFT learns the most preferred response."""
-    groups: dict[str, list[tuple[Record, Location]]] = {}
+    """Preference rows held in memory, grouped by prompt (`group_key`): one query per prompt, in order of first
+    appearance. For small inputs; the train stage groups a file of any size in `stages.train.prepare`."""
+    groups: dict[str, list[Record]] = {}
+    rows: dict[str, list[PreferencePair]] = {}
     for record, where in zip(records, locations, strict=True):
-        key = str(record.extra.get("prompt_id") or json.dumps(record.model_dump(mode="json")["prompt"]))
-        groups.setdefault(key, []).append((record, where))
-    out = []
-    for rows in groups.values():
-        texts: list[str] = []
-        scores: dict[int, float | None] = {}
-        pairs: list[tuple[int, int]] = []
-        for record, where in rows:
-            by_source = {r.source: r for r in record.responses}
-            if set(by_source) != {"chosen", "rejected"} or len(record.responses) != 2:
-                raise BadInput(where, "a preference row needs one chosen and one rejected response")
-            indices = []
-            for name in ("chosen", "rejected"):
-                response = by_source[name]
-                if response.text not in texts:
-                    texts.append(response.text)
-                index = texts.index(response.text)
-                scores.setdefault(index, response.score)
-                indices.append(index)
-            if indices[0] != indices[1]:  # a row whose two texts are equal carries no preference
-                pairs.append((indices[0], indices[1]))
-        known = [scores[i] for i in range(len(texts))]
-        rewards = known if all(s is not None for s in known) else net_wins(len(texts), pairs)
-        out.append(Candidates(rows[0][0].prompt, texts, rewards, pairs))  # type: ignore[arg-type]
-    return out
+        key = group_key(record)
+        groups.setdefault(key, []).append(record)
+        rows.setdefault(key, []).append(preference_pair(record, where))
+    return [preference_query(groups[key][0].prompt, rows[key]) for key in groups]
 
 
 def net_wins(n: int, pairs: Sequence[tuple[int, int]]) -> list[float]:
@@ -98,8 +129,9 @@ def build_queries(
     max_length: int,
     fmt: str = "rrhf",
 ) -> tuple[list[Query], Counter[str]]:
-    """Tokenise every query with its rewards and pairs; counts the ranking pairs the loss sees in one epoch, the
-    prompts left-truncated and the responses cut to fit `max_length`."""
+    """Tokenise records held in memory, one text at a time: for a handful of queries (tests, probes). Counts the
+    ranking pairs the loss sees in one epoch, the prompts left-truncated and the responses cut to fit
+    `max_length`, as the prepared data of `stages.train.prepare` does for a file of any size."""
     if fmt in PREFERENCE_FORMATS:
         candidates = preference_candidates(records, locations)
     else:

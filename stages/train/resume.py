@@ -11,7 +11,7 @@ from stages.core.artifacts import atomic_open, write_json
 from stages.core.config import outcome_settings
 from stages.core.console import log
 from stages.core.errors import UsageError
-from stages.core.inputs import LoadedInput
+from stages.core.inputs import InputFile, LoadedInput
 from stages.core.meta import differences, fingerprint, input_info, redact, run_identity
 from stages.train.config import TrainConfig
 
@@ -20,9 +20,10 @@ EXTENDABLE = ("max_steps", "epochs")
 """Settings a resume may change: continuing a run for longer is what `--resume` is for."""
 
 
-def run_record(config: TrainConfig, loaded: LoadedInput, world_size: int) -> dict[str, Any]:
+def run_record(config: TrainConfig, loaded: InputFile | LoadedInput, world_size: int) -> dict[str, Any]:
     """What a resume must match: the settings that decide the training (and the number of processes, which
-    decides the batch), the input and the files the settings name (the base model's), and their fingerprint."""
+    decides the batch), the input and the files the settings name (the base model's), and their fingerprint. The
+    input is known by its content hash and options, so it need not have been read through."""
     settings = {k: v for k, v in outcome_settings(config).items() if k not in EXTENDABLE}
     settings["world_size"] = world_size
     identity = run_identity("train", settings, [input_info(loaded)])  # stamps the model's files: once

@@ -9,7 +9,7 @@ from typing import Any
 from stages.core.console import log, progress
 from stages.core.errors import RrhfError, RunInterrupted, UsageError, first_line, interrupted
 from stages.core.formats import InputOptions
-from stages.core.inputs import load_records
+from stages.core.inputs import InputFile
 from stages.core.launch import current_launch
 from stages.core.meta import Meta, meta_path, now, stage_meta, write_meta
 from stages.core.metrics import METRICS_FILE, read_metrics
@@ -18,6 +18,7 @@ from stages.lm.head import lean_head_or_none
 from stages.lm.loading import load_pretrained
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import packing_verdict
+from stages.train.cache import prepared_data
 from stages.train.checkpoints import (
     STAGING,
     checkpoint_folders,
@@ -28,8 +29,9 @@ from stages.train.checkpoints import (
     write_failure,
 )
 from stages.train.config import TrainConfig
-from stages.train.data import build_queries
 from stages.train.resume import RUN_FILE, check_continues, run_record, trim_metrics, write_run_record
+
+PACK_SAMPLE = 1000  # queries `--pack-prompt auto` estimates the saving on
 
 
 def run_train(
@@ -37,12 +39,12 @@ def run_train(
 ) -> Meta:
     """Fine-tune `config.model` on the scored candidates in `source`; the model folder lands in `outdir`."""
     started = now()
-    loaded = load_records(source, inputs)
+    data_source = InputFile(source, inputs)
     _check_outdir(outdir, config.resume, force, config.model)
     launch = current_launch()
     if launch.rank == 0:  # one writer per OUTDIR: the launch's ranks write it together
         lock_output(outdir)
-    record = run_record(config, loaded, launch.world_size)
+    record = run_record(config, data_source, launch.world_size)
     if config.resume:
         check_continues(outdir, record)
 
@@ -52,16 +54,20 @@ def run_train(
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, config.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    queries, query_counts = build_queries(
-        loaded.records, loaded.locations, tokenizer, config.max_length, loaded.format
-    )
+    # Validates the whole input (a bad record ends the run here, before OUTDIR changes), or reuses what an
+    # earlier run prepared from the same input.
+    data = prepared_data(data_source, tokenizer, config.max_length, launch)
+    if force and not config.resume:
+        _start_over(outdir)
 
     model_kwargs: dict[str, Any] = {"dtype": torch.float32}
     if config.attn_implementation:
         model_kwargs["attn_implementation"] = config.attn_implementation
     model = load_pretrained(AutoModelForCausalLM.from_pretrained, config.model, **model_kwargs)
+    # The estimate reads a sample of the queries; the log line counts the tokens of all of them.
     packed = packing_verdict(
-        queries, config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None), model
+        data.sample(PACK_SAMPLE), config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None),
+        model, tokens=(data.info["tokens_unpacked"], data.info["tokens_packed"]),
     )
     head = lean_head_or_none(model, "train", config.loss_chunk_size)
     if config.lora_r:
@@ -104,7 +110,7 @@ def run_train(
     trainer = RRHFTrainer(
         model=model,
         args=args,
-        train_dataset=QueryDataset(queries),
+        train_dataset=QueryDataset(data),
         data_collator=Collator(tokenizer.pad_token_id, packed),
         processing_class=tokenizer,
         loss_settings=config.loss_settings(),
@@ -114,11 +120,11 @@ def run_train(
 
     trainer.remove_callback(PrinterCallback)  # it prints dicts to stdout; ours log to stderr
     trainer.add_callback(MetricsFile(metrics))
-    total = config.max_steps or _steps(len(queries), config)
+    info = data.info
+    total = config.max_steps or _steps(info["queries"], config)
     log.info(
         "train: %d queries, %d responses, %d ranking pairs, %s prompts, %d steps",
-        len(queries), sum(len(q.responses) for q in queries), query_counts["pairs"],
-        "packed" if packed else "unpacked", total,
+        info["queries"], info["responses"], info["pairs"], "packed" if packed else "unpacked", total,
     )
     clock = time.perf_counter()
     with progress(total, "train") as advance:
@@ -135,13 +141,13 @@ def run_train(
             raise
         raise write_failure(outdir, "model", err) from err
     counts = {
-        "queries": len(queries),
-        "responses": sum(len(q.responses) for q in queries),
+        "queries": info["queries"],
+        "responses": info["responses"],
         "steps": result.global_step,
         "packed": int(packed),
-        **dict(query_counts),
+        **{name: info[name] for name in ("pairs", "prompts_truncated", "responses_truncated")},
     }
-    meta = stage_meta("train", config, [loaded], counts, started)
+    meta = stage_meta("train", config, [data_source], counts, started)
     if trainer.args.should_save:
         write_meta(outdir, meta)
     logged = read_metrics(metrics)
@@ -191,12 +197,15 @@ def _check_outdir(outdir: Path, resume: bool, force: bool, model: str) -> None:
         raise UsageError(
             f"{outdir} holds checkpoints of an earlier run; add --resume to continue it or --force to start over"
         )
-    if force and not resume:
-        import shutil
 
-        for checkpoint in checkpoints:
-            shutil.rmtree(checkpoint)
-        shutil.rmtree(outdir / STAGING, ignore_errors=True)
+
+def _start_over(outdir: Path) -> None:
+    """--force: the checkpoints of the earlier run go (once the input has proved good)."""
+    import shutil
+
+    for checkpoint in checkpoint_folders(outdir):
+        shutil.rmtree(checkpoint)
+    shutil.rmtree(outdir / STAGING, ignore_errors=True)
 
 
 def _prepare_outdir(outdir: Path, resume: bool, record: dict[str, Any], lead: bool) -> Path | None:

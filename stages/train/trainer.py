@@ -21,10 +21,11 @@ from stages.train.loss import LossSettings, rrhf_loss
 
 
 class QueryDataset(torch.utils.data.Dataset):
-    """Tokenised queries, one item each; a query's responses always travel together."""
+    """Tokenised queries, one item each; a query's responses always travel together. Given the prepared data
+    (`PreparedData`), an item is read from its memory map when asked for: a rank holds the batches it trains on."""
 
     def __init__(self, queries: Sequence[Query]) -> None:
-        self.queries = list(queries)
+        self.queries = queries
 
     def __len__(self) -> int:
         return len(self.queries)

@@ -14,11 +14,11 @@ BAD = {
     "length mismatch": ('{"query": "q", "responses": ["a", "b"], "scores": [1]}\n', "'scores' has 1"),
     "NaN score": (
         '{"prompt": "a", "responses": [{"text": "x", "score": NaN}]}\n',
-        "'responses[0].score': input should be a finite number",
+        ":1: 'responses[0].score' is NaN, which JSON does not allow",
     ),
     "infinite score": (
         '{"query": "q", "responses": ["a"], "scores": [-Infinity]}\n',
-        "'responses[0].score': input should be a finite",
+        ":1: 'scores[0]' is an infinity, which JSON does not allow",
     ),
     "non-numeric score": (
         '{"prompt": "a", "responses": [{"text": "x", "score": "high"}]}\n',

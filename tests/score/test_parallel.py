@@ -98,3 +98,19 @@ def test_a_killed_launch_resumes_per_rank(samples, tmp_path):
     assert not any(j.exists() for j in journals)
     scored_twice = len(calls.read_text().splitlines()) - 40
     assert 0 <= scored_twice <= 2 * 2 * 2, "at most the batch each rank had in hand is scored again"
+
+
+def test_two_ranks_without_a_shared_filesystem_write_the_same_file(samples, tmp_path):
+    rewards = tmp_path / "rewards.py"
+    rewards.write_text(SLOW)
+    flags = ["--backend", "python", "--fn", f"{rewards}:vowels", "--batch-size", "3"]
+    env = {"CALLS_LOG": str(tmp_path / "calls.log")}
+    one = rrhf_process("score", samples, "-o", tmp_path / "one.jsonl", *flags, env=env)
+    assert one.returncode == 0, one.stderr
+    # Ranks on nodes with local disks: rank 0 receives the other share in chunks instead of reading its file.
+    two = rrhf_process("score", samples, "-o", tmp_path / "two.jsonl", *flags, nproc=2,
+                       env={**env, "RRHF_SHARED_FS": "0"})
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two.jsonl")) == [
+        "two.jsonl", "two.jsonl.meta.json"]

@@ -1,0 +1,216 @@
+"""Prepared train data in the cache: `$RRHF_CACHE/train-data/KEY`, prepared once per input, tokenizer and length,
+then memory-mapped by every run and every rank that trains on it.
+
+RRHF_CACHE names the cache folder (like HF_HOME for Hugging Face), by default `$XDG_CACHE_HOME/rrhf`, else
+`~/.cache/rrhf`. KEY is a hash of all that decides the data: the input's content (an `hf:` dataset: its name) and
+the options it is read with, the tokenizer's contents, `--max-length`, the library versions that tokenise and
+LAYOUT. A folder appears complete or not at all: it is built under a hidden name beside it and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stages.core.console import log
+from stages.core.errors import RrhfError
+from stages.core.inputs import InputFile
+from stages.core.launch import Launch
+from stages.core.meta import fingerprint, local_files
+from stages.lm.queries import Query
+from stages.train.prepare import DATA_FILE, as_query, prepare
+
+LAYOUT = 1  # the prepared data's layout: a change makes every earlier folder a stranger
+INFO_FILE = "info.json"
+WAIT_SECONDS = 1800  # as long as torch waits for a collective by default
+POLL_SECONDS = 0.5
+
+
+class PreparedData(Sequence[Query]):
+    """The prepared queries, memory-mapped (a `datasets.Dataset` over DATA_FILE) and built one at a time as they are
+    indexed, and what was counted over all of them while they were prepared (`info`)."""
+
+    def __init__(self, folder: Path, info: dict[str, Any]) -> None:
+        from datasets import Dataset
+
+        self.folder, self.info = folder, info
+        self.rows = Dataset.from_file(str(folder / DATA_FILE))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> Query:  # type: ignore[override]
+        return as_query(self.rows[index])
+
+    def sample(self, size: int) -> list[Query]:
+        """At most `size` queries spread evenly over the data, in order: enough to estimate what packing saves
+        over all of them, without reading them all."""
+        n = len(self.rows)
+        indices = sorted({i * n // size for i in range(size)}) if n > size else list(range(n))
+        columns = self.rows[indices]
+        return [as_query({name: columns[name][i] for name in columns}) for i in range(len(indices))]
+
+
+def cache_root() -> Path:
+    """The rrhf cache folder: $RRHF_CACHE, else $XDG_CACHE_HOME/rrhf, else ~/.cache/rrhf."""
+    if os.environ.get("RRHF_CACHE"):
+        return Path(os.environ["RRHF_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "rrhf"
+
+
+def prepared_data(source: InputFile, tokenizer: Any, max_length: int, launch: Launch) -> PreparedData:
+    """The training queries of `source`: prepared now, or reused as an earlier run prepared them. In a launch of
+    several processes the first of each node (local rank 0) prepares while the others wait for its folder. Sets
+    `source.format` and `source.count`, which a reuse does not read the input for."""
+    folder = cache_root() / "train-data" / data_key(source, tokenizer, max_length)
+    if launch.local_rank == 0:
+        info = ready(folder)
+        if info is None:
+            info = _prepare(source, tokenizer, max_length, folder)
+        else:
+            log.info("train: reusing prepared data from %s", folder)
+    else:
+        info = _wait_for(folder)
+    source.format, source.count = info["format"], info["records"]
+    return PreparedData(folder, info)
+
+
+def data_key(source: InputFile, tokenizer: Any, max_length: int) -> str:
+    """The name of the folder holding this input's queries for this tokenizer and length."""
+    import tokenizers
+    import transformers
+
+    identity = {
+        "layout": LAYOUT,
+        "input": source.sha256 or source.spec,
+        "format": source.inputs.format,
+        "options": source.options,
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "max_length": max_length,
+        "versions": [transformers.__version__, tokenizers.__version__],
+    }
+    return fingerprint(identity)[:32]
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A hash of what decides a tokenizer's ids: a fast tokenizer's whole definition (vocabulary, merges, pre- and
+    post-processing), its chat template and special tokens; a slow one's files, by name, size and time."""
+    digest = hashlib.sha256()
+    described = {
+        "class": type(tokenizer).__name__,
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "special_tokens": getattr(tokenizer, "special_tokens_map", None),
+        "ids": [tokenizer.bos_token_id, tokenizer.eos_token_id],
+    }
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        digest.update(backend.to_str().encode())
+    else:
+        files = local_files({"tokenizer": str(tokenizer.name_or_path)})
+        digest.update(json.dumps([tokenizer.name_or_path, files], default=str).encode())
+    return digest.hexdigest()
+
+
+def ready(folder: Path) -> dict[str, Any] | None:
+    """The info of a complete prepared folder, or None: absent, or not complete (its info unreadable, of another
+    layout, or its data not holding the queries the info counts)."""
+    try:
+        info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("layout") != LAYOUT:
+        return None
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(str(folder / DATA_FILE)) as mapped:
+            queries = pa.ipc.open_stream(mapped).read_all().num_rows
+    except (OSError, pa.ArrowInvalid):
+        return None
+    return info if queries == info.get("queries") else None
+
+
+def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -> dict[str, Any]:
+    """Prepare into a hidden folder beside `folder`, then rename it into place: a preparation cut short (killed,
+    a bad record) never leaves a folder that looks complete."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(folder.parent)
+    staging = folder.parent / f".{folder.name}.{_host()}.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    clock = time.perf_counter()
+    try:
+        info = {"layout": LAYOUT, **prepare(source, tokenizer, max_length, staging)}
+        (staging / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        for name in (DATA_FILE, INFO_FILE):
+            _fsync(staging / name)
+        if folder.exists() and ready(folder) is None:
+            shutil.rmtree(folder)  # an incomplete folder from elsewhere (copied in part, emptied): replaced
+        try:
+            staging.rename(folder)
+        except OSError:
+            if ready(folder) is None:
+                raise
+            shutil.rmtree(staging)  # another run prepared the same data meanwhile: theirs is as good
+        _fsync(folder.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # One line, once done: a bad record must be the only line a failed run writes.
+    log.info("train: prepared %d queries from %d records in %.1f s, kept in %s for reruns", info["queries"],
+             info["records"], time.perf_counter() - clock, folder)
+    return info
+
+
+def _wait_for(folder: Path) -> dict[str, Any]:
+    """Wait for the node's first process to publish `folder`. A failure there ends the launch (torchrun and
+    accelerate stop every process when one fails); the timeout covers launchers that do not."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while (info := ready(folder)) is None:
+        if time.monotonic() > deadline:
+            raise RrhfError(
+                f"{folder}: the training data was not prepared within {WAIT_SECONDS} s by the launch's first process "
+                "on this node (local rank 0); see its error"
+            )
+        time.sleep(POLL_SECONDS)
+    return info
+
+
+def _remove_abandoned(parent: Path) -> None:
+    # Hidden folders of preparations on this host whose process is gone (killed): never reused, only removed.
+    for staging in parent.glob(f".*.{_host()}.*.tmp"):
+        pid = staging.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _host() -> str:
+    # Keeps a shared cache folder's staging names apart across machines, whose process ids overlap.
+    return socket.gethostname().replace(".", "-") or "host"
+
+
+def _fsync(path: Path) -> None:
+    # Data and info reach the disk before the rename that publishes them, so a power cut cannot publish less.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

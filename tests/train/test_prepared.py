@@ -1,0 +1,178 @@
+"""Train data prepared once: the same queries and counts as tokenising records in memory, reused by a rerun and a
+resume without tokenising, never reused when a preparation was cut short, and bad input still named by line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from stages.core.errors import RrhfError
+from stages.core.inputs import InputFile, load_records
+from stages.core.launch import Launch
+from stages.train import cache, prepare
+from stages.train.cache import prepared_data
+from stages.train.data import build_queries
+from tests.conftest import read_jsonl
+
+LONG = " ".join(["the quick brown fox jumps over the lazy dog"] * 12)
+CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+
+# Runs `rrhf ARGS...` with one query per tokenizer call and SIGKILLs it as it tokenises the second batch.
+KILLED_MID_PREPARATION = """
+import os, signal, sys
+from stages.train import prepare
+prepare.BATCH = 1
+tokenise, calls = prepare.tokenise, []
+def killed(*args):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return tokenise(*args)
+prepare.tokenise = killed
+from rrhf_cli.app import app
+app(args=sys.argv[1:], prog_name="rrhf")
+"""
+
+
+def _scored_rows() -> list[dict]:
+    scores = [{"text": "hello there", "score": 1.0}, {"text": LONG, "score": 0.5}, {"text": "no", "score": 0.0}]
+    return [
+        {"id": "a", "prompt": "Say hello.", "responses": scores},
+        {"id": "b", "prompt": LONG + " " + LONG, "responses": scores[:2]},  # a prompt cut on the left
+        {"id": "c", "prompt": CHAT, "responses": scores, "pairs": [[2, 0]]},  # rank's pairs, not all of them
+        {"id": "d", "prompt": "", "responses": [{"text": "x", "score": 1.0}, {"text": "x", "score": 1.0}]},
+        {"id": "e", "prompt": "Tie.", "responses": scores, "pairs": []},
+    ]
+
+
+def _preference_rows() -> list[dict]:
+    # Rows of one prompt scattered through the file, grouped by prompt_id too, one row with equal texts.
+    return [
+        {"prompt": "p", "chosen": "a", "rejected": "b"},
+        {"prompt": "q", "chosen": "x", "rejected": LONG},
+        {"prompt": "p", "chosen": "a", "rejected": "c"},
+        {"prompt": "r", "prompt_id": "k", "chosen": "m", "rejected": "n", "score_chosen": 2.0, "score_rejected": 1.0},
+        {"prompt": "s", "chosen": "u", "rejected": "u"},
+        {"prompt": LONG + " " + LONG, "chosen": "yes", "rejected": "no"},
+        {"prompt": "p", "chosen": "b", "rejected": "c"},
+        {"prompt": "r2", "prompt_id": "k", "chosen": "n", "rejected": "o", "score_chosen": 1.0, "score_rejected": 0.0},
+        {"prompt": CHAT, "chosen": [{"role": "assistant", "content": "Hello!"}],
+         "rejected": [{"role": "assistant", "content": "Go away."}]},
+    ]
+
+
+@pytest.mark.parametrize("rows", [_scored_rows(), _preference_rows()], ids=["scored", "preference"])
+def test_prepared_queries_and_counts_equal_the_in_memory_path(tiny_models, write_jsonl, monkeypatch, rows):
+    monkeypatch.setattr(prepare, "BATCH", 2)  # batches and groups that straddle them
+    monkeypatch.setattr(prepare, "GROUP_CHUNK", 3)
+    path = write_jsonl("input.jsonl", rows)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
+    loaded = load_records(path)
+    expected, counts = build_queries(loaded.records, loaded.locations, tokenizer, 48, loaded.format)
+    assert counts["prompts_truncated"] and counts["responses_truncated"]  # the cuts are exercised
+
+    source = InputFile(path)
+    data = prepared_data(source, tokenizer, 48, Launch())
+    assert list(data) == expected
+    assert {name: data.info[name] for name in counts} == dict(counts)
+    assert data.info["queries"] == len(expected)
+    assert data.info["responses"] == sum(len(q.responses) for q in expected)
+    assert (source.format, source.count) == (loaded.format, len(rows))
+    assert data.sample(3) == [expected[i * len(expected) // 3] for i in range(3)]
+
+
+def _train(model: Path, source: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", str(source), "-o", str(out), "--model", str(model), "--lr", "1e-3", "--logging-steps", "1",
+            *extra]
+
+
+def test_a_rerun_and_a_resume_reuse_the_prepared_data(tiny_models, write_jsonl, tmp_path, cli, monkeypatch,
+                                                       rrhf_cache):
+    scored = write_jsonl("scored.jsonl", _scored_rows())
+    first = cli(*_train(tiny_models.policy, scored, tmp_path / "one", "--max-steps", "2", "--save-steps", "1"))
+    assert first.exit_code == 0, first.stderr
+    assert "train: prepared 5 queries from 5 records" in first.stderr
+    (folder,) = (rrhf_cache / "train-data").iterdir()
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+    def no_tokenising(*args):
+        raise AssertionError("the prepared data was tokenised again")
+
+    monkeypatch.setattr(prepare, "tokenise", no_tokenising)
+    again = cli(*_train(tiny_models.policy, scored, tmp_path / "two", "--max-steps", "2"))
+    assert again.exit_code == 0, again.stderr
+    assert f"train: reusing prepared data from {folder}" in again.stderr
+    assert [m["loss"] for m in read_jsonl(tmp_path / "two" / "metrics.jsonl")] == [
+        m["loss"] for m in read_jsonl(tmp_path / "one" / "metrics.jsonl")]
+    meta = json.loads((tmp_path / "two" / "meta.json").read_text())
+    assert meta["inputs"][0]["format"] == "rrhf" and meta["inputs"][0]["records"] == 5
+    assert meta["counts"] == json.loads((tmp_path / "one" / "meta.json").read_text())["counts"]
+
+    resumed = cli(*_train(tiny_models.policy, scored, tmp_path / "one", "--max-steps", "3", "--resume"))
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "reusing prepared data" in resumed.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+    assert [p.name for p in (rrhf_cache / "train-data").iterdir()] == [folder.name]
+
+
+def test_a_preparation_cut_short_is_never_reused(tiny_models, write_jsonl, tmp_path, cli, rrhf_cache):
+    scored = write_jsonl("scored.jsonl", _scored_rows())
+    args = _train(tiny_models.policy, scored, tmp_path / "out", "--max-steps", "1")
+    killed = subprocess.Popen([sys.executable, "-c", KILLED_MID_PREPARATION, *args], stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    _, stderr = killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL, stderr[-3000:]
+    (left,) = (rrhf_cache / "train-data").iterdir()  # only the hidden folder it was preparing in
+    assert left.name.startswith(".") and left.name.endswith(f".{killed.pid}.tmp")
+    assert (left / prepare.DATA_FILE).stat().st_size > 0
+
+    rerun = cli(*args)
+    assert rerun.exit_code == 0, rerun.stderr
+    assert "reusing" not in rerun.stderr and "train: prepared 5 queries" in rerun.stderr
+    (folder,) = (rrhf_cache / "train-data").iterdir()  # what the killed run left is gone
+    assert not folder.name.startswith(".")
+
+    # A published folder that lost part of its data (a disk repaired, a copy cut short) is prepared again.
+    data = folder / prepare.DATA_FILE
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    repaired = cli(*_train(tiny_models.policy, scored, tmp_path / "other", "--max-steps", "1"))
+    assert repaired.exit_code == 0, repaired.stderr
+    assert "reusing" not in repaired.stderr and "train: prepared 5 queries" in repaired.stderr
+    assert cache.ready(folder)["queries"] == 5
+
+
+@pytest.mark.parametrize("kind", ["scored", "preference"])
+def test_bad_input_is_one_line_naming_its_line_and_leaves_nothing(tiny_models, write_jsonl, tmp_path, cli, monkeypatch,
+                                                                  rrhf_cache, kind):
+    monkeypatch.setattr(prepare, "BATCH", 1)  # the bad record comes after a batch was written
+    if kind == "scored":
+        rows = _scored_rows()[:2] + [{"id": "z", "prompt": "Q", "responses": [{"text": "x", "score": 1.0},
+                                                                              {"text": "y"}]}]
+        problem = "'responses[1]' has no score; run `rrhf score` on this file first"
+    else:
+        rows = _preference_rows()[:2] + [{"prompt": "p", "chosen": "a", "rejected": 3}]
+        problem = "'rejected' must be a string, as the prompt is; got a number"
+    source = write_jsonl("input.jsonl", rows)
+    out = tmp_path / "out"
+    result = cli(*_train(tiny_models.policy, source, out, "--max-steps", "1"))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"rrhf: error: {source}:3: {problem}"
+    assert not out.exists()
+    assert list((rrhf_cache / "train-data").iterdir()) == []
+
+
+def test_other_ranks_wait_for_the_first_ones_data(tiny_models, write_jsonl, monkeypatch):
+    path = write_jsonl("scored.jsonl", _scored_rows())
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
+    monkeypatch.setattr(cache, "WAIT_SECONDS", 0.2)
+    with pytest.raises(RrhfError, match=r"not prepared within 0.2 s .*local rank 0"):
+        prepared_data(InputFile(path), tokenizer, 64, Launch(rank=1, world_size=2, local_rank=1))
+    first = prepared_data(InputFile(path), tokenizer, 64, Launch(rank=0, world_size=2))
+    source = InputFile(path)
+    second = prepared_data(source, tokenizer, 64, Launch(rank=1, world_size=2, local_rank=1))
+    assert list(second) == list(first) and (source.format, source.count) == ("rrhf", 5)
