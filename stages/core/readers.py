@@ -4,7 +4,6 @@ hf:NAME[:CONFIG][:SPLIT]."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
@@ -200,13 +199,19 @@ def _deep_line(text: str) -> int:
 def _csv_rows(path: Path) -> Iterator[Row]:
     # The csv module refuses cells over 128 KiB by default; a long prompt is a legitimate cell.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    handle = path.open(encoding="utf-8-sig", newline="")  # streamed: a CSV input can be as large as a JSONL one
+    reader = csv.DictReader(handle)
     rows = iter(reader)
     while True:
         try:
             row = next(rows)
         except StopIteration:
+            handle.close()
             return
+        except UnicodeDecodeError:
+            handle.close()
+            _read_text(path)  # names the line
+            raise
         except csv.Error as err:
             raise BadInput(Location(str(path), reader.line_num), f"not readable CSV ({first_line(err)})") from None
         where = Location(str(path), reader.line_num)
@@ -234,11 +239,14 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        batches = pq.ParquetFile(path).iter_batches(batch_size=1024)  # a row group at a time, not the table
+        number = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                number += 1
+                yield Location(str(path), number, unit="row"), row
     except Exception as err:  # pyarrow raises several unrelated types for unreadable files
         raise BadInput(str(path), f"not a readable Parquet file ({first_line(err)})") from None
-    for number, row in enumerate(table.to_pylist(), start=1):
-        yield Location(str(path), number, unit="row"), row
 
 
 def parse_hf_spec(spec: str) -> tuple[str, str | None, str | None]:

@@ -48,7 +48,8 @@ def join_record(
     `dedupe`, a response whose (text, source) pair an earlier input already gave is dropped (repeats inside one
     input are kept: a model may well give the same answer twice). A later record whose prompt differs is bad
     input, named at that record. Adds to `records_joined` and `duplicates_dropped`."""
-    joined = first.model_copy(deep=True)
+    # The records are fresh from their inputs: the joined one takes over their responses without copying them.
+    joined = first.model_copy(update={"responses": list(first.responses)})
     for record, where in others:
         if record.prompt != joined.prompt:
             raise BadInput(where, f"id '{record.id}' was already joined with a different prompt")
@@ -58,7 +59,7 @@ def join_record(
             if dedupe and (response.text, response.source) in earlier:
                 counts["duplicates_dropped"] += 1
                 continue
-            joined.responses.append(response.model_copy())
+            joined.responses.append(response)
         for key, value in record.extra.items():
             if key not in joined.extra:
                 setattr(joined, key, value)

@@ -205,3 +205,28 @@ def test_token_limits_are_kept_in_the_meta_while_tokens_are_redacted():
         "hf_token": REDACTED,
         "token": REDACTED,
     }
+
+
+def test_merge_of_three_inputs_streams_in_order_of_first_appearance(tmp_path, write_jsonl, cli):
+    # Later inputs are parked on disk and joined by id: ids only they hold follow the first input's, in order of
+    # first appearance, and a clash in a CSV input is named at its line.
+    a = write_jsonl("a.jsonl", [{"id": i, "prompt": f"Q{i}", "responses": ["a"]} for i in ("5", "1", "3")])
+    b = write_jsonl("b.jsonl", [{"id": i, "prompt": f"Q{i}", "responses": ["b"]} for i in ("4", "3", "9", "5")])
+    c = tmp_path / "c.csv"
+    c.write_text('id,prompt,responses\n9,Q9,"[""c""]"\n7,Q7,"[""c""]"\n4,Q4,"[""c"", ""b""]"\n')
+    out = tmp_path / "m.jsonl"
+    result = cli("merge", a, b, c, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(out)
+    assert [r["id"] for r in rows] == ["5", "1", "3", "4", "9", "7"]
+    assert [[x["text"] for x in r["responses"]] for r in rows] == [
+        ["a", "b"], ["a"], ["a", "b"], ["b", "c"], ["b", "c"], ["c"]]
+    counts = json.loads((tmp_path / "m.jsonl.meta.json").read_text())["counts"]
+    assert counts | {"records": 6} == {"records": 6, "inputs": 3, "records_in": 10, "records_joined": 4,
+                                       "responses": 10, "duplicates_dropped": 1}
+    c.write_text('id,prompt,responses\n9,Q9,"[""c""]"\n3,Other,"[""c""]"\n')
+    before = out.read_bytes()
+    result = cli("merge", a, b, c, "-o", out)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"rrhf: error: {c}:3: id '3' was already joined with a different prompt"
+    assert out.read_bytes() == before
