@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence, Set
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from stages.core.artifacts import dumps
 from stages.core.errors import UsageError
 from stages.core.meta import differences
 from stages.core.schema import Record
+
+SYNC_SECONDS = 1.0
 
 
 def partial_path(output: Path) -> Path:
@@ -34,6 +37,7 @@ class Journal:
         self.fingerprint = fingerprint
         self.identity = identity
         self._offsets: dict[str, int] | None = None
+        self._synced = time.monotonic()
         if force:
             self.path.unlink(missing_ok=True)
 
@@ -74,14 +78,17 @@ class Journal:
         return offsets
 
     def append(self, records: Sequence[Record]) -> None:
-        """Add one finished batch durably."""
+        """Add one finished batch: at once safe from a killed process (it is in the operating system's hands),
+        and from a machine crash within SYNC_SECONDS (an fsync per small batch would cost more than the work)."""
         offsets = self._offsets if self._offsets is not None else {}
         lines = [(r.id, (dumps(r.to_json_dict()) + "\n").encode("utf-8")) for r in records]
         with self.path.open("ab") as handle:
             at = handle.seek(0, os.SEEK_END)
             handle.write(b"".join(line for _, line in lines))
             handle.flush()
-            os.fsync(handle.fileno())
+            if time.monotonic() - self._synced >= SYNC_SECONDS:
+                os.fsync(handle.fileno())
+                self._synced = time.monotonic()
         for record_id, line in lines:
             offsets[record_id] = at
             at += len(line)
