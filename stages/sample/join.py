@@ -1,5 +1,7 @@
-"""Files joined by id, streaming: the first input is read in order, the later ones are parked on disk and
-indexed by id, so memory holds ids and positions, never the records."""
+"""Files joined by id, streaming: the first input is read in order and each later one alongside it. While a
+later input lists the same ids in the same order (the usual case: outputs made from one prompts file) its
+records are joined as they come; a record met out of order is parked on disk, indexed by id, until its id is
+wanted. Memory holds the parked records' ids and positions, never the records."""
 
 from __future__ import annotations
 
@@ -7,10 +9,39 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from stages.core.errors import Location
 from stages.core.inputs import InputFile
 from stages.core.schema import Record
 from stages.core.spool import RecordSpool
 from stages.sample.sources import join_record
+
+
+class _Later:
+    """One later input, read only as far as the ids asked of it require."""
+
+    def __init__(self, source: InputFile, spool: RecordSpool) -> None:
+        self.rows = iter(source)
+        self.spool = spool
+        self.parked: dict[str, int] = {}  # id -> spool position, in the input's order
+
+    def take(self, record_id: str) -> tuple[Record, Location] | None:
+        """The record of `record_id`, once; None when the input has none."""
+        if record_id in self.parked:
+            where, record = self.spool.get(self.parked.pop(record_id))
+            return record, where
+        for where, record in self.rows:
+            if record.id == record_id:
+                return record, where
+            self.parked[record.id] = self.spool.append(record, where)
+        return None
+
+    def rest(self) -> Iterator[Record]:
+        """Every record not taken yet, in the input's order."""
+        for where, record in self.rows:
+            self.parked[record.id] = self.spool.append(record, where)
+        while self.parked:
+            record_id = next(iter(self.parked))
+            yield self.spool.get(self.parked.pop(record_id))[1]
 
 
 def join_files(
@@ -18,26 +49,19 @@ def join_files(
 ) -> Iterator[Record]:
     """The records of every input joined by id (see `join_record`), in order of first appearance: the first
     input's order, then each id new in a later input, in that input's order. `counts` gets `records_joined` and
-    `duplicates_dropped` as the records go by. `folder`: where the later inputs are parked."""
+    `duplicates_dropped` as the records go by. `folder`: where records met out of order are parked."""
     spool = RecordSpool(folder)
     try:
-        later: dict[str, list[int]] = {}
-        for source in sources[1:]:
-            for where, record in source:
-                later.setdefault(record.id, []).append(spool.append(record, where))
+        later = [_Later(source, spool) for source in sources[1:]]
         for _, record in sources[0]:
-            yield _joined(record, later.pop(record.id, ()), spool, counts, dedupe)
-        for positions in later.values():
-            _, first = spool.get(positions[0])
-            yield _joined(first, positions[1:], spool, counts, dedupe)
+            yield _joined(record, later, counts, dedupe)
+        for number, source in enumerate(later):
+            for record in source.rest():
+                yield _joined(record, later[number + 1 :], counts, dedupe)
     finally:
         spool.close()
 
 
-def _joined(
-    first: Record, positions: Sequence[int], spool: RecordSpool, counts: Counter[str], dedupe: bool
-) -> Record:
-    if not positions:
-        return first
-    others = [(record, where) for where, record in map(spool.get, positions)]
-    return join_record(first, others, counts, dedupe)
+def _joined(first: Record, later: Sequence[_Later], counts: Counter[str], dedupe: bool) -> Record:
+    others = [found for source in later if (found := source.take(first.id)) is not None]
+    return join_record(first, others, counts, dedupe) if others else first
