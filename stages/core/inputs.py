@@ -3,6 +3,8 @@ memory holds a row (and the ids, for duplicate detection), never the file."""
 
 from __future__ import annotations
 
+import itertools
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pydantic import ValidationError
 from stages.core.artifacts import file_sha256
 from stages.core.errors import BadInput, Location
 from stages.core.formats import FormatError, InputOptions, detect_format, map_fields, to_contract
+from stages.core.id_index import IdList, id_hash
 from stages.core.ids import IdAssigner
 from stages.core.readers import HF_PREFIX, iter_rows
 from stages.core.schema import PROMPT_TAGS, Record, kind_of
@@ -30,7 +33,7 @@ class InputFile:
         self.inputs = inputs
         self.format: str | None = None if inputs.format == "auto" else inputs.format
         self.count: int | None = None
-        self.ids: list[str] | None = None
+        self.ids: IdList | None = None
         self._sha256: str | None = None
 
     @property
@@ -46,16 +49,36 @@ class InputFile:
         return self._sha256
 
     def scan(self) -> InputFile:
-        """One validating pass that keeps every id, in input order: for stages that check the whole input before
-        any work and address records by id."""
-        self.ids = [record.id for _, record in self]
+        """One validating pass that keeps every id, in input order, compactly: for stages that check the whole
+        input before any work and address records by id."""
+        ids = IdList()
+        for _, record in self:
+            ids.append(record.id)
+        self.ids = ids
         return self
 
     def __iter__(self) -> Iterator[Row]:
+        # Ids are checked for duplicates by their hashes (8 bytes each), sorted once the pass ends: a duplicate
+        # is then found and named by a second, exact pass. A stage's output appears only after the last row,
+        # so a duplicate reported at the end has still changed nothing.
+        keys = array("q")
+        count = 0
+        for where, record in self._rows():
+            keys.append(id_hash(record.id))
+            count += 1
+            yield where, record
+        if not count:
+            raise BadInput(self.spec, "no records (the input is empty)")
+        ordered = sorted(keys)
+        if any(a == b for a, b in itertools.pairwise(ordered)):
+            del ordered
+            self._name_duplicate()
+        self.count = count
+
+    def _rows(self) -> Iterator[Row]:
         fmt = self.format
         limit = self.inputs.limit
         assign_id = IdAssigner()
-        seen: dict[str, int | None] = {}  # id -> its line (or row), to name the first of a duplicate
         count = 0
         for where, row in iter_rows(self.spec):
             if limit is not None and count >= limit:
@@ -68,16 +91,17 @@ class InputFile:
                 fields = to_contract(row, fmt)
             except FormatError as err:
                 raise BadInput(where, str(err)) from None
-            record = record_from_fields(where, fields, assign_id)
-            if record.id in seen:
-                first = Location(where.source, seen[record.id], where.unit)
-                raise BadInput(where, f"duplicate id '{record.id}' (first at {first})")
-            seen[record.id] = where.index
             count += 1
-            yield where, record
-        if not count:
-            raise BadInput(self.spec, "no records (the input is empty)")
-        self.format, self.count = fmt or "rrhf", count
+            yield where, record_from_fields(where, fields, assign_id)
+        self.format = fmt or "rrhf"
+
+    def _name_duplicate(self) -> None:
+        """BadInput at the first repeated id, naming where it first was (hashes only said one may exist)."""
+        seen: dict[str, Location] = {}
+        for where, record in self._rows():
+            if record.id in seen:
+                raise BadInput(where, f"duplicate id '{record.id}' (first at {seen[record.id]})")
+            seen[record.id] = where
 
     def records(self) -> Iterator[Record]:
         """The records alone, in input order."""

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence, Set
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+import orjson
 
 from stages.core.artifacts import dumps
 from stages.core.errors import UsageError
+from stages.core.id_index import IdIndex, id_hash
 from stages.core.meta import differences
 from stages.core.schema import Record
 
@@ -27,8 +31,9 @@ class Journal:
     """Finished records appended batch by batch, under a header naming the run's fingerprint.
 
     A rerun with the same fingerprint continues; a different one is refused unless `force`, so two
-    configurations never mix in one output. Memory holds each finished record's id and where its line starts;
-    the records stay on disk until `lines` streams them out.
+    configurations never mix in one output. The records stay on disk: memory holds each one's id hash and
+    where its line starts (16 bytes), and `lines` streams them back in any order. `id in journal` and
+    `len(journal)` ask what is finished.
     """
 
     def __init__(self, output: Path, fingerprint: str, force: bool = False, identity: dict | None = None) -> None:
@@ -36,29 +41,42 @@ class Journal:
         self.path = partial_path(output)
         self.fingerprint = fingerprint
         self.identity = identity
-        self._offsets: dict[str, int] | None = None
+        self._hashes = array("q")
+        self._offsets = array("q")
+        self._earlier: dict[int, list[int]] | None = None  # id hash -> offsets, of the lines a killed run left
         self._synced = time.monotonic()
+        self._reader: BinaryIO | None = None
         if force:
             self.path.unlink(missing_ok=True)
 
-    def load(self) -> Set[str]:
-        """The ids of the finished records, read once (later calls see appends); drops a line torn by a kill so
-        appends start on a clean line."""
-        if self._offsets is None:
-            self._offsets = self._read()
-        return self._offsets.keys()
+    def load(self) -> Journal:
+        """Read what a killed run left, once (drops a line torn by a kill so appends start on a clean line)."""
+        if self._earlier is None:
+            self._earlier = {}
+            self._read()
+            for key, offset in zip(self._hashes, self._offsets, strict=True):
+                self._earlier.setdefault(key, []).append(offset)
+        return self
 
-    def _read(self) -> dict[str, int]:
+    def __contains__(self, record_id: object) -> bool:
+        """Whether a killed run finished this record (a record of this run is asked before it is done)."""
+        earlier = self.load()._earlier or {}
+        offsets = earlier.get(id_hash(record_id)) if isinstance(record_id, str) else None
+        return bool(offsets) and any(self._holds(offset, record_id) for offset in offsets)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.load()._offsets)
+
+    def _read(self) -> None:
         if not self.path.exists():
             self._start()
-            return {}
-        offsets: dict[str, int] = {}
+            return
         with self.path.open("rb") as handle:
             header = handle.readline()
             if not header.endswith(b"\n") or _header_field(header, "fingerprint") is None:
                 # Killed before the header landed: nothing was journaled.
                 self._start()
-                return {}
+                return
             if _header_field(header, "fingerprint") != self.fingerprint:
                 changed = differences(_header_field(header, "identity") or {}, self.identity or {})
                 what = f" ({', '.join(changed)})" if changed else ""
@@ -71,16 +89,16 @@ class Journal:
                 record_id = _line_id(raw)
                 if record_id is None:
                     break
-                offsets[record_id] = good_end
+                self._hashes.append(id_hash(record_id))
+                self._offsets.append(good_end)
                 good_end += len(raw)
         with self.path.open("r+b") as handle:
             handle.truncate(good_end)
-        return offsets
 
     def append(self, records: Sequence[Record]) -> None:
         """Add one finished batch: at once safe from a killed process (it is in the operating system's hands),
         and from a machine crash within SYNC_SECONDS (an fsync per small batch would cost more than the work)."""
-        offsets = self._offsets if self._offsets is not None else {}
+        self.load()
         lines = [(r.id, (dumps(r.to_json_dict()) + "\n").encode("utf-8")) for r in records]
         with self.path.open("ab") as handle:
             at = handle.seek(0, os.SEEK_END)
@@ -90,24 +108,31 @@ class Journal:
                 os.fsync(handle.fileno())
                 self._synced = time.monotonic()
         for record_id, line in lines:
-            offsets[record_id] = at
+            self._hashes.append(id_hash(record_id))
+            self._offsets.append(at)
             at += len(line)
-        self._offsets = offsets
 
     def lines(self, ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
         """Each of `ids` in the order given, with its journaled line (JSON and newline), or None if unfinished."""
-        offsets = self._offsets if self._offsets is not None else self._read()
-        with self.path.open("rb") as handle:
-            for record_id in ids:
-                at = offsets.get(record_id)
-                if at is None:
-                    yield record_id, None
-                    continue
-                handle.seek(at)
-                yield record_id, handle.readline().decode("utf-8")
+        self.load()
+        index = IdIndex(self._hashes, self._offsets, self._holds)
+        for record_id in ids:
+            offset = index.get(record_id)
+            yield record_id, None if offset is None else self._line_at(offset).decode("utf-8")
+
+    def _line_at(self, offset: int) -> bytes:
+        if self._reader is None or self._reader.closed:
+            self._reader = self.path.open("rb")
+        self._reader.seek(offset)
+        return self._reader.readline()
+
+    def _holds(self, offset: int, record_id: str) -> bool:
+        return _line_id(self._line_at(offset)) == record_id
 
     def remove(self) -> None:
         """Drop the journal once the finished artifact is in place."""
+        if self._reader is not None:
+            self._reader.close()
         self.path.unlink(missing_ok=True)
 
     def _start(self) -> None:
@@ -127,7 +152,7 @@ def _line_id(raw: bytes) -> str | None:
     if not raw.endswith(b"\n"):
         return None
     try:
-        value = json.loads(raw)
+        value = orjson.loads(raw)
     except ValueError:
         return None
     record_id = value.get("id") if isinstance(value, dict) else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence, Set, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -60,8 +60,8 @@ class Outcome:
     unfinished: dict[str, Record]
 
     @property
-    def done(self) -> Set[str]:
-        """The ids of every finished record."""
+    def done(self) -> Journal:
+        """Every finished record: `id in done`, `len(done)`."""
         return self.journal.load()
 
     def in_order(self, ids: Iterable[str]) -> Iterator[Row]:
@@ -125,8 +125,8 @@ class StageRun:
         identity = run_identity(stage, settings, infos)  # stamps the files the settings name: once
         self.journal = Journal(journaled, fingerprint(identity), force=force, identity=redact(identity))
 
-    def done(self) -> Set[str]:
-        """The ids of the records a killed run of the same command already finished."""
+    def done(self) -> Journal:
+        """The records a killed run of the same command already finished: `id in done`, `len(done)`."""
         return self.journal.load()
 
     def batches(
@@ -148,7 +148,7 @@ class StageRun:
         """
         done = self.done()
         total = len(ordered) if total is None and isinstance(ordered, Sized) else total
-        if done:
+        if len(done):
             log.info("%s: resuming from %s: %d of %d records already done", self.stage, self.journal.path, len(done),
                      total)
         advance(len(done))
@@ -167,13 +167,16 @@ class StageRun:
                     f"{stopped}; {len(done)} of {total} records are finished and kept in {self.journal.path}: run "
                     "the same command again to continue", stopped.exit_code,
                 ) from None
-            self.journal.append([r for r in result.finished if r.id not in done])
-            failed = [f for f in result.failures if f.id not in done]
+            wanted = {r.id for r in missing}  # a whole batch's work may also return records done before
+            finished = [r for r in result.finished if r.id in wanted]
+            self.journal.append(finished)
+            settled = {r.id for r in finished}
+            failed = [f for f in result.failures if f.id in wanted and f.id not in settled]
             failures += failed
-            unfinished.update((r.id, r) for r in result.unfinished if r.id not in done)
-            lost = [r.id for r in missing if r.id not in done and r.id not in {f.id for f in failed}]
+            unfinished.update((r.id, r) for r in result.unfinished if r.id in wanted and r.id not in settled)
+            lost = wanted - settled - {f.id for f in failed}
             if lost:
-                raise RuntimeError(f"batch work returned no record for id '{lost[0]}'")
+                raise RuntimeError(f"batch work returned no record for id '{min(lost)}'")
             advance(len(missing))
         return Outcome(self.journal, failures, unfinished)
 

@@ -9,12 +9,15 @@ CHUNK_BYTES over the process group. RRHF_SHARED_FS=0 forces the chunked path.
 from __future__ import annotations
 
 import heapq
-import json
 import os
+from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+import orjson
+
+from stages.core.id_index import IdIndex, id_hash
 from stages.core.launch import Group
 
 CHUNK_BYTES = 4 << 20
@@ -60,7 +63,14 @@ def _has_size(path: Path, size: int) -> bool:
 
 def in_input_order(shares: Sequence[Path], ids: Sequence[str]) -> Iterator[str]:
     """The lines of every share (each already in input order) merged into the input's order of `ids`."""
-    position = {record_id: i for i, record_id in enumerate(ids)}
+    index = IdIndex(array("q", map(id_hash, ids)), array("q", range(len(ids))), lambda at, i: ids[at] == i)
+
+    def position(line: str) -> int:
+        found = index.get(orjson.loads(line)["id"])
+        if found is None:
+            raise RuntimeError(f"a share holds a record the input has not: {line[:80]}")
+        return found
+
     with ExitStack() as stack:
         streams = [stack.enter_context(p.open(encoding="utf-8")) for p in shares]
-        yield from heapq.merge(*streams, key=lambda line: position[json.loads(line)["id"]])
+        yield from heapq.merge(*streams, key=position)

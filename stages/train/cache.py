@@ -25,7 +25,8 @@ from stages.core.inputs import InputFile
 from stages.core.launch import Launch
 from stages.core.meta import fingerprint, local_files
 from stages.lm.queries import Query
-from stages.train.prepare import DATA_FILE, as_query, prepare
+from stages.train.prepare import DATA_FILE, prepare
+from stages.train.tokenise import as_query
 
 LAYOUT = 1  # the prepared data's layout: a change makes every earlier folder a stranger
 INFO_FILE = "info.json"
@@ -51,11 +52,22 @@ class PreparedData(Sequence[Query]):
 
     def sample(self, size: int) -> list[Query]:
         """At most `size` queries spread evenly over the data, in order: enough to estimate what packing saves
-        over all of them, without reading them all."""
+        over all of them, without building them all. Read from the file, not the memory map, whose pages the
+        kernel maps many at a time: a thousand rows would map most of the file."""
+        import pyarrow as pa
+
         n = len(self.rows)
-        indices = sorted({i * n // size for i in range(size)}) if n > size else list(range(n))
-        columns = self.rows[indices]
-        return [as_query({name: columns[name][i] for name in columns}) for i in range(len(indices))]
+        wanted = sorted({i * n // size for i in range(size)}) if n > size else list(range(n))
+        rows: list[dict[str, Any]] = []
+        start = 0
+        with pa.OSFile(str(self.folder / DATA_FILE)) as handle:
+            for batch in pa.ipc.open_stream(handle):
+                end = start + batch.num_rows
+                local = [index - start for index in wanted[len(rows) :] if index < end]
+                if local:
+                    rows += batch.take(pa.array(local, pa.int64())).to_pylist()
+                start = end
+        return [as_query(row) for row in rows]
 
 
 def cache_root() -> Path:

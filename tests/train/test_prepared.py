@@ -14,7 +14,8 @@ from transformers import AutoTokenizer
 from stages.core.errors import RrhfError
 from stages.core.inputs import InputFile, load_records
 from stages.core.launch import Launch
-from stages.train import cache, prepare
+from stages.lm.packing import token_counts
+from stages.train import cache, prepare, tokenise
 from stages.train.cache import prepared_data
 from stages.train.data import build_queries
 from tests.conftest import read_jsonl
@@ -25,15 +26,15 @@ CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": 
 # Runs `rrhf ARGS...` with one query per tokenizer call and SIGKILLs it as it tokenises the second batch.
 KILLED_MID_PREPARATION = """
 import os, signal, sys
-from stages.train import prepare
+from stages.train import prepare, tokenise
 prepare.BATCH = 1
-tokenise, calls = prepare.tokenise, []
+tokenise_batch, calls = tokenise.tokenise, []
 def killed(*args):
     calls.append(1)
     if len(calls) == 2:
         os.kill(os.getpid(), signal.SIGKILL)
-    return tokenise(*args)
-prepare.tokenise = killed
+    return tokenise_batch(*args)
+tokenise.tokenise = killed
 from rrhf_cli.app import app
 app(args=sys.argv[1:], prog_name="rrhf")
 """
@@ -66,10 +67,13 @@ def _preference_rows() -> list[dict]:
     ]
 
 
+@pytest.mark.parametrize("workers", [False, True], ids=["here", "workers"])
 @pytest.mark.parametrize("rows", [_scored_rows(), _preference_rows()], ids=["scored", "preference"])
-def test_prepared_queries_and_counts_equal_the_in_memory_path(tiny_models, write_jsonl, monkeypatch, rows):
+def test_prepared_queries_and_counts_equal_the_in_memory_path(tiny_models, write_jsonl, monkeypatch, rows, workers):
+    """Tokenised here or by worker processes (after the first batch, on a machine of two cores or more)."""
     monkeypatch.setattr(prepare, "BATCH", 2)  # batches and groups that straddle them
     monkeypatch.setattr(prepare, "GROUP_CHUNK", 3)
+    monkeypatch.setattr(tokenise, "IN_PROCESS_BATCHES", 1 if workers else 100)
     path = write_jsonl("input.jsonl", rows)
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
     loaded = load_records(path)
@@ -82,6 +86,7 @@ def test_prepared_queries_and_counts_equal_the_in_memory_path(tiny_models, write
     assert {name: data.info[name] for name in counts} == dict(counts)
     assert data.info["queries"] == len(expected)
     assert data.info["responses"] == sum(len(q.responses) for q in expected)
+    assert (data.info["tokens_unpacked"], data.info["tokens_packed"]) == token_counts(expected)
     assert (source.format, source.count) == (loaded.format, len(rows))
     assert data.sample(3) == [expected[i * len(expected) // 3] for i in range(3)]
 
@@ -103,7 +108,7 @@ def test_a_rerun_and_a_resume_reuse_the_prepared_data(tiny_models, write_jsonl, 
     def no_tokenising(*args):
         raise AssertionError("the prepared data was tokenised again")
 
-    monkeypatch.setattr(prepare, "tokenise", no_tokenising)
+    monkeypatch.setattr(tokenise, "tokenise", no_tokenising)
     again = cli(*_train(tiny_models.policy, scored, tmp_path / "two", "--max-steps", "2"))
     assert again.exit_code == 0, again.stderr
     assert f"train: reusing prepared data from {folder}" in again.stderr

@@ -1,0 +1,142 @@
+"""Queries tokenised a batch at a time: two fast-tokenizer calls per batch (prompts, responses), here for a small
+input and in worker processes, one per core, for a large one.
+
+Imports no torch, so a worker process starts in about a second.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import chain, islice
+from multiprocessing import get_context
+from typing import Any
+
+import pyarrow as pa
+
+from stages.core.errors import UsageError
+from stages.lm.queries import Query, fit
+from stages.train.data import Candidates, PlainPrompt
+
+SCHEMA = pa.schema([
+    ("prompt", pa.list_(pa.int32())),
+    ("responses", pa.list_(pa.list_(pa.int32()))),
+    ("rewards", pa.list_(pa.float64())),
+    ("pairs", pa.list_(pa.list_(pa.int32()))),  # null: every pair whose rewards differ
+])
+COUNTS = ("queries", "responses", "pairs", "prompts_truncated", "responses_truncated", "tokens_unpacked",
+          "tokens_packed")
+IN_PROCESS_BATCHES = 8  # an input of at most this many batches never pays for starting worker processes
+MAX_WORKERS = 8  # each holds a tokenizer and a batch; beyond this, reading the input is the bottleneck
+
+Tokenised = tuple[pa.RecordBatch, dict[str, int]]
+
+
+def tokenise(batch: Sequence[Candidates], tokenizer: Any, max_length: int) -> Tokenised:
+    """A batch of queries as a record batch of SCHEMA, and its COUNTS (ranking pairs of one epoch, prompts and
+    responses cut to fit `max_length`, tokens unpacked and packed as `packing.token_counts` counts them). The
+    prompt is what `render_ids` gives, each response its ids then EOS, cut to fit as `fit` cuts them."""
+    prompts = _prompt_ids(tokenizer, [c.prompt for c in batch])
+    texts = [text for candidate in batch for text in candidate.texts]
+    encoded = iter(tokenizer(texts, add_special_tokens=False)["input_ids"])
+    eos = tokenizer.eos_token_id
+    columns: dict[str, list] = {name: [] for name in SCHEMA.names}
+    counts = dict.fromkeys(COUNTS, 0)
+    for candidate, prompt in zip(batch, prompts, strict=True):
+        responses = [[*next(encoded), eos] for _ in candidate.texts]
+        prompt, responses, (prompt_cut, responses_cut) = fit(prompt, responses, max_length)
+        query = Query(prompt, responses, candidate.rewards, candidate.pairs)
+        response_tokens = sum(map(len, responses))
+        for name, value in (("queries", 1), ("responses", len(responses)), ("pairs", len(query.ranking_pairs())),
+                            ("prompts_truncated", int(prompt_cut)), ("responses_truncated", responses_cut),
+                            ("tokens_unpacked", len(prompt) * len(responses) + response_tokens),
+                            ("tokens_packed", len(prompt) + response_tokens)):
+            counts[name] += value
+        columns["prompt"].append(prompt)
+        columns["responses"].append(responses)
+        columns["rewards"].append(candidate.rewards)
+        columns["pairs"].append(None if candidate.pairs is None else [list(p) for p in candidate.pairs])
+    return pa.RecordBatch.from_pydict(columns, schema=SCHEMA), counts
+
+
+def tokenised(batches: Iterable[Sequence[Candidates]], tokenizer: Any, max_length: int) -> Iterator[Tokenised]:
+    """`tokenise` over every batch, in order. The first IN_PROCESS_BATCHES are tokenised here; the rest, if any,
+    by one worker process per core (up to MAX_WORKERS), a few batches ahead of the one written."""
+    batches = iter(batches)
+    for batch in islice(batches, IN_PROCESS_BATCHES):
+        yield tokenise(batch, tokenizer, max_length)
+    workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    following = next(batches, None)
+    if following is None:
+        return
+    if workers < 2:
+        yield from (tokenise(batch, tokenizer, max_length) for batch in chain([following], batches))
+        return
+    # Spawned, not forked: a fork of a process whose tokenizer already ran its threads would have to turn them off.
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                               initargs=(tokenizer, max_length))
+    pending: deque[Future[Tokenised]] = deque()
+    try:
+        for batch in chain([following], batches):
+            pending.append(pool.submit(_work, [_portable(c) for c in batch]))
+            if len(pending) >= 2 * workers:  # bounded: the input is read only as fast as it is tokenised
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def as_query(row: dict[str, Any]) -> Query:
+    """One row of SCHEMA as the Query the collator takes."""
+    pairs = row["pairs"]
+    return Query(prompt=row["prompt"], responses=row["responses"], rewards=row["rewards"],
+                 pairs=None if pairs is None else [(better, worse) for better, worse in pairs])
+
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(tokenizer: Any, max_length: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the workers are the parallelism
+    _worker.update(tokenizer=tokenizer, max_length=max_length)
+
+
+def _work(batch: list[Candidates]) -> Tokenised:
+    return tokenise(batch, _worker["tokenizer"], _worker["max_length"])
+
+
+def _portable(candidate: Candidates) -> Candidates:
+    # Plain data crosses to a worker faster than pydantic messages do, and renders the same.
+    prompt = candidate.prompt if isinstance(candidate.prompt, str) else _messages(candidate.prompt)
+    return Candidates(prompt, candidate.texts, candidate.rewards, candidate.pairs)
+
+
+def _prompt_ids(tokenizer: Any, prompts: Sequence[Any]) -> list[list[int]]:
+    # What render_ids gives each prompt, with one tokenizer call for the strings and one for the conversations.
+    plain = [p if isinstance(p, str) else _messages(p) for p in prompts]
+    ids: list[list[int]] = [[] for _ in plain]
+    strings = [i for i, p in enumerate(plain) if isinstance(p, str)]
+    chats = [i for i, p in enumerate(plain) if not isinstance(p, str)]
+    if strings:
+        for i, encoded in zip(strings, tokenizer([plain[i] for i in strings])["input_ids"], strict=True):
+            ids[i] = list(encoded)
+    if chats:
+        if not getattr(tokenizer, "chat_template", None):
+            raise UsageError("the model's tokenizer has no chat template, which message prompts need")
+        rendered = tokenizer.apply_chat_template([plain[i] for i in chats], add_generation_prompt=True, tokenize=True)
+        # transformers 5 returns a BatchEncoding here, 4.x a plain list.
+        rendered = rendered["input_ids"] if hasattr(rendered, "keys") else rendered
+        for i, encoded in zip(chats, rendered, strict=True):
+            ids[i] = list(encoded)
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    return [prompt or [start] for prompt in ids]  # nothing to condition on: begin as an empty chat would
+
+
+def _messages(prompt: Any) -> PlainPrompt:
+    # Messages as dicts with all their fields, from a record (pydantic) or from the JSON of a grouped row.
+    return [m if isinstance(m, dict) else m.model_dump() for m in prompt]
