@@ -67,11 +67,14 @@ class PythonScorer:
 
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
         out: list[list[float | Failure]] = []
+        calls = [(as_plain(record.prompt), response.text) for record in records for response in record.responses]
+        # Without a --timeout the batch's calls go to the worker in one hand-over: a hand-over per call would
+        # cost more than a cheap function.
+        results = iter(self._call_all(calls) if self.timeout is None else [self._call(*call) for call in calls])
         for record, where in zip(records, locations, strict=True):
-            prompt = as_plain(record.prompt)
             values: list[float | Failure] = []
-            for index, response in enumerate(record.responses):
-                called = self._call(prompt, response.text)
+            for index, _ in enumerate(record.responses):
+                called = next(results)
                 if called is None:
                     values.append(Failure(error=f"--fn {self.spec} took longer than --timeout {self.timeout:g} s"))
                     continue
@@ -88,6 +91,12 @@ class PythonScorer:
                 values.append(number)
             out.append(values)
         return out
+
+    def _call_all(self, calls: list[tuple[Any, str]]) -> list[tuple[bool, Any]]:
+        """(True, value) or (False, exception) of each call, made in turn on the worker thread."""
+        if self._worker is None:
+            self._worker = _Worker(self.function)
+        return self._worker.call_all(calls)
 
     def _call(self, prompt: Any, text: str) -> tuple[bool, Any] | None:
         """(True, value) or (False, exception) of one call; None where it outlasted --timeout."""
@@ -117,13 +126,16 @@ class _Worker:
     interpreter joins at exit: a call that never returns must not keep rrhf from exiting."""
 
     def __init__(self, function: Callable[[Any, str], Any]) -> None:
-        self._inbox: queue.SimpleQueue[tuple[Any, str] | None] = queue.SimpleQueue()
-        self._outbox: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[Any, str] | list[tuple[Any, str]] | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         threading.Thread(target=self._serve, args=(function,), name="rrhf-python-fn", daemon=True).start()
 
     def _serve(self, function: Callable[[Any, str], Any]) -> None:
         while (item := self._inbox.get()) is not None:
-            self._outbox.put(_invoke(function, *item))
+            if isinstance(item, list):
+                self._outbox.put([_invoke(function, *call) for call in item])
+            else:
+                self._outbox.put(_invoke(function, *item))
 
     def call(self, prompt: Any, text: str, timeout: float | None) -> tuple[bool, Any] | None:
         """What the call gave, or None where it has not returned within `timeout` seconds (None: no limit)."""
@@ -132,6 +144,11 @@ class _Worker:
             return self._outbox.get(timeout=timeout)
         except queue.Empty:
             return None
+
+    def call_all(self, calls: list[tuple[Any, str]]) -> list[tuple[bool, Any]]:
+        """What each call gave, the calls made one after another in one hand-over (no time limit)."""
+        self._inbox.put(calls)
+        return self._outbox.get()
 
     def stop(self) -> None:
         """End the thread once its current call (if any) returns."""
