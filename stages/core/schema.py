@@ -80,7 +80,9 @@ class Record(_Open):
 
     def to_json_dict(self) -> dict[str, Any]:
         """The record as written to an artifact: contract fields first, then carried fields."""
-        row = self.model_dump(mode="json", exclude_unset=True)  # unset applies to the responses too
+        # Python mode is JSON here (every value came from JSON or is a str or finite float) and twice as fast;
+        # unset fields are left out of the responses too.
+        row = self.model_dump(exclude_unset=True)
         if "responses" not in row:
             row = {"id": row.pop("id"), "prompt": row.pop("prompt"), "responses": [], **row}
         return row
