@@ -59,11 +59,6 @@ class Outcome:
     failures: list[Failure]
     unfinished: dict[str, Record]
 
-    @property
-    def done(self) -> Journal:
-        """Every finished record: `id in done`, `len(done)`."""
-        return self.journal.load()
-
     def in_order(self, ids: Iterable[str]) -> Iterator[Row]:
         """The finished (else unfinished) version of each record, in the order of `ids`, streamed from the
         journal; records that failed with nothing to show are left out."""
