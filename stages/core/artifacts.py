@@ -85,7 +85,7 @@ def line_bytes(row: Row) -> bytes:
     """One artifact line as UTF-8, newline included."""
     if isinstance(row, str):
         return (row if row.endswith("\n") else row + "\n").encode("utf-8")
-    return orjson.dumps(row.to_json_dict() if isinstance(row, Record) else row, option=orjson.OPT_APPEND_NEWLINE)
+    return (dumps(row.to_json_dict() if isinstance(row, Record) else row) + "\n").encode("utf-8")
 
 
 def json_line(row: Row) -> str:
@@ -102,7 +102,10 @@ def write_json(path: Path, value: Any) -> None:
 def dumps(value: Any) -> str:
     """One compact JSONL line (UTF-8 text, not escaped). Every number reaching a writer is finite: the readers
     refuse NaN and infinities and the contract's scores are checked, since orjson would write them as null."""
-    return orjson.dumps(value).decode("utf-8")
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:  # an integer beyond 64 bits, which orjson cannot write and the standard library can
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def fsync_dir(folder: Path) -> None:

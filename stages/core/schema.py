@@ -97,11 +97,11 @@ RESPONSE_RANK_FIELDS = ("raw_score",)
 def without_rank_fields(record: Record) -> Record:
     """The record without what `rank` wrote about its responses: a stage that adds, replaces or rescores
     responses makes those pairs stale, and a stale pair would train against the new scores."""
-    row = record.to_json_dict()
-    if not any(key in row for key in RANK_FIELDS) and not any(
-        key in response for response in row["responses"] for key in RESPONSE_RANK_FIELDS
+    if not any(key in (record.__pydantic_extra__ or {}) for key in RANK_FIELDS) and not any(
+        key in (response.__pydantic_extra__ or {}) for response in record.responses for key in RESPONSE_RANK_FIELDS
     ):
         return record
+    row = record.to_json_dict()
     row = {k: v for k, v in row.items() if k not in RANK_FIELDS}
     row["responses"] = [{k: v for k, v in r.items() if k not in RESPONSE_RANK_FIELDS} for r in row["responses"]]
     return Record.model_validate(row)

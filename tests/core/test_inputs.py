@@ -215,3 +215,16 @@ def test_nesting_is_refused_past_100_levels_even_where_json_decodes_it(tmp_path)
         load_records(path)
     path.write_text(json.dumps(ok) + "\n")
     assert _records(path)[0] == {"id": prompt_id("a"), **ok, "responses": []}
+
+
+def test_integers_beyond_64_bits_round_trip_exactly(tmp_path):
+    # orjson reads such an integer as a float; the reader takes the line through the standard library instead.
+    from stages.core.artifacts import write_records
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 12345678901234567890123, "prompt": "p", "serial": 98765432109876543210987}\n')
+    loaded = load_records(src)
+    out = tmp_path / "out.jsonl"
+    write_records(out, loaded.records)
+    expected = '{"id":"12345678901234567890123","prompt":"p","responses":[],"serial":98765432109876543210987}\n'
+    assert out.read_text() == expected

@@ -24,7 +24,8 @@ SCRIPT = textwrap.dedent(
     group = Group(launch)
     own = share_path(out, launch.tag)
     # Rank r holds every second record from r: shares of a round-robin split, each in input order.
-    own.write_text("".join(json.dumps({"id": f"r{i}", "text": "x" * (i * 7)}) + "\\n" for i in range(launch.rank, 25, 2)))
+    rows = [{"id": f"r{i}", "text": "x" * (i * 7)} for i in range(launch.rank, 25, 2)]
+    own.write_text("".join(json.dumps(row) + "\\n" for row in rows))
     shares = collect_shares(group, out, own, chunk_bytes=int(sys.argv[2]))
     if shares is not None:
         Path(sys.argv[3]).write_text(json.dumps([str(p) for p in shares]))
