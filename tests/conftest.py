@@ -35,6 +35,18 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _session_rrhf_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Train's prepared data goes to a cache of the session's (subprocesses inherit it), never the user's."""
+    before = os.environ.get("RRHF_CACHE")
+    os.environ["RRHF_CACHE"] = str(tmp_path_factory.mktemp("rrhf-cache"))
+    yield
+    if before is None:
+        os.environ.pop("RRHF_CACHE", None)
+    else:
+        os.environ["RRHF_CACHE"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _one_vllm_engine_for_equal_settings():
     """Real-vLLM tests on the same model and settings share one engine (its start is most of a test's time); it
     is shut down before the session ends, while its logs still have a stream."""

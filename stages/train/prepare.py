@@ -33,11 +33,11 @@ from stages.train.data import (
     preference_pair,
     preference_query,
 )
-from stages.train.tokenise import COUNTS, SCHEMA, tokenised
+from stages.train.tokenise import COUNTS, SCHEMA, tokenised, worker_count
 
 DATA_FILE = "data.arrow"
 BATCH = 1000  # queries per tokenizer call and per Arrow record batch: large enough for the tokenizer's threads
-GROUP_CHUNK = 4096  # preference rows read back per memory map while grouping
+GROUP_CHUNK = 1024  # preference rows read back per memory map while grouping
 _ROWS = pa.schema([
     ("group", pa.int32()),
     ("prompt", pa.string()),  # JSON of the plain prompt
@@ -62,7 +62,8 @@ def prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) ->
         candidates = (listwise_candidates(record, where) for where, record in source)
     counts = dict.fromkeys(COUNTS, 0)
     with pa.OSFile(str(folder / DATA_FILE), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as writer:
-        for batch, batch_counts in tokenised(_chunks(candidates, BATCH), tokenizer, max_length):
+        batches = _chunks(candidates, BATCH)
+        for batch, batch_counts in tokenised(batches, tokenizer, max_length, worker_count(source.spec)):
             writer.write_batch(batch)
             for name, value in batch_counts.items():
                 counts[name] += value
@@ -109,21 +110,22 @@ def _grouped_preferences(source: InputFile, rows_file: Path) -> Iterator[Candida
 def _rows_in_group_order(path: Path) -> Iterator[dict[str, Any]]:
     # Arrow's sort is stable, so a group's rows keep their input order. Each chunk of rows is taken batch by batch
     # (a table's take would first join every batch) through its own memory map, closed before the next, so the
-    # pages read never pile up as resident memory.
-    order = _read(path, lambda reader: pc.sort_indices(reader.read_all().column("group")).to_pylist())
+    # pages read (and their neighbours, which the kernel maps along) never pile up as resident memory.
+    order, starts = _read(path, lambda reader: (
+        pc.sort_indices(reader.read_all().column("group")).to_pylist(),
+        list(accumulate((reader.get_batch(b).num_rows for b in range(reader.num_record_batches)), initial=0)),
+    ))
     for start in range(0, len(order), GROUP_CHUNK):
-        yield from _read(path, lambda reader, start=start: _take(reader, order[start : start + GROUP_CHUNK]))
+        yield from _read(path, lambda reader, start=start: _take(reader, starts, order[start : start + GROUP_CHUNK]))
 
 
-def _take(reader: pa.ipc.RecordBatchFileReader, indices: list[int]) -> list[dict[str, Any]]:
-    batches = [reader.get_batch(b) for b in range(reader.num_record_batches)]
-    starts = list(accumulate((batch.num_rows for batch in batches), initial=0))
+def _take(reader: pa.ipc.RecordBatchFileReader, starts: list[int], indices: list[int]) -> list[dict[str, Any]]:
     wanted: dict[int, list[int]] = {}
     for index in indices:
         wanted.setdefault(bisect_right(starts, index) - 1, []).append(index)
     rows: dict[int, dict[str, Any]] = {}
     for b, chosen in wanted.items():
-        taken = batches[b].take(pa.array([index - starts[b] for index in chosen])).to_pylist()
+        taken = reader.get_batch(b).take(pa.array([index - starts[b] for index in chosen])).to_pylist()
         rows.update(zip(chosen, taken, strict=True))
     return [rows[index] for index in indices]
 

@@ -1,23 +1,22 @@
-"""Queries tokenised a batch at a time: two fast-tokenizer calls per batch (prompts, responses), here for a small
-input and in worker processes, one per core, for a large one.
-
-Imports no torch, so a worker process starts in about a second.
-"""
+"""Queries tokenised a batch at a time: two fast-tokenizer calls per batch (prompts, responses), in this process for
+a small input and in worker processes, one per core, for a large one."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from itertools import chain, islice
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from stages.core.errors import UsageError
+from stages.core.errors import RrhfError, UsageError
 from stages.lm.queries import Query, fit
 from stages.train.data import Candidates, PlainPrompt
 
@@ -29,8 +28,8 @@ SCHEMA = pa.schema([
 ])
 COUNTS = ("queries", "responses", "pairs", "prompts_truncated", "responses_truncated", "tokens_unpacked",
           "tokens_packed")
-IN_PROCESS_BATCHES = 8  # an input of at most this many batches never pays for starting worker processes
-MAX_WORKERS = 8  # each holds a tokenizer and a batch; beyond this, reading the input is the bottleneck
+POOL_BYTES = 8 * 2**20  # a smaller file (a few thousand records) is tokenised here, with the tokenizer's threads
+MAX_WORKERS = 8  # beyond this many, reading and validating the input is the bottleneck
 
 Tokenised = tuple[pa.RecordBatch, dict[str, int]]
 
@@ -62,32 +61,44 @@ def tokenise(batch: Sequence[Candidates], tokenizer: Any, max_length: int) -> To
     return pa.RecordBatch.from_pydict(columns, schema=SCHEMA), counts
 
 
-def tokenised(batches: Iterable[Sequence[Candidates]], tokenizer: Any, max_length: int) -> Iterator[Tokenised]:
-    """`tokenise` over every batch, in order. The first IN_PROCESS_BATCHES are tokenised here; the rest, if any,
-    by one worker process per core (up to MAX_WORKERS), a few batches ahead of the one written."""
-    batches = iter(batches)
-    for batch in islice(batches, IN_PROCESS_BATCHES):
-        yield tokenise(batch, tokenizer, max_length)
-    workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-    following = next(batches, None)
-    if following is None:
-        return
+def tokenised(
+    batches: Iterable[Sequence[Candidates]], tokenizer: Any, max_length: int, workers: int = 1
+) -> Iterator[Tokenised]:
+    """`tokenise` over every batch, in order: here, or by `workers` forked processes a few batches ahead of the one
+    written (a process that dies, out of memory say, ends the run in one line)."""
     if workers < 2:
-        yield from (tokenise(batch, tokenizer, max_length) for batch in chain([following], batches))
+        yield from (tokenise(batch, tokenizer, max_length) for batch in batches)
         return
-    # Spawned, not forked: a fork of a process whose tokenizer already ran its threads would have to turn them off.
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
+    # Forked before this process tokenises anything, and all at once before the pool starts its own thread, so no
+    # thread is forked. A worker tokenises on one thread: the processes are the parallelism, and a tokenizer whose
+    # threads ran before a fork would otherwise turn them off with a warning.
+    configured = "TOKENIZERS_PARALLELISM" in os.environ
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_start_worker,
                                initargs=(tokenizer, max_length))
     pending: deque[Future[Tokenised]] = deque()
     try:
-        for batch in chain([following], batches):
+        for batch in batches:
             pending.append(pool.submit(_work, [_portable(c) for c in batch]))
             if len(pending) >= 2 * workers:  # bounded: the input is read only as fast as it is tokenised
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    except BrokenProcessPool:
+        raise RrhfError("train: a process tokenising the training data ended abruptly (out of memory?)") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if not configured:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+
+
+def worker_count(spec: str) -> int:
+    """How many processes to tokenise a file with: one per core (up to MAX_WORKERS) for a file of POOL_BYTES or
+    more (or an `hf:` dataset), where fork is safe to use (Linux); else 1, this process."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    path = Path(spec)
+    large = not path.is_file() or path.stat().st_size >= POOL_BYTES
+    return min(MAX_WORKERS, cores) if large and sys.platform == "linux" else 1
 
 
 def as_query(row: dict[str, Any]) -> Query:
@@ -101,8 +112,9 @@ _worker: dict[str, Any] = {}
 
 
 def _start_worker(tokenizer: Any, max_length: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the workers are the parallelism
+    # Ctrl-C and SIGTERM are the main process's to handle: it ends the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker.update(tokenizer=tokenizer, max_length=max_length)
 
 

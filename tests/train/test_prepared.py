@@ -70,10 +70,10 @@ def _preference_rows() -> list[dict]:
 @pytest.mark.parametrize("workers", [False, True], ids=["here", "workers"])
 @pytest.mark.parametrize("rows", [_scored_rows(), _preference_rows()], ids=["scored", "preference"])
 def test_prepared_queries_and_counts_equal_the_in_memory_path(tiny_models, write_jsonl, monkeypatch, rows, workers):
-    """Tokenised here or by worker processes (after the first batch, on a machine of two cores or more)."""
+    """Tokenised here or by worker processes (on a machine of two cores or more)."""
     monkeypatch.setattr(prepare, "BATCH", 2)  # batches and groups that straddle them
     monkeypatch.setattr(prepare, "GROUP_CHUNK", 3)
-    monkeypatch.setattr(tokenise, "IN_PROCESS_BATCHES", 1 if workers else 100)
+    monkeypatch.setattr(tokenise, "POOL_BYTES", 0 if workers else 2**40)
     path = write_jsonl("input.jsonl", rows)
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
     loaded = load_records(path)
