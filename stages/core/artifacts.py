@@ -108,6 +108,16 @@ def dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+def fsync_file(path: Path) -> None:
+    """Make a written file's contents durable before a rename publishes it (a power cut could otherwise publish
+    an empty file); a write the disk refused late surfaces here as an OSError."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename into `folder` durable (a no-op where the filesystem does not let a folder be synced)."""
     try:

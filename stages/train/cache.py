@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from stages.core.artifacts import fsync_dir, fsync_file
 from stages.core.console import log
 from stages.core.errors import RrhfError
 from stages.core.inputs import InputFile
@@ -163,7 +164,7 @@ def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -
         info = {"layout": LAYOUT, **prepare(source, tokenizer, max_length, staging)}
         (staging / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
         for name in (DATA_FILE, INFO_FILE):
-            _fsync(staging / name)
+            fsync_file(staging / name)
         if folder.exists() and ready(folder) is None:
             shutil.rmtree(folder)  # an incomplete folder from elsewhere (copied in part, emptied): replaced
         try:
@@ -172,7 +173,7 @@ def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -
             if ready(folder) is None:
                 raise
             shutil.rmtree(staging)  # another run prepared the same data meanwhile: theirs is as good
-        _fsync(folder.parent)
+        fsync_dir(folder.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -217,12 +218,3 @@ def _alive(pid: int) -> bool:
 def _host() -> str:
     # Keeps a shared cache folder's staging names apart across machines, whose process ids overlap.
     return socket.gethostname().replace(".", "-") or "host"
-
-
-def _fsync(path: Path) -> None:
-    # Data and info reach the disk before the rename that publishes them, so a power cut cannot publish less.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

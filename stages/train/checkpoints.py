@@ -8,7 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
-from stages.core.artifacts import fsync_dir
+from stages.core.artifacts import fsync_dir, fsync_file
 from stages.core.console import log
 from stages.core.errors import RrhfError, first_line
 
@@ -67,7 +67,7 @@ def publish(staged: Path, final: Path) -> None:
     replaced)."""
     for root, _, files in os.walk(staged):
         for name in files:
-            _fsync_file(Path(root) / name)
+            fsync_file(Path(root) / name)
     if final.exists():
         shutil.rmtree(final)
     os.replace(staged, final)
@@ -103,14 +103,5 @@ def _remove_if_empty(folder: Path) -> None:
     except OSError:
         pass
 
-
-def _fsync_file(path: Path) -> None:
-    # Without it a power cut right after the rename could leave a checkpoint whose files are still empty; a
-    # write the disk refused late surfaces here as an OSError.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
