@@ -197,7 +197,9 @@ def test_a_signal_during_a_call_interrupts_the_run(signum, status, name, rewards
     cmd = [sys.executable, "-m", "rrhf_cli", "score", str(many), "-o", str(out), "--backend", "python",
            "--fn", f"{rewards}:slow", "--batch-size", "4", "-q"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CALLS_LOG": str(tmp_path / "log")}
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    # A shell runs a background job with SIGINT ignored, and Python then keeps it ignored: the child gets it back.
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (partial_path(out).exists() and len(read_jsonl(partial_path(out))) > 4):
         time.sleep(0.05)
