@@ -18,6 +18,7 @@ from stages.core.artifacts import Row, json_line
 from stages.core.console import log, progress
 from stages.core.errors import BadInput, Location, UsageError
 from stages.core.formats import InputOptions
+from stages.core.id_index import IdList
 from stages.core.ids import derive_seed
 from stages.core.inputs import InputFile
 from stages.core.launch import Launch, current_launch
@@ -106,11 +107,11 @@ def _sample(
 
 def _read_prompts(
     stream: InputFile, prompts: RecordSpool, config: SampleConfig, launch: Launch, counts: Counter[str]
-) -> list[str]:
+) -> IdList:
     """Check every prompt and park this share's on disk with the responses the input carries; returns the
     share's ids in input order (`stream.ids` gets every id: rank 0 writes the artifact in that order)."""
     index, count = (launch.rank, launch.world_size) if launch.parallel else config.shard_of()
-    every: list[str] = []
+    every = IdList()
     for number, (where, record) in enumerate(stream):
         every.append(record.id)
         if number % count != index:
