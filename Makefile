@@ -75,7 +75,7 @@ bench: $(STAMP)
 	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_sample.py --vllm-only; fi
 	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_score.py --vllm-only; fi
 
-# Every stage as a real `rrhf` process on HH-sized synthetic files (10k, 40k, 160k prompts; about 17 minutes on
+# Every stage as a real `rrhf` process on HH-sized synthetic files (10k, 40k, 160k prompts; about 20 minutes on
 # 2 CPU cores): wall time, peak RSS, records/s against a bare json streaming loop, growth with size.
 # SCALE_FLAGS, e.g. `--sizes 10000,40000` or `--skip sample@160000`.
 bench-scale: $(STAMP)
