@@ -5,7 +5,7 @@ take a few MiB where Python strings, dicts and sets take tens."""
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
 
 
@@ -49,12 +49,12 @@ class IdList:
 
 
 class IdIndex:
-    """Ids mapped to integers by their hashes, sorted: a lookup costs a binary search and one `check` of the
-    candidate (which settles the rare hash collision), and memory 24 bytes per id."""
+    """Ids mapped to integers through their hashes, sorted: a lookup is a binary search, and memory 24 bytes per
+    id. The index holds no ids, so it names candidates; the caller checks each against what the value points to
+    (one comparison settles the rare hash collision)."""
 
-    def __init__(self, hashes: array, values: array, check: Callable[[int, str], bool]) -> None:
-        """`hashes[i]` is `hash(id)` of the id whose value is `values[i]`; `check(value, id)` says whether the
-        value really belongs to the id (read back from where the value points)."""
+    def __init__(self, hashes: array, values: array) -> None:
+        """`hashes[i]` is `id_hash` of the id whose value is `values[i]`."""
         import numpy as np
 
         self._np = np
@@ -63,18 +63,19 @@ class IdIndex:
         self._keys = keys[order]
         stored = np.frombuffer(values, dtype=np.int64) if len(values) else np.zeros(0, dtype=np.int64)
         self._values = stored[order]
-        self._check = check
 
-    def get(self, record_id: str) -> int | None:
-        """The value of `record_id`, or None when it has none."""
-        key = hash(record_id)
+    @classmethod
+    def positions(cls, ids: IdList | Sequence[str]) -> IdIndex:
+        """Each id's position in `ids`; a candidate `p` is the id's when `ids[p]` is."""
+        return cls(array("q", map(id_hash, ids)), array("q", range(len(ids))))
+
+    def candidates(self, record_id: str) -> Iterator[int]:
+        """The values filed under `record_id`'s hash, in the order they were given."""
+        key = id_hash(record_id)
         at = int(self._np.searchsorted(self._keys, key))
         while at < len(self._keys) and self._keys[at] == key:
-            value = int(self._values[at])
-            if self._check(value, record_id):
-                return value
+            yield int(self._values[at])
             at += 1
-        return None
 
 
 def id_hash(record_id: str) -> int:

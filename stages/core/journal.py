@@ -43,7 +43,7 @@ class Journal:
         self.identity = identity
         self._hashes = array("q")
         self._offsets = array("q")
-        self._earlier: dict[int, list[int]] | None = None  # id hash -> offsets, of the lines a killed run left
+        self._earlier: IdIndex | None = None  # the lines a killed run left
         self._synced = time.monotonic()
         self._reader: BinaryIO | None = None
         if force:
@@ -52,17 +52,14 @@ class Journal:
     def load(self) -> Journal:
         """Read what a killed run left, once (drops a line torn by a kill so appends start on a clean line)."""
         if self._earlier is None:
-            self._earlier = {}
             self._read()
-            for key, offset in zip(self._hashes, self._offsets, strict=True):
-                self._earlier.setdefault(key, []).append(offset)
+            self._earlier = IdIndex(self._hashes, self._offsets)  # sorted copies: later appends leave it as it is
         return self
 
     def __contains__(self, record_id: object) -> bool:
         """Whether a killed run finished this record (a record of this run is asked before it is done)."""
-        earlier = self.load()._earlier or {}
-        offsets = earlier.get(id_hash(record_id)) if isinstance(record_id, str) else None
-        return bool(offsets) and any(self._holds(offset, record_id) for offset in offsets)  # type: ignore[arg-type]
+        earlier = self.load()._earlier
+        return isinstance(record_id, str) and earlier is not None and self._line_of(earlier, record_id) is not None
 
     def __len__(self) -> int:
         return len(self.load()._offsets)
@@ -115,19 +112,21 @@ class Journal:
     def lines(self, ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
         """Each of `ids` in the order given, with its journaled line (JSON and newline), or None if unfinished."""
         self.load()
-        index = IdIndex(self._hashes, self._offsets, self._holds)
+        index = IdIndex(self._hashes, self._offsets)
         for record_id in ids:
-            offset = index.get(record_id)
-            yield record_id, None if offset is None else self._line_at(offset).decode("utf-8")
+            line = self._line_of(index, record_id)
+            yield record_id, None if line is None else line.decode("utf-8")
 
-    def _line_at(self, offset: int) -> bytes:
-        if self._reader is None or self._reader.closed:
-            self._reader = self.path.open("rb")
-        self._reader.seek(offset)
-        return self._reader.readline()
-
-    def _holds(self, offset: int, record_id: str) -> bool:
-        return _line_id(self._line_at(offset)) == record_id
+    def _line_of(self, index: IdIndex, record_id: str) -> bytes | None:
+        """The journaled line of `record_id`, read once: each candidate line is checked by the id it holds."""
+        for offset in index.candidates(record_id):
+            if self._reader is None or self._reader.closed:
+                self._reader = self.path.open("rb")
+            self._reader.seek(offset)
+            line = self._reader.readline()
+            if _line_id(line) == record_id:
+                return line
+        return None
 
     def remove(self) -> None:
         """Drop the journal once the finished artifact is in place."""

@@ -116,10 +116,11 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 value = _slow_json_line(Location(source, number), raw)
             # Walking every row would cost as much as decoding it: only a line with a surrogate's escape, a
             # number orjson would round, or enough brackets can fail the check. One translate (in C) serves the
-            # last two: digits become 0 and braces brackets.
+            # last two: digits become 0 and braces brackets (a regex for a digit run costs ten times the decoding).
             folded = raw.translate(_FOLD)
-            if _ESCAPED_SURROGATE.search(raw) or folded.count(b"[") > MAX_DEPTH or _LONG_DIGITS in folded:
-                value = _checked_line(Location(source, number), raw, value)
+            long_integer = _LONG_DIGITS in folded
+            if _ESCAPED_SURROGATE.search(raw) or folded.count(b"[") > MAX_DEPTH or long_integer:
+                value = _checked_line(Location(source, number), raw, value, long_integer)
             yield Location(source, number), value
 
 
@@ -140,17 +141,12 @@ def _slow_json_line(where: Location, raw: bytes) -> Any:
     raise BadInput(where, f"holds a number too large for a 64-bit float ({number.group() if number else '?'})")
 
 
-def _checked_line(where: Location, raw: bytes, value: Any) -> Any:
+def _checked_line(where: Location, raw: bytes, value: Any, long_integer: bool) -> Any:
     # orjson reads an integer beyond 64 bits as a float; the standard library keeps it exact.
-    if _long_integer(raw):
+    if long_integer:
         value = json.loads(raw)
     check_value(where, value)
     return value
-
-
-def _long_integer(raw: bytes) -> bool:
-    # A translate and a find run in C: a regex for a digit run costs ten times the decoding.
-    return _LONG_DIGITS in raw.translate(_FOLD)
 
 
 def _read_text(path: Path) -> str:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import heapq
 import os
-from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 import orjson
 
-from stages.core.id_index import IdIndex, id_hash
+from stages.core.id_index import IdIndex, IdList
 from stages.core.launch import Group
 
 CHUNK_BYTES = 4 << 20
@@ -61,15 +60,16 @@ def _has_size(path: Path, size: int) -> bool:
         return False
 
 
-def in_input_order(shares: Sequence[Path], ids: Sequence[str]) -> Iterator[str]:
+def in_input_order(shares: Sequence[Path], ids: IdList | Sequence[str]) -> Iterator[str]:
     """The lines of every share (each already in input order) merged into the input's order of `ids`."""
-    index = IdIndex(array("q", map(id_hash, ids)), array("q", range(len(ids))), lambda at, i: ids[at] == i)
+    index = IdIndex.positions(ids)
 
     def position(line: str) -> int:
-        found = index.get(orjson.loads(line)["id"])
-        if found is None:
-            raise RuntimeError(f"a share holds a record the input has not: {line[:80]}")
-        return found
+        record_id = orjson.loads(line)["id"]
+        for at in index.candidates(record_id):
+            if ids[at] == record_id:
+                return at
+        raise RuntimeError(f"a share holds a record the input has not: {line[:80]}")
 
     with ExitStack() as stack:
         streams = [stack.enter_context(p.open(encoding="utf-8")) for p in shares]

@@ -18,7 +18,7 @@ from stages.core.artifacts import Row, json_line
 from stages.core.console import log, progress
 from stages.core.errors import BadInput, Location, UsageError
 from stages.core.formats import InputOptions
-from stages.core.id_index import IdList
+from stages.core.id_index import IdIndex, IdList
 from stages.core.ids import derive_seed
 from stages.core.inputs import InputFile
 from stages.core.launch import Launch, current_launch
@@ -177,16 +177,17 @@ def _check_prompt(record: Record, where: Location, config: SampleConfig) -> None
         raise BadInput(where, "a message prompt needs the chat endpoint (--endpoint chat or auto)")
 
 
-def _check_same_prompts(existing: InputFile, prompts: RecordSpool, ids: Sequence[str]) -> None:
+def _check_same_prompts(existing: InputFile, prompts: RecordSpool, ids: IdList) -> None:
     # Checked before sampling, so a mismatch costs no generation.
-    position = {record_id: i for i, record_id in enumerate(ids)}
+    index = IdIndex.positions(ids)
     for _, record in existing:
-        if record.id in position:
-            where, mine = prompts.get(position[record.id])
-            if mine.prompt != record.prompt:
-                raise BadInput(
-                    where, f"id '{record.id}' is in {existing.spec} with a different prompt; cannot --append"
-                )
+        for at in index.candidates(record.id):
+            if ids[at] == record.id:
+                where, mine = prompts.get(at)
+                if mine.prompt != record.prompt:
+                    raise BadInput(
+                        where, f"id '{record.id}' is in {existing.spec} with a different prompt; cannot --append"
+                    )
 
 
 def _carried(record: Record, where: Any, names: Sequence[str]) -> list[Response]:

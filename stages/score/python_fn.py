@@ -67,7 +67,10 @@ class PythonScorer:
 
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
         out: list[list[float | Failure]] = []
-        calls = [(as_plain(record.prompt), response.text) for record in records for response in record.responses]
+        calls: list[tuple[Any, str]] = []
+        for record in records:
+            prompt = as_plain(record.prompt)
+            calls += [(prompt, response.text) for response in record.responses]
         # Without a --timeout the batch's calls go to the worker in one hand-over: a hand-over per call would
         # cost more than a cheap function.
         results = iter(self._call_all(calls) if self.timeout is None else [self._call(*call) for call in calls])
