@@ -11,6 +11,7 @@ from stages.core.errors import RrhfError, RunInterrupted, UsageError, first_line
 from stages.core.formats import InputOptions
 from stages.core.inputs import InputFile
 from stages.core.launch import current_launch
+from stages.core.memory import return_freed_memory
 from stages.core.meta import Meta, meta_path, now, stage_meta, write_meta
 from stages.core.metrics import METRICS_FILE, read_metrics
 from stages.core.outputs import check_output, lock_output, unlock_output
@@ -51,6 +52,7 @@ def run_train(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
+    return_freed_memory()
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, config.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -134,6 +136,8 @@ def run_train(
         except KeyboardInterrupt as err:
             raise _interrupted(outdir, err) from None
     seconds = time.perf_counter() - clock
+    cuda_peak = (f"; peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
+                 if torch.cuda.is_available() else "")
     try:
         _save(trainer, model, outdir, config)
     except Exception as err:
@@ -153,8 +157,8 @@ def run_train(
     logged = read_metrics(metrics)
     last = logged[-1] if logged else {}
     log.info(
-        "train: %d steps in %.1f s; final loss %s, rank accuracy %s; model in %s",
-        result.global_step, seconds,
+        "train: %d steps in %.1f s%s; final loss %s, rank accuracy %s; model in %s",
+        result.global_step, seconds, cuda_peak,
         _fmt(last.get("loss")), _fmt(last.get("rank_acc")), outdir,
     )
     unlock_output(outdir)

