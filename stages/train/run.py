@@ -11,7 +11,6 @@ from stages.core.errors import RrhfError, RunInterrupted, UsageError, first_line
 from stages.core.formats import InputOptions
 from stages.core.inputs import InputFile
 from stages.core.launch import current_launch
-from stages.core.memory import return_freed_memory
 from stages.core.meta import Meta, meta_path, now, stage_meta, write_meta
 from stages.core.metrics import METRICS_FILE, read_metrics
 from stages.core.outputs import check_output, lock_output, unlock_output
@@ -52,7 +51,6 @@ def run_train(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
-    return_freed_memory()
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, config.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
