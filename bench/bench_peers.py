@@ -1,7 +1,7 @@
 """rrhf train side by side with TRL on the same job: the same model, data, batch, steps, learning rate and
 max length for every trainer, each in a process of its own (fp32; on CUDA where there is a GPU).
 
-    python bench/bench_peers.py            # what `make bench` runs (about 10 minutes on 2 CPU cores)
+    python bench/bench_peers.py            # what `make bench` runs (about 22 minutes on 2 CPU cores)
 
 Shapes:
   pairs     32 conversational preference pairs in TRL's format ({prompt, chosen, rejected}; prompt ~150 words,
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "out" / "bench-peers",
                         help="where the model folder is written once")
     parser.add_argument("--gradient-checkpointing", choices=("default", "on", "off"), default="default",
-                        help="every trainer's setting (default: each trainer's own: TRL's on, rrhf's off)")
+                        help="every trainer's setting (default: each trainer's own, on in TRL and in rrhf)")
     args = parser.parse_args()
     import torch
     import transformers

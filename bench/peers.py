@@ -35,7 +35,7 @@ class Budget:
     scheduler: str = "constant"
     max_length: int = 512
     seed: int = 0
-    gradient_checkpointing: bool | None = None  # None: each trainer's default (TRL's is on, rrhf's off)
+    gradient_checkpointing: bool | None = None  # None: each trainer's default (on in TRL and in rrhf)
 
 
 @dataclass(frozen=True)
