@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peers import PEER_NAMES, Budget, Finished, train_peer, train_rrhf  # this folder's peers.py
+import peers  # this folder's peers.py
+from peers import PEER_NAMES, ROOT, Budget, Finished
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))  # demo_real's model, prompts, reward and sampling settings
 
 from demo import parse_common, run_as_command  # noqa: E402
@@ -103,9 +103,7 @@ def one_round(initial: Path, folder: Path, backend: str, seed: int) -> tuple[Pat
 def train(trainer: str, ranked: Path, pairs: Path, initial: Path, out: Path, budget: Budget) -> Finished:
     """One training run from the initial model: rrhf at its defaults (the paper's loss) on the listwise file,
     a TRL peer on the best-worst pairs."""
-    if trainer == "rrhf":
-        return train_rrhf(ranked, initial, out, budget)
-    return train_peer(trainer, pairs, initial, out, budget)
+    return peers.train(trainer, ranked if trainer == "rrhf" else pairs, initial, out, budget)
 
 
 def evaluate(model: Path, initial: Path, folder: Path, backend: str, k: int) -> EvalReport:

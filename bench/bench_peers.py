@@ -27,13 +27,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from peers import PEER_NAMES, PEERS, ROOT, Budget, Finished, Phases, train_peer, train_rrhf
+from peers import PEER_NAMES, PEERS, ROOT, Budget, Finished, Phases, train
 
 WORDS = ("the a model answer question reads every word of long prompt before it replies in few short lines with "
          "care about detail and explains why each step matters for people who ask how to cook bake travel learn "
          "write code plan budget garden repair bicycle sleep better stay calm listen speak clearly").split()
-
-RRHF_FLAGS = {"rrhf": [], "rrhf-no-checkpointing": ["--no-gradient-checkpointing"]}
 
 
 def write_data(folder: Path, n: int = 32, k: int = 4, seed: int = 0) -> dict[str, Path]:
@@ -144,10 +142,7 @@ def main() -> None:
             figures: dict[str, list[tuple[Finished, int]]] = {}
             for name, sees, data in runs:
                 out = Path(tmp) / f"{shape}-{name}-{sees.replace(' ', '-')}"
-                if name in PEERS:
-                    run = train_peer(name, data, model, out, budget)
-                else:
-                    run = train_rrhf(data, model, out, budget, *RRHF_FLAGS[name])
+                run = train(name, data, model, out, budget)
                 tokens = example_tokens(data, tokenizer, budget.steps, budget.batch)
                 figures.setdefault(name, []).append((run, tokens))
                 print(_row(PEER_NAMES[name], sees, run, tokens), flush=True)

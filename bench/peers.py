@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS = ("dpo", "simpo")
 PEER_NAMES = {"rrhf": "rrhf train", "rrhf-no-checkpointing": "rrhf train, no checkpointing",
               "dpo": "TRL DPOTrainer", "simpo": "TRL CPOTrainer (simpo)"}
+RRHF_FLAGS = {"rrhf": [], "rrhf-no-checkpointing": ["--no-gradient-checkpointing"]}
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,13 @@ class Phases:
     loaded_mb: float
     load_peak_mb: float
     train_peak_mb: float
+
+
+def train(name: str, data: Path, model: Path, out: Path, budget: Budget) -> Finished:
+    """One run of the trainer `name` (a key of PEER_NAMES) on `data`, from `model` into `out`."""
+    if name in PEERS:
+        return train_peer(name, data, model, out, budget)
+    return train_rrhf(data, model, out, budget, *RRHF_FLAGS[name])
 
 
 def train_rrhf(data: Path, model: Path, out: Path, budget: Budget, *flags: str) -> Finished:
