@@ -84,10 +84,12 @@ def _register() -> None:
     from rrhf_cli.commands.sample import sample_command
     from rrhf_cli.commands.score import score_command
     from rrhf_cli.commands.train import train_command
+    from rrhf_cli.commands.view import view_command
 
     for name, command in (
         ("sample", sample_command), ("score", score_command), ("rank", rank_command), ("train", train_command),
         ("eval", eval_command), ("plot", plot_command), ("merge", merge_command), ("inspect", inspect_command),
+        ("view", view_command),
     ):
         app.command(name, cls=RrhfCommand)(command)
 

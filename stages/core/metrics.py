@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
+CURVES = ("loss", "rank_loss", "sft_loss", "rank_acc")
+"""The logged values drawn as training curves, by `rrhf plot` and `rrhf view`."""
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -8,9 +8,7 @@ from typing import Any
 
 from stages.core.errors import BadInput
 from stages.core.inputs import InputFile
-from stages.core.metrics import METRICS_FILE, read_metrics
-
-CURVES = ("loss", "rank_loss", "sft_loss", "rank_acc")
+from stages.core.metrics import CURVES, METRICS_FILE, read_metrics
 
 
 def _pyplot() -> Any:

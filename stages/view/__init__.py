@@ -1,0 +1,1 @@
+"""The view stage: one self-contained HTML page to read samples, scores, pairs and before/after answers."""

@@ -1,0 +1,166 @@
+"""The page's summary: per-source figures, file-against-file comparisons and charts, as escaped HTML. Pure
+functions over loaded artifacts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from stages.core.metrics import CURVES
+from stages.view.load import Artifact, Loaded, Training
+from stages.view.svg import histogram, line_chart
+
+RANK_COUNTS = ("prompts_in", "prompts_kept", "pairs", "dropped_no_signal", "dropped_no_pair", "duplicate_responses",
+               "cut_by_top_k")
+
+
+@dataclass
+class SourceFigures:
+    """One source's responses in one file: how many, their mean score, and the share of prompts it won."""
+
+    responses: int = 0
+    scored: int = 0
+    total: float = 0.0
+    wins: float = 0.0  # a win shared by tied sources counts a share each
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.scored if self.scored else None
+
+
+def source_figures(entries: Sequence[Mapping[str, Any]]) -> tuple[dict[str, SourceFigures], int]:
+    """Per-source figures of one file, and how many prompts had a winner (two responses scored differently)."""
+    figures: dict[str, SourceFigures] = {}
+    decided = 0
+    for part in entries:
+        responses = part["r"]
+        for _, source, score, _, _ in responses:
+            item = figures.setdefault(source, SourceFigures())
+            item.responses += 1
+            if score is not None:
+                item.scored += 1
+                item.total += score
+        scores = {r[2] for r in responses if r[2] is not None}
+        if len(scores) < 2:
+            continue
+        decided += 1
+        best = {r[1] for r in responses if r[3] == 1}
+        for source in best:
+            figures[source].wins += 1 / len(best)
+    return figures, decided
+
+
+def compare(first: Mapping[str, Mapping[str, Any]], other: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """`other` against `first` on the prompts both scored: the mean per-prompt reward difference and the share of
+    prompts where `other`'s mean is higher (a tie counts half)."""
+    shared = [pid for pid, part in other.items() if "m" in part and "m" in first.get(pid, {})]
+    if not shared:
+        return {"prompts": 0}
+    differences = [other[pid]["m"] - first[pid]["m"] for pid in shared]
+    wins = math.fsum(1.0 if d > 0 else 0.5 if d == 0 else 0.0 for d in differences)
+    return {"prompts": len(shared), "difference": math.fsum(differences) / len(shared), "win_rate": wins / len(shared)}
+
+
+def render_summary(loaded: Loaded) -> str:
+    """The summary section's HTML."""
+    parts = [_files_table(loaded.artifacts, loaded.trainings)]
+    if any(part["r"] for a in loaded.artifacts for part in a.entries.values()):
+        parts.append(_sources_table(loaded.artifacts))
+    if len(loaded.artifacts) > 1:
+        parts.append(_comparison_table(loaded.artifacts))
+    parts += [_rank_counts(a) for a in loaded.artifacts if a.meta and a.meta.stage == "rank"]
+    parts += [_report(folder, report) for folder, report in loaded.reports.items()]
+    charts = [_histograms(loaded.artifacts)] + _curves(loaded.trainings)
+    if drawn := "".join(c for c in charts if c):
+        parts.append(f'<div class="charts">{drawn}</div>')
+    return "".join(parts)
+
+
+def _files_table(artifacts: Sequence[Artifact], trainings: Sequence[Training]) -> str:
+    rows = []
+    for a in artifacts:
+        responses = sum(len(part["r"]) for part in a.entries.values())
+        made = f"{a.meta.stage}, {a.meta.finished_at or a.meta.started_at}" if a.meta else ""
+        rows.append(_row(a.label, a.kind, a.path, f"{len(a.entries):,} prompts, {responses:,} responses", made))
+    rows += [_row(t.label, "training", t.path, f"{len(t.steps):,} logged steps", "") for t in trainings]
+    return _table("files", ("label", "kind", "path", "holds", "written by"), rows)
+
+
+def _sources_table(artifacts: Sequence[Artifact]) -> str:
+    rows = []
+    for a in artifacts:
+        figures, decided = source_figures(list(a.entries.values()))
+        for source, item in figures.items():
+            won = f"{item.wins / decided:.1%}" if decided and len(figures) > 1 else ""
+            rows.append(_row(a.label, source, f"{item.responses:,}", _fmt(item.mean), won))
+    return _table("sources", ("file", "source", "responses", "mean score", "best response in (share of prompts)"),
+                  rows)
+
+
+def _comparison_table(artifacts: Sequence[Artifact]) -> str:
+    first = artifacts[0]
+    rows = []
+    for other in artifacts[1:]:
+        figures = compare(first.entries, other.entries)
+        rows.append(_row(f"{other.label} vs {first.label}", f"{figures['prompts']:,}",
+                         _fmt(figures.get("difference"), signed=True), _fmt(figures.get("win_rate"))))
+    return _table("before / after", ("files", "shared prompts", "mean reward difference", "win rate"), rows)
+
+
+def _rank_counts(artifact: Artifact) -> str:
+    counts = artifact.meta.counts if artifact.meta else {}
+    rows = [_row(key.replace("_", " "), f"{counts[key]:,}") for key in RANK_COUNTS if key in counts]
+    return _table(f"rank: {artifact.label}", ("count", ""), rows) if rows else ""
+
+
+def _report(folder: str, report: Mapping[str, Any]) -> str:
+    rows = []
+    for label in ("baseline", "model"):
+        if isinstance(part := report.get(label), dict):
+            rows.append(_row(label, str(part.get("model", "")), _fmt(part.get("mean_reward")),
+                             _fmt(part.get("reference_perplexity"))))
+    table = _table(f"eval: {folder}", ("", "model", "mean reward", "reference perplexity"), rows)
+    win = report.get("win_rate")
+    return table + (f'<p class="note">win rate of the model over the baseline: {_fmt(win)}</p>' if win else "")
+
+
+def _histograms(artifacts: Sequence[Artifact]) -> str:
+    groups: dict[str, list[float]] = {}
+    for a in artifacts:
+        sources = {r[1] for part in a.entries.values() for r in part["r"]}
+        for part in a.entries.values():
+            for _, source, score, _, _ in part["r"]:
+                if score is not None:
+                    key = a.label if len(sources) == 1 else source if len(artifacts) == 1 else f"{a.label} · {source}"
+                    groups.setdefault(key, []).append(score)
+    return histogram(groups, "scores") if groups else ""
+
+
+def _curves(trainings: Sequence[Training]) -> list[str]:
+    charts = []
+    for key in CURVES:
+        series = {t.label: [(row["step"], row[key]) for row in t.steps
+                            if isinstance(row.get(key), int | float) and isinstance(row.get("step"), int | float)]
+                  for t in trainings}
+        if any(series.values()):
+            charts.append(line_chart({k: v for k, v in series.items() if v}, key.replace("_", " ")))
+    return charts
+
+
+def _fmt(value: Any, signed: bool = False) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return ""
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _row(*cells: str) -> str:
+    return "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>"
+
+
+def _table(title: str, header: Sequence[str], rows: Sequence[str]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    return (f'<table class="summary"><caption>{escape(title)}</caption><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
