@@ -87,7 +87,8 @@ class InputFile:
                 raise BadInput(where, f"expected a JSON object, got {kind_of(row)}")
             try:
                 row = map_fields(row, self.inputs.fields)
-                fmt = fmt or detect_format(row)
+                if fmt is None:  # known from the first row on, to a reader that acts on it as it goes
+                    fmt = self.format = detect_format(row)
                 fields = to_contract(row, fmt)
             except FormatError as err:
                 raise BadInput(where, str(err)) from None

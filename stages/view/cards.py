@@ -10,9 +10,14 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from stages.core.schema import Record, Response
+from stages.core.schema import Message, Record, Response
 
 PAIR_SOURCES = ("chosen", "rejected")
+
+
+def plain_prompt(prompt: str | Sequence[Message]) -> Any:
+    """A record's prompt as JSON: the string, or its turns as {role, content, ...} objects."""
+    return prompt if isinstance(prompt, str) else [message.model_dump() for message in prompt]
 
 
 def competition_ranks(scores: Sequence[float | None]) -> list[int | None]:
@@ -95,7 +100,7 @@ class PairGroups:
         """Add one preference row, under its `prompt_id` when it carries one (rank writes it), else its id."""
         key = str(record.extra.get("prompt_id") or record.id)
         if key not in self.prompts:
-            self.prompts[key] = record.prompt
+            self.prompts[key] = plain_prompt(record.prompt)
             self._responses[key], self._index[key], self._pairs[key] = [], {}, []
         index = self._index[key]
         positions = []

@@ -15,7 +15,7 @@ from stages.core.formats import InputOptions
 from stages.core.inputs import InputFile
 from stages.core.meta import Meta, read_meta
 from stages.core.metrics import METRICS_FILE, read_metrics
-from stages.view.cards import PairGroups, drop_reason, entry, record_pairs
+from stages.view.cards import PairGroups, drop_reason, entry, plain_prompt, record_pairs
 
 PREFERENCE_FORMATS = ("trl-preference", "hh")
 EVAL_REPORT = "report.json"
@@ -92,7 +92,7 @@ def read_artifact(spec: str, label: str, inputs: InputOptions = InputOptions()) 
         if stream.format in PREFERENCE_FORMATS:
             groups.add(record)
             continue
-        artifact.prompts[record.id] = record.prompt
+        artifact.prompts[record.id] = plain_prompt(record.prompt)
         artifact.entries[record.id] = entry(record.responses, record_pairs(record))
     for key, prompt, part in groups.entries():
         artifact.prompts[key], artifact.entries[key] = prompt, part
@@ -126,7 +126,7 @@ def _add_dropped(artifact: Artifact) -> None:
     margin = float(meta.config.get("min_margin") or 0.0)
     entries, prompts = {}, {}
     for _, record in InputFile(str(path)):
-        prompts[record.id] = artifact.prompts.get(record.id, record.prompt)
+        prompts[record.id] = artifact.prompts.get(record.id) or plain_prompt(record.prompt)
         entries[record.id] = artifact.entries.get(record.id) or entry(
             record.responses, dropped=drop_reason([r.score for r in record.responses], margin))
     artifact.entries, artifact.prompts = entries, prompts

@@ -11,7 +11,6 @@ from stages.view.config import ViewConfig
 from stages.view.load import Loaded
 from stages.view.summary import render_summary
 
-
 # The page may load nothing from anywhere: its own inline style and script are all it runs.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 

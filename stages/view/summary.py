@@ -64,10 +64,15 @@ def compare(first: Mapping[str, Mapping[str, Any]], other: Mapping[str, Mapping[
     return {"prompts": len(shared), "difference": math.fsum(differences) / len(shared), "win_rate": wins / len(shared)}
 
 
+def kept(artifact: Artifact) -> list[dict[str, Any]]:
+    """The file's own entries: not the prompts rank dropped, which the page shows from the scored file."""
+    return [part for part in artifact.entries.values() if "d" not in part]
+
+
 def render_summary(loaded: Loaded) -> str:
     """The summary section's HTML."""
     parts = [_files_table(loaded.artifacts, loaded.trainings)]
-    if any(part["r"] for a in loaded.artifacts for part in a.entries.values()):
+    if any(part["r"] for a in loaded.artifacts for part in kept(a)):
         parts.append(_sources_table(loaded.artifacts))
     if len(loaded.artifacts) > 1:
         parts.append(_comparison_table(loaded.artifacts))
@@ -82,9 +87,12 @@ def render_summary(loaded: Loaded) -> str:
 def _files_table(artifacts: Sequence[Artifact], trainings: Sequence[Training]) -> str:
     rows = []
     for a in artifacts:
-        responses = sum(len(part["r"]) for part in a.entries.values())
+        parts = kept(a)
+        held = f"{len(parts):,} prompts, {sum(len(part['r']) for part in parts):,} responses"
+        if dropped := len(a.entries) - len(parts):
+            held += f"; {dropped:,} prompts rank dropped"
         made = f"{a.meta.stage}, {a.meta.finished_at or a.meta.started_at}" if a.meta else ""
-        rows.append(_row(a.label, a.kind, a.path, f"{len(a.entries):,} prompts, {responses:,} responses", made))
+        rows.append(_row(a.label, a.kind, a.path, held, made))
     rows += [_row(t.label, "training", t.path, f"{len(t.steps):,} logged steps", "") for t in trainings]
     return _table("files", ("label", "kind", "path", "holds", "written by"), rows)
 
@@ -92,7 +100,7 @@ def _files_table(artifacts: Sequence[Artifact], trainings: Sequence[Training]) -
 def _sources_table(artifacts: Sequence[Artifact]) -> str:
     rows = []
     for a in artifacts:
-        figures, decided = source_figures(list(a.entries.values()))
+        figures, decided = source_figures(kept(a))
         for source, item in figures.items():
             won = f"{item.wins / decided:.1%}" if decided and len(figures) > 1 else ""
             rows.append(_row(a.label, source, f"{item.responses:,}", _fmt(item.mean), won))
@@ -130,8 +138,9 @@ def _report(folder: str, report: Mapping[str, Any]) -> str:
 def _histograms(artifacts: Sequence[Artifact]) -> str:
     groups: dict[str, list[float]] = {}
     for a in artifacts:
-        sources = {r[1] for part in a.entries.values() for r in part["r"]}
-        for part in a.entries.values():
+        parts = kept(a)
+        sources = {r[1] for part in parts for r in part["r"]}
+        for part in parts:
             for _, source, score, _, _ in part["r"]:
                 if score is not None:
                     key = a.label if len(sources) == 1 else source if len(artifacts) == 1 else f"{a.label} · {source}"
