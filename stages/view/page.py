@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from html import escape
 from importlib import resources
-from typing import Any
+from typing import Any, TextIO
 
 from stages.view.config import ViewConfig
 from stages.view.load import Loaded
@@ -15,18 +16,20 @@ from stages.view.summary import render_summary
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 
-def page_data(loaded: Loaded, config: ViewConfig) -> dict[str, Any]:
-    """What the page's script renders: the files, and each prompt with every file's entry for it (0 where a file
-    does not have the prompt), in the order the prompts first appear."""
+def page_files(loaded: Loaded, config: ViewConfig) -> dict[str, Any]:
+    """The page's settings for its script: the files shown and the cards per page."""
+    return {"files": [{"label": a.label, "kind": a.kind} for a in loaded.artifacts], "pageSize": config.page_size}
+
+
+def page_prompts(loaded: Loaded) -> Iterator[list[Any]]:
+    """Each prompt with every file's entry for it (0 where a file does not have it), in the order the prompts
+    first appear."""
     order: dict[str, Any] = {}
     for artifact in loaded.artifacts:
         for pid, prompt in artifact.prompts.items():
             order.setdefault(pid, prompt)
-    return {
-        "files": [{"label": a.label, "kind": a.kind} for a in loaded.artifacts],
-        "pageSize": config.page_size,
-        "prompts": [[pid, prompt, [a.entries.get(pid, 0) for a in loaded.artifacts]] for pid, prompt in order.items()],
-    }
+    for pid, prompt in order.items():
+        yield [pid, prompt, [a.entries.get(pid, 0) for a in loaded.artifacts]]
 
 
 def script_json(value: Any) -> str:
@@ -34,13 +37,12 @@ def script_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def render_page(loaded: Loaded, config: ViewConfig) -> str:
-    """The whole page as one string."""
+def write_page(handle: TextIO, loaded: Loaded, config: ViewConfig) -> None:
+    """Write the whole page; the data goes out a prompt at a time, never as one string of the whole page."""
     title = config.title or ", ".join(a.label for a in loaded.artifacts) or "training"
     assets = resources.files("stages.view") / "assets"
     style = (assets / "view.css").read_text(encoding="utf-8")
-    script = (assets / "view.js").read_text(encoding="utf-8")
-    return f"""<!doctype html>
+    handle.write(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
@@ -49,7 +51,19 @@ def render_page(loaded: Loaded, config: ViewConfig) -> str:
 <body>
 <header class="top"><h1>{escape(title)}</h1></header>
 <section id="summary">{render_summary(loaded)}</section>
-<section id="controls" hidden>
+{CONTROLS}
+<main id="cards"></main>
+<script type="application/json" id="data">""")
+    settings = script_json(page_files(loaded, config))
+    handle.write(settings[:-1] + ',"prompts":[')
+    for number, row in enumerate(page_prompts(loaded)):
+        handle.write(("," if number else "") + script_json(row))
+    handle.write("]}</script>\n<script>")
+    handle.write((assets / "view.js").read_text(encoding="utf-8"))
+    handle.write("</script>\n</body></html>\n")
+
+
+CONTROLS = """<section id="controls" hidden>
 <input id="search" type="search" placeholder="search prompts and responses" aria-label="search">
 <label>source <select id="source"><option value="">all</option></select></label>
 <label>responses <select id="order"><option value="file">as written</option>
@@ -58,9 +72,4 @@ def render_page(loaded: Loaded, config: ViewConfig) -> str:
 <label id="dropped-filter" hidden><input id="dropped" type="checkbox"> dropped only</label>
 <span class="pager"><button id="prev" type="button">&larr;</button> <span id="status"></span>
 <button id="next" type="button">&rarr;</button></span>
-</section>
-<main id="cards"></main>
-<script type="application/json" id="data">{script_json(page_data(loaded, config))}</script>
-<script>{script}</script>
-</body></html>
-"""
+</section>"""

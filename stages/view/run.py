@@ -11,7 +11,7 @@ from stages.core.formats import InputOptions
 from stages.core.outputs import check_output, lock_output, unlock_output
 from stages.view.config import ViewConfig
 from stages.view.load import load_targets
-from stages.view.page import render_page
+from stages.view.page import write_page
 
 
 def run_view(targets: Sequence[str], output: Path, config: ViewConfig, inputs: InputOptions = InputOptions()
@@ -25,7 +25,7 @@ def run_view(targets: Sequence[str], output: Path, config: ViewConfig, inputs: I
     lock_output(output)
     try:
         with atomic_open(output) as handle:
-            handle.write(render_page(loaded, config))
+            write_page(handle, loaded, config)
     finally:
         unlock_output(output)
     prompts = {pid for a in loaded.artifacts for pid in a.entries}

@@ -23,6 +23,8 @@ def test_a_small_demo_raises_heldout_reward(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text()) == figures
     for png in ("training.png", "rewards.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / "view.html").read_text()
+    assert '"label":"baseline"' in page and '"label":"model"' in page and page.count('class="chart"') == 5
 
 
 def _make(out: Path, *args: str) -> subprocess.CompletedProcess:
