@@ -80,6 +80,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_io.py
+	$(BIN)/python bench/bench_view.py
 	$(BIN)/python bench/bench_score.py
 	$(BIN)/python bench/bench_train.py --repeats 5
 	$(BIN)/python bench/bench_train.py --model smollm2

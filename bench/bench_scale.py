@@ -6,6 +6,7 @@ ids with one response each (merge's other input) and a prompts-only file, then r
   rank     rrhf rank scored.jsonl -o ranked.jsonl
   merge    rrhf merge scored.jsonl other.jsonl -o merged.jsonl
   inspect  rrhf inspect scored.jsonl --json
+  view     rrhf view scored.jsonl -o view.html (the page holds every record: its memory grows with the file)
   score    rrhf score scored.jsonl -o rescored.jsonl --backend python --fn length.py:length
   sample   rrhf sample prompts.jsonl -o s.jsonl --model POLICY -k 1 --max-new-tokens 1 --temperature 0
   train    rrhf train scored.jsonl -o out/ --model POLICY --max-steps 1 (data preparation up to the first step)
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("rank", "merge", "inspect", "score", "sample", "train", "train-rerun")
+STAGES = ("rank", "merge", "inspect", "view", "score", "sample", "train", "train-rerun")
 TIME = Path("/usr/bin/time")
 REWARD = "def length(prompt, response):\n    return float(len(response))\n"
 # Enough distinct words that texts tokenise like prose rather than one repeated token.
@@ -143,6 +144,7 @@ def command(stage: str, files: Files) -> list[str]:
         "rank": ["rank", scored, "-o", str(work / "ranked.jsonl")],
         "merge": ["merge", scored, str(files.other), "-o", str(work / "merged.jsonl")],
         "inspect": ["inspect", scored, "--json"],
+        "view": ["view", scored, "-o", str(work / "view.html")],
         "score": ["score", scored, "-o", str(work / "rescored.jsonl"), "--backend", "python",
                   "--fn", f"{files.reward}:length"],
         "sample": ["sample", str(files.prompts), "-o", str(work / "s.jsonl"), "--model", str(files.policy), "-k", "1",

@@ -99,13 +99,16 @@ def _files_table(artifacts: Sequence[Artifact], trainings: Sequence[Training]) -
 
 def _sources_table(artifacts: Sequence[Artifact]) -> str:
     rows = []
+    contested = False  # a file with two sources or more: which of them won is worth a column
     for a in artifacts:
         figures, decided = source_figures(kept(a))
+        contested |= len(figures) > 1
         for source, item in figures.items():
             won = f"{item.wins / decided:.1%}" if decided and len(figures) > 1 else ""
-            rows.append(_row(a.label, source, f"{item.responses:,}", _fmt(item.mean), won))
-    return _table("sources", ("file", "source", "responses", "mean score", "best response in (share of prompts)"),
-                  rows)
+            rows.append([a.label, source, f"{item.responses:,}", _fmt(item.mean), won])
+    header = ["file", "source", "responses", "mean score", "best response in (share of prompts)"]
+    width = len(header) if contested else len(header) - 1
+    return _table("sources", header[:width], [_row(*cells[:width]) for cells in rows])
 
 
 def _comparison_table(artifacts: Sequence[Artifact]) -> str:

@@ -120,9 +120,12 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str, 
 
 
 def _legend(frame: _Frame, number: int, color: str, text: str) -> str:
+    # Over the plot's top right, on a pale ground so the lines beneath do not cross the text.
     y = frame.top + 4 + 14 * number
-    return (f'<rect x="{frame.right - 200}" y="{y}" width="10" height="10" fill="{color}"/>'
-            f'<text x="{frame.right - 186}" y="{y + 9}">{escape(text)}</text>')
+    x = frame.right - min(200, 12 + 6 * len(text))
+    return (f'<rect x="{x - 3}" y="{y - 2}" width="{frame.right - x + 3}" height="14" fill="#fff" '
+            f'fill-opacity="0.85"/><rect x="{x}" y="{y}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{x + 14}" y="{y + 9}">{escape(text)}</text>')
 
 
 def _number(value: float) -> str:
