@@ -63,7 +63,8 @@ test-vllm: $(VLLM_STAMP)
 	$(VLLM_VENV)/bin/python -m pytest -m vllm
 
 # Iterative RRHF on a tiny model built offline, measured on held-out prompts (a few minutes on 2 CPU cores):
-# prints mean reward before/after, win rate and rank accuracy; writes PNG plots to $(OUT)/demo.
+# prints mean reward before/after, win rate and rank accuracy; writes PNG plots and view.html (the held-out
+# answers before and after, `rrhf view`) to $(OUT)/demo.
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py --out $(OUT)/demo
 

@@ -7,7 +7,8 @@ Each round samples k responses per training prompt from the current policy, scor
 from the new policy. At the end the initial and final policies answer held-out prompts, and the demo
 prints their mean reward, the final policy's win rate over the initial one and its rank accuracy (how
 often its length-normalised log-probability orders two held-out responses as the reward does), and
-writes training curves and reward histograms as PNG files.
+writes training curves and reward histograms as PNG files and `view.html`, the held-out answers before and
+after side by side (`rrhf view`).
 """
 
 from __future__ import annotations
