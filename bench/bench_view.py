@@ -49,7 +49,8 @@ def measure(browser, page: Path) -> dict[str, float]:
     browser.get("about:blank")
     start = time.perf_counter()
     browser.get(page.as_uri())
-    WebDriverWait(browser, 600, poll_frequency=0.01).until(lambda b: b.execute_script("return document.body.dataset.ready === '1'"))
+    ready = "return document.body.dataset.ready === '1'"
+    WebDriverWait(browser, 600, poll_frequency=0.01).until(lambda b: b.execute_script(ready))
     opened = time.perf_counter() - start
     status = browser.find_element(By.ID, "status")
     before = status.text

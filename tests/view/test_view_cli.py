@@ -124,3 +124,15 @@ def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, write_jsonl, cli
     assert result.exit_code == 2 and "is also an input" in result.stderr and good.read_bytes() == before
     result = cli("view", good, "-o", tmp_path)
     assert result.exit_code == 2 and "is a folder" in result.stderr
+
+
+def test_a_broken_metrics_line_is_named_and_a_line_being_written_skipped(tmp_path, cli):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss":\n{"step": 3}\n')
+    result = cli("view", run, "-o", tmp_path / "page.html")
+    assert result.exit_code == 2 and f"{run / 'metrics.jsonl'}:2: not JSON" in result.stderr
+    assert not (tmp_path / "page.html").exists()
+    # A running training's last line, still being written, is left out.
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo')
+    assert cli("view", run, "-o", tmp_path / "page.html").exit_code == 0
