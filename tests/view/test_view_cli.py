@@ -136,3 +136,17 @@ def test_a_broken_metrics_line_is_named_and_a_line_being_written_skipped(tmp_pat
     # A running training's last line, still being written, is left out.
     (run / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo')
     assert cli("view", run, "-o", tmp_path / "page.html").exit_code == 0
+
+
+def test_prompts_samples_and_hh_files_each_get_their_kind(tmp_path, write_jsonl, cli):
+    prompts = write_jsonl("prompts.jsonl", [{"prompt": "p"}])
+    samples = write_jsonl("samples.jsonl", [{"id": "a", "prompt": "p", "responses": [{"text": "x", "source": "m"}]}])
+    hh = write_jsonl("hh.jsonl", [{"chosen": "\n\nHuman: hi\n\nAssistant: hello",
+                                   "rejected": "\n\nHuman: hi\n\nAssistant: go away"}])
+    for path, kind in ((prompts, "prompts"), (samples, "samples"), (hh, "pairs")):
+        assert cli("view", path, "-o", tmp_path / "page.html").exit_code == 0
+        html, data = page(tmp_path / "page.html")
+        assert data["files"][0]["kind"] == kind
+    card = data["prompts"][0]
+    assert card[1] == [{"role": "user", "content": "hi"}]
+    assert [r[0] for r in card[2][0]["r"]] == ["hello", "go away"] and card[2][0]["p"] == [[0, 1]]
