@@ -64,7 +64,7 @@ def write_page(handle: TextIO, loaded: Loaded, config: ViewConfig) -> None:
 
 
 CONTROLS = """<section id="controls" hidden>
-<input id="search" type="search" placeholder="search prompts and responses" aria-label="search">
+<input id="search" type="search" placeholder="search prompts and responses, or id:ID (press /)" aria-label="search">
 <label>source <select id="source"><option value="">all</option></select></label>
 <label>responses <select id="order"><option value="file">as written</option>
 <option value="score">by score</option></select></label>

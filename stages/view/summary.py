@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -19,16 +19,31 @@ RANK_COUNTS = ("prompts_in", "prompts_kept", "pairs", "dropped_no_signal", "drop
 
 @dataclass
 class SourceFigures:
-    """One source's responses in one file: how many, their mean score, and the share of prompts it won."""
+    """One source's responses in one file: how many, their scores and lengths, and the share of prompts it won."""
 
     responses: int = 0
-    scored: int = 0
-    total: float = 0.0
+    scores: list[float] = field(default_factory=list)
+    lengths: list[float] = field(default_factory=list)  # of the scored responses, in characters
     wins: float = 0.0  # a win shared by tied sources counts a share each
 
     @property
     def mean(self) -> float | None:
-        return self.total / self.scored if self.scored else None
+        return math.fsum(self.scores) / len(self.scores) if self.scores else None
+
+    @property
+    def length_correlation(self) -> float | None:
+        """Pearson's r between score and length: how much the scorer favours long (or short) answers."""
+        return pearson(self.lengths, self.scores)
+
+
+def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Pearson's correlation coefficient; None for fewer than 3 points or a constant side."""
+    if len(xs) < 3:
+        return None
+    mx, my = math.fsum(xs) / len(xs), math.fsum(ys) / len(ys)
+    sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sxx, syy = math.fsum((x - mx) ** 2 for x in xs), math.fsum((y - my) ** 2 for y in ys)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
 
 
 def source_figures(entries: Sequence[Mapping[str, Any]]) -> tuple[dict[str, SourceFigures], int]:
@@ -37,12 +52,12 @@ def source_figures(entries: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Sour
     decided = 0
     for part in entries:
         responses = part["r"]
-        for _, source, score, _, _ in responses:
+        for text, source, score, _, _ in responses:
             item = figures.setdefault(source, SourceFigures())
             item.responses += 1
             if score is not None:
-                item.scored += 1
-                item.total += score
+                item.scores.append(score)
+                item.lengths.append(len(text))
         scores = {r[2] for r in responses if r[2] is not None}
         if len(scores) < 2:
             continue
@@ -105,8 +120,11 @@ def _sources_table(artifacts: Sequence[Artifact]) -> str:
         contested |= len(figures) > 1
         for source, item in figures.items():
             won = f"{item.wins / decided:.1%}" if decided and len(figures) > 1 else ""
-            rows.append([a.label, source, f"{item.responses:,}", _fmt(item.mean), won])
-    header = ["file", "source", "responses", "mean score", "best response in (share of prompts)"]
+            length = _fmt(math.fsum(item.lengths) / len(item.lengths) if item.lengths else None, digits=0)
+            rows.append([a.label, source, f"{item.responses:,}", _fmt(item.mean), length,
+                         _fmt(item.length_correlation, signed=True, digits=2), won])
+    header = ["file", "source", "responses", "mean score", "mean length (chars)", "score–length r",
+              "best response in (share of prompts)"]
     width = len(header) if contested else len(header) - 1
     return _table("sources", header[:width], [_row(*cells[:width]) for cells in rows])
 
@@ -162,10 +180,10 @@ def _curves(trainings: Sequence[Training]) -> list[str]:
     return charts
 
 
-def _fmt(value: Any, signed: bool = False) -> str:
+def _fmt(value: Any, signed: bool = False, digits: int = 4) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         return ""
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
+    return f"{value:{'+' if signed else ''},.{digits}f}"
 
 
 def _row(*cells: str) -> str:

@@ -64,6 +64,13 @@ def choose(browser: Any, select_id: str, value: str) -> None:
     Select(browser.find_element(By.ID, select_id)).select_by_value(value)
 
 
+def shown_ids(browser: Any, expected: list[str]) -> None:
+    """Wait until the cards shown are those of `expected`, in order."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 10).until(lambda b: [c.get_attribute("data-id") for c in cards(b)] == expected)
+
+
 def shown_responses(card: Any) -> list[dict[str, Any]]:
     """The visible responses of a card: index, source and score as the page shows them."""
     return card.parent.execute_script(
@@ -122,6 +129,21 @@ def test_search_finds_a_response_on_a_later_page(browser, scored_page):
     assert [c.get_attribute("data-id") for c in cards(browser)] == ["p00047"]
     assert "1 of 1" in browser.find_element("id", "status").text or "1–1 of 1" in browser.find_element(
         "id", "status").text
+
+
+def test_an_id_link_shows_that_card_alone_and_keys_turn_pages(browser, scored_page):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    page, _ = scored_page
+    open_page(browser, page)
+    ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+    assert cards(browser)[0].get_attribute("data-id") == "p00020"
+    browser.get(page.as_uri() + "#p00047")
+    shown_ids(browser, ["p00047"])
+    browser.execute_script("location.hash = 'p00005'")  # hashchange fires after the script returns
+    shown_ids(browser, ["p00005"])
+    assert console_errors(browser) == []
 
 
 def test_sorting_changes_the_order_of_responses_and_of_prompts(browser, scored_page):

@@ -6,7 +6,7 @@ import re
 from stages.core.schema import Record, Response
 from stages.view.cards import PairGroups, competition_ranks, drop_reason, entry, scorers_disagree
 from stages.view.page import script_json
-from stages.view.summary import compare, source_figures
+from stages.view.summary import compare, pearson, source_figures
 from stages.view.svg import bin_counts, histogram, line_chart, nice_ticks
 
 
@@ -88,3 +88,11 @@ def test_script_json_cannot_close_its_element():
     encoded = script_json({"t": text})
     assert not re.search("<", encoded)
     assert json.loads(encoded) == {"t": text}
+
+
+def test_pearson_and_the_length_bias_of_a_source():
+    assert pearson([1, 2, 3], [2, 4, 6]) == 1.0 and pearson([1, 2, 3], [3, 2, 1]) == -1.0
+    assert pearson([1, 2], [1, 2]) is None and pearson([1, 1, 1], [1, 2, 3]) is None
+    parts = [entry([Response(text="a" * n, source="rm", score=n / 10)]) for n in (5, 10, 20, 40)]
+    figures, _ = source_figures(parts)
+    assert figures["rm"].length_correlation > 0.99 and figures["rm"].lengths == [5, 10, 20, 40]

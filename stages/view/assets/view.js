@@ -59,7 +59,7 @@
     let timer = null;
     $("search").addEventListener("input", () => {
       clearTimeout(timer);
-      timer = setTimeout(() => { state.query = $("search").value.trim().toLowerCase(); refilter(); }, 150);
+      timer = setTimeout(() => { state.query = $("search").value.trim(); refilter(); }, 150);
     });
     $("source").addEventListener("change", () => { state.source = $("source").value; refilter(); });
     $("sort").addEventListener("change", () => { state.sort = $("sort").value; refilter(); });
@@ -68,24 +68,42 @@
     $("prev").addEventListener("click", () => { state.page -= 1; render(); });
     $("next").addEventListener("click", () => { state.page += 1; render(); });
     window.addEventListener("resize", drawAllPairs);
+    window.addEventListener("hashchange", fromHash);
+    document.addEventListener("keydown", (event) => {
+      if (event.target.closest && event.target.closest("input, select, textarea")) return;
+      if (event.key === "/") { event.preventDefault(); $("search").focus(); }
+      else if (event.key === "ArrowRight" && !$("next").disabled) $("next").click();
+      else if (event.key === "ArrowLeft" && !$("prev").disabled) $("prev").click();
+    });
   }
 
-  function matches(i) {
+  // A card's id links to the page showing that card alone (#ID), to share or come back to.
+  function fromHash() {
+    let id = location.hash.slice(1);
+    try { id = decodeURIComponent(id); } catch (error) { /* a hash typed by hand: taken as it is */ }
+    $("search").value = id ? "id:" + id : "";
+    state.query = $("search").value;
+    refilter();
+  }
+
+  function matches(i, needle) {
     const row = prompts[i];
     if (state.dropped && !parts(row).some((e) => e.d)) return false;
     if (state.source && !parts(row).some((e) => e.r.some((r) => r[1] === state.source))) return false;
-    if (state.query) {
+    if (state.query.startsWith("id:")) return row[0] === state.query.slice(3).trim();
+    if (needle) {
       if (haystack === null) {
         haystack = prompts.map((p) => (p[0] + "\n" + promptText(p[1]) + "\n" +
           parts(p).map((e) => e.r.map((r) => r[0]).join("\n")).join("\n")).toLowerCase());
       }
-      return haystack[i].includes(state.query);
+      return haystack[i].includes(needle);
     }
     return true;
   }
 
   function refilter() {
-    shown = prompts.map((_, i) => i).filter(matches);
+    const needle = state.query.toLowerCase();
+    shown = prompts.map((_, i) => i).filter((i) => matches(i, needle));
     const key = SORTS[state.sort];
     if (key) {
       const values = new Map(shown.map((i) => [i, key(prompts[i])]));
@@ -117,7 +135,9 @@
     const node = el("article", "card");
     node.dataset.id = id;
     const head = el("header", "card-head");
-    head.append(el("span", "pid", id));
+    const link = el("a", "pid", id);
+    link.href = "#" + encodeURIComponent(id);
+    head.append(link);
     const d = many ? delta(row) : null;
     if (d !== null) head.append(el("span", "delta " + (d > 0 ? "up" : d < 0 ? "down" : ""),
       `Δ mean score ${d >= 0 ? "+" : ""}${d.toFixed(4)} (${files[files.length - 1].label} − ${files[0].label})`));
@@ -164,7 +184,8 @@
       item.dataset.source = source;
       if (state.source && source !== state.source) item.hidden = true;
       const tags = el("div", "response-head");
-      tags.append(el("span", "index", `#${i + 1}`), el("span", "source", source), el("span", "score", fmt(score)));
+      tags.append(el("span", "index", `#${i + 1}`), el("span", "source", source), el("span", "score", fmt(score)),
+        el("span", "length", `${text.length.toLocaleString()} chars`));
       if (rank !== null) tags.append(el("span", "rank", `rank ${rank}`));
       if (decided && rank === top) { item.classList.add("best"); tags.append(el("span", "mark", "best")); }
       if (decided && rank === bottom) { item.classList.add("worst"); tags.append(el("span", "mark", "worst")); }
@@ -216,6 +237,6 @@
   }
 
   setup();
-  refilter();
+  fromHash();
   document.body.dataset.ready = "1"; // for tests and scripts: the first page of cards is drawn
 })();
