@@ -24,6 +24,7 @@ class ProcessWatch:
     def __init__(self, processes: Sequence[BaseProcess]) -> None:
         self.processes = list(processes)
         self.ended: str | None = None
+        self.signalled = False  # whether a signal ended it (kill -9, the OOM killer, a crash in native code)
         self._lock = threading.Lock()
         self._active = False
 
@@ -56,10 +57,27 @@ class ProcessWatch:
                 return
             process = next(p for p in self.processes if p.sentinel in ready)
             process.join(timeout=1)
-            self.ended = describe_end(process.name, process.exitcode)
+            self._record(process)
             # A real SIGINT sent to the main thread: `_thread.interrupt_main` only sets a flag, which a thread
             # blocked on a lock never reads; the signal wakes it, and Python's handler raises KeyboardInterrupt.
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+    def check(self, wait: float = 1.0) -> None:
+        """Record how a process ended when the engine reported its death another way first (vLLM's own monitor
+        can fail the call before this watch interrupts it); waits up to `wait` seconds for the exit status."""
+        if self.ended is not None:
+            return
+        ready = connection.wait([p.sentinel for p in self.processes], timeout=wait) if self.processes else []
+        for process in self.processes:
+            if process.sentinel in ready:
+                process.join(timeout=1)
+                self._record(process)
+                return
+
+    def _record(self, process: BaseProcess) -> None:
+        self.ended = describe_end(process.name, process.exitcode)
+        self.signalled = process.exitcode is not None and process.exitcode < 0
 
 
 def describe_end(name: str, exitcode: int | None) -> str:

@@ -78,12 +78,20 @@ class Engine:
             with self.watch.watching():
                 return call()
         except deaths() as err:
-            cause = vllm_log.root_cause(self.log_mark) or first_line(err)
+            self.watch.check()
+            cause = self._cause(first_line(err))
         except KeyboardInterrupt:
             if self.watch.ended is None:
                 raise  # the user's Ctrl-C
-            cause = vllm_log.root_cause(self.log_mark) or self.watch.ended
+            cause = self._cause(self.watch.ended)
         raise RunInterrupted(f"vLLM's engine stopped: {cause}")
+
+    def _cause(self, fallback: str) -> str:
+        # A process ended by a signal logged nothing itself: what vLLM logged then is its client noticing, and the
+        # signal is the cause. A process that exited logged why first.
+        if self.watch.signalled and self.watch.ended:
+            return self.watch.ended
+        return vllm_log.root_cause(self.log_mark) or self.watch.ended or fallback
 
     def close(self) -> None:
         """Shut the engine down; inside `reusing_engines()`, keep it up for the next start with the same model and

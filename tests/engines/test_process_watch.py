@@ -1,0 +1,56 @@
+"""ProcessWatch on real processes: a call is interrupted when a watched process ends, and how it ended is told
+apart (a signal, or an exit status) whether the watch or another path noticed first."""
+
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+from stages.engines.process_watch import ProcessWatch
+
+
+def _sleep() -> None:
+    time.sleep(60)
+
+
+def _exit_three() -> None:
+    os._exit(3)
+
+
+@pytest.fixture
+def process():
+    started = []
+
+    def start(target):
+        child = multiprocessing.get_context("fork").Process(target=target, name="EngineCore")
+        child.start()
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        if child.is_alive():
+            child.kill()
+        child.join()
+
+
+def test_a_killed_process_interrupts_the_watched_call_and_is_named(process):
+    child = process(_sleep)
+    watch = ProcessWatch([child])
+    with pytest.raises(KeyboardInterrupt), watch.watching():
+        os.kill(child.pid, signal.SIGKILL)
+        time.sleep(30)
+    assert watch.ended == "its process EngineCore was killed (SIGKILL)" and watch.signalled
+
+
+def test_check_names_an_end_another_path_noticed_first(process):
+    child = process(_exit_three)
+    child.join()
+    watch = ProcessWatch([child])
+    watch.check()
+    assert watch.ended == "its process EngineCore exited with status 3" and not watch.signalled
+    alive = ProcessWatch([process(_sleep)])
+    alive.check(wait=0.1)
+    assert alive.ended is None
