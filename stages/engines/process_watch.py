@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing import connection
@@ -55,13 +56,10 @@ class ProcessWatch:
         with self._lock:
             if not self._active:
                 return
-            process = next(p for p in self.processes if p.sentinel in ready)
-            process.join(timeout=1)
-            self._record(process)
+            self._record(next(p for p in self.processes if p.sentinel in ready))
             # A real SIGINT sent to the main thread: `_thread.interrupt_main` only sets a flag, which a thread
             # blocked on a lock never reads; the signal wakes it, and Python's handler raises KeyboardInterrupt.
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
 
     def check(self, wait: float = 1.0) -> None:
         """Record how a process ended when the engine reported its death another way first (vLLM's own monitor
@@ -71,13 +69,23 @@ class ProcessWatch:
         ready = connection.wait([p.sentinel for p in self.processes], timeout=wait) if self.processes else []
         for process in self.processes:
             if process.sentinel in ready:
-                process.join(timeout=1)
                 self._record(process)
                 return
 
     def _record(self, process: BaseProcess) -> None:
-        self.ended = describe_end(process.name, process.exitcode)
-        self.signalled = process.exitcode is not None and process.exitcode < 0
+        code = exit_code(process)
+        self.ended = describe_end(process.name, code)
+        self.signalled = code is not None and code < 0
+
+
+def exit_code(process: BaseProcess, wait: float = 1.0) -> int | None:
+    """The exit status of a process that has ended. vLLM's monitor thread wakes on the same sentinel: when both
+    reap the process at once, the loser's waitpid fails and reads None until the winner stores the status."""
+    deadline = time.monotonic() + wait
+    process.join(timeout=wait)
+    while process.exitcode is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process.exitcode
 
 
 def describe_end(name: str, exitcode: int | None) -> str:
@@ -87,4 +95,6 @@ def describe_end(name: str, exitcode: int | None) -> str:
             return f"its process {name} was killed ({signal.Signals(-exitcode).name})"
         except ValueError:
             return f"its process {name} was killed (signal {-exitcode})"
+    if exitcode is None:  # reaped by another waiter that kept the status
+        return f"its process {name} ended"
     return f"its process {name} exited with status {exitcode}"

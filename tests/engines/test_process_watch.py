@@ -4,11 +4,12 @@ apart (a signal, or an exit status) whether the watch or another path noticed fi
 import multiprocessing
 import os
 import signal
+import threading
 import time
 
 import pytest
 
-from stages.engines.process_watch import ProcessWatch
+from stages.engines.process_watch import ProcessWatch, exit_code
 
 
 def _sleep() -> None:
@@ -54,3 +55,14 @@ def test_check_names_an_end_another_path_noticed_first(process):
     alive = ProcessWatch([process(_sleep)])
     alive.check(wait=0.1)
     assert alive.ended is None
+
+
+def test_the_exit_status_survives_another_thread_reaping_the_process_at_once(process):
+    # vLLM's monitor thread waits on the same sentinel: whichever reaps the process, both read its status.
+    for _ in range(30):
+        child = process(_sleep)
+        other = threading.Thread(target=child.join)
+        other.start()
+        os.kill(child.pid, signal.SIGKILL)
+        assert exit_code(child) == -signal.SIGKILL
+        other.join()

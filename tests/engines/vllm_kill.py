@@ -54,8 +54,8 @@ def kill_mid_run_then_rerun(args: list, out: Path, after: int) -> int:
     assert proc.returncode == 1, stderr[-3000:]
     assert "Traceback" not in stderr and not out.exists()
     last = [line for line in stderr.splitlines() if line.startswith("rrhf:")][-1]
-    assert last.startswith("rrhf: error: vLLM's engine stopped: its process EngineCore was killed (SIGKILL); ")
-    assert last.endswith(f"kept in {journal}: run the same command again to continue")
+    assert last.startswith("rrhf: error: vLLM's engine stopped: its process EngineCore was killed (SIGKILL); "), last
+    assert last.endswith(f"kept in {journal}: run the same command again to continue"), last
     kept = journaled(journal)
     rerun = rrhf_process(*args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
