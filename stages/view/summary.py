@@ -79,9 +79,15 @@ def compare(first: Mapping[str, Mapping[str, Any]], other: Mapping[str, Mapping[
     return {"prompts": len(shared), "difference": math.fsum(differences) / len(shared), "win_rate": wins / len(shared)}
 
 
+def own(artifact: Artifact) -> dict[str, dict[str, Any]]:
+    """The file's own entries by prompt id: not the prompts rank dropped, which the page shows from the scored
+    file."""
+    return {pid: part for pid, part in artifact.entries.items() if "d" not in part}
+
+
 def kept(artifact: Artifact) -> list[dict[str, Any]]:
-    """The file's own entries: not the prompts rank dropped, which the page shows from the scored file."""
-    return [part for part in artifact.entries.values() if "d" not in part]
+    """The file's own entries, in file order."""
+    return list(own(artifact).values())
 
 
 def render_summary(loaded: Loaded) -> str:
@@ -133,7 +139,7 @@ def _comparison_table(artifacts: Sequence[Artifact]) -> str:
     first = artifacts[0]
     rows = []
     for other in artifacts[1:]:
-        figures = compare(first.entries, other.entries)
+        figures = compare(own(first), own(other))
         rows.append(_row(f"{other.label} vs {first.label}", f"{figures['prompts']:,}",
                          _fmt(figures.get("difference"), signed=True), _fmt(figures.get("win_rate"))))
     return _table("before / after", ("files", "shared prompts", "mean reward difference", "win rate"), rows)
@@ -153,7 +159,8 @@ def _report(folder: str, report: Mapping[str, Any]) -> str:
                              _fmt(part.get("reference_perplexity"))))
     table = _table(f"eval: {folder}", ("", "model", "mean reward", "reference perplexity"), rows)
     win = report.get("win_rate")
-    return table + (f'<p class="note">win rate of the model over the baseline: {_fmt(win)}</p>' if win else "")
+    shown = _fmt(win)  # empty for a report without one (no baseline)
+    return table + (f'<p class="note">win rate of the model over the baseline: {shown}</p>' if shown else "")
 
 
 def _histograms(artifacts: Sequence[Artifact]) -> str:

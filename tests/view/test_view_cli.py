@@ -106,6 +106,10 @@ def test_training_and_eval_folders(tmp_path, write_jsonl, cli):
     assert [f["label"] for f in data["files"]] == ["baseline", "model"]
     assert html.count('aria-label="rank loss"') == 1 and "<caption>eval: " in html
     assert "win rate of the model over the baseline: 1.0000" in html
+    report = json.loads((evaluation / "report.json").read_text())
+    (evaluation / "report.json").write_text(json.dumps(report | {"win_rate": 0.0}))
+    assert cli("view", evaluation, "-o", tmp_path / "page.html").exit_code == 0
+    assert "win rate of the model over the baseline: 0.0000" in page(tmp_path / "page.html")[0]
     assert cli("view", run, "-o", tmp_path / "curves.html").exit_code == 0  # training alone: no cards
 
 
