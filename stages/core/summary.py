@@ -1,10 +1,10 @@
-"""What `rrhf inspect` reports about an artifact, computed without I/O."""
+"""Figures about artifacts, computed without I/O: what `rrhf inspect` reports, and the win rate of eval and view."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
@@ -105,3 +105,16 @@ def summarize(records: Iterable[Record], fmt: str | Callable[[], str]) -> Summar
         named_scores={name: s for name, running in named.items() if (s := running.stats()) is not None},
         pairs=records_seen if fmt == "trl-preference" else pairs,
     )
+
+
+def win_rate(model: Mapping[str, Sequence[float]], baseline: Mapping[str, Sequence[float]]) -> float:
+    """Share of prompts where the model's mean reward beats the baseline's; a tie counts half."""
+    shared = [pid for pid in model if pid in baseline and model[pid] and baseline[pid]]
+    if not shared:
+        return float("nan")
+    total = 0.0
+    for pid in shared:
+        ours = math.fsum(model[pid]) / len(model[pid])
+        theirs = math.fsum(baseline[pid]) / len(baseline[pid])
+        total += 1.0 if ours > theirs else 0.5 if ours == theirs else 0.0
+    return total / len(shared)

@@ -32,19 +32,6 @@ def mean_reward(scores: Mapping[str, Sequence[float]]) -> float:
     return math.fsum(values) / len(values) if values else float("nan")
 
 
-def win_rate(model: Mapping[str, Sequence[float]], baseline: Mapping[str, Sequence[float]]) -> float:
-    """Share of prompts where the model's mean reward beats the baseline's; a tie counts half."""
-    shared = [pid for pid in model if pid in baseline and model[pid] and baseline[pid]]
-    if not shared:
-        return float("nan")
-    total = 0.0
-    for pid in shared:
-        ours = math.fsum(model[pid]) / len(model[pid])
-        theirs = math.fsum(baseline[pid]) / len(baseline[pid])
-        total += 1.0 if ours > theirs else 0.5 if ours == theirs else 0.0
-    return total / len(shared)
-
-
 def perplexity(logp_sums: Sequence[float], lengths: Sequence[int]) -> float | None:
     """Token-weighted perplexity exp(-sum log p / tokens) of reference responses; None without references."""
     tokens = sum(lengths)

@@ -11,8 +11,9 @@ from stages.core.console import log
 from stages.core.formats import InputOptions
 from stages.core.inputs import InputFile
 from stages.core.schema import Record, Response
+from stages.core.summary import win_rate
 from stages.eval.config import EvalConfig
-from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity, win_rate
+from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity
 from stages.sample.run import run_sample
 from stages.score.run import run_score
 

@@ -10,6 +10,7 @@ from html import escape
 from typing import Any
 
 from stages.core.metrics import CURVES
+from stages.core.summary import win_rate
 from stages.view.load import Artifact, Loaded, Training
 from stages.view.svg import histogram, line_chart
 
@@ -75,8 +76,8 @@ def compare(first: Mapping[str, Mapping[str, Any]], other: Mapping[str, Mapping[
     if not shared:
         return {"prompts": 0}
     differences = [other[pid]["m"] - first[pid]["m"] for pid in shared]
-    wins = math.fsum(1.0 if d > 0 else 0.5 if d == 0 else 0.0 for d in differences)
-    return {"prompts": len(shared), "difference": math.fsum(differences) / len(shared), "win_rate": wins / len(shared)}
+    wins = win_rate({pid: [other[pid]["m"]] for pid in shared}, {pid: [first[pid]["m"]] for pid in shared})
+    return {"prompts": len(shared), "difference": math.fsum(differences) / len(shared), "win_rate": wins}
 
 
 def own(artifact: Artifact) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from stages.eval.report import mean_reward, perplexity, win_rate
+from stages.core.summary import win_rate
+from stages.eval.report import mean_reward, perplexity
 
 REWARDS = """
 def vowels(prompt, response):
