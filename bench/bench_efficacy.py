@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "examples"))  # demo_real's model, prompts, reward
 from demo import parse_common, run_as_command  # noqa: E402
 from demo_real import EAGER, HELDOUT, PROMPTS, REWARD, base_model  # noqa: E402
 
-from stages.core.inputs import load_records  # noqa: E402
+from stages.contract.inputs import load_records  # noqa: E402
 from stages.eval.config import EvalConfig  # noqa: E402
 from stages.eval.report import EvalReport  # noqa: E402
 from stages.eval.run import run_eval  # noqa: E402

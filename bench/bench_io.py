@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.core.artifacts import write_records
-from stages.core.inputs import load_records
+from stages.contract.artifacts import write_records
+from stages.contract.inputs import load_records
 
 
 def _synthetic(path: Path, records: int, k: int) -> None:

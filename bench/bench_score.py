@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.core.errors import Location
-from stages.core.schema import Record, Response
+from stages.contract.errors import Location
+from stages.contract.schema import Record, Response
 
 
 def _records(n: int, k: int, seed: int = 0) -> list[Record]:
@@ -90,8 +90,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--vllm-only", action="store_true", help="only the vllm row (run where vLLM is installed)")
     args = parser.parse_args()
-    from stages.core.console import setup_logging
     from stages.lm.tiny_models import build_tiny_models
+    from stages.runtime.console import setup_logging
 
     setup_logging(quiet=True)
     records = _records(args.prompts, k=4)

@@ -20,16 +20,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from stages.core.console import quiet_libraries, setup_logging
-from stages.core.errors import RrhfError, exit_status
-from stages.core.inputs import load_records
-from stages.core.metrics import read_metrics
+from stages.contract.errors import RrhfError, exit_status
+from stages.contract.inputs import load_records
+from stages.contract.metrics import read_metrics
 from stages.eval.config import EvalConfig
 from stages.eval.run import run_eval
 from stages.lm.tiny_models import build_tiny_models
 from stages.plot.charts import reward_histograms, training_curves
 from stages.rank.config import RankConfig
 from stages.rank.run import run_rank
+from stages.runtime.console import quiet_libraries, setup_logging
 from stages.sample.config import SampleConfig
 from stages.sample.run import run_sample
 from stages.score.config import ScoreConfig

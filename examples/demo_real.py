@@ -20,8 +20,8 @@ from pathlib import Path
 
 from demo import parse_common, rrhf_round, run_as_command, write_view  # this folder's demo.py: flags, a round, the exit
 
-from stages.core.inputs import load_records
-from stages.core.metrics import read_metrics
+from stages.contract.inputs import load_records
+from stages.contract.metrics import read_metrics
 from stages.eval.config import EvalConfig
 from stages.eval.run import run_eval
 from stages.lm.tiny_models import SMOLLM2_PACKAGE, smollm2_folder

@@ -9,9 +9,9 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from rrhf_cli.options import debug_enabled
-from stages.core import __version__
-from stages.core.errors import RrhfError, exit_status, interrupted, raise_terminated
-from stages.core.outputs import unlock_all
+from stages.contract import __version__
+from stages.contract.errors import RrhfError, exit_status, interrupted, raise_terminated
+from stages.runtime.outputs import unlock_all
 
 
 class RrhfGroup(TyperGroup):

@@ -14,10 +14,10 @@ import typer
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from stages.core.config import flag_name, load_config_file, resolve_config
-from stages.core.console import setup_logging
-from stages.core.errors import UsageError
-from stages.core.formats import InputOptions, parse_field_map
+from stages.contract.errors import UsageError
+from stages.contract.formats import InputOptions, parse_field_map
+from stages.runtime.config import flag_name, load_config_file, resolve_config
+from stages.runtime.console import setup_logging
 
 InputArg = Annotated[
     str, typer.Argument(help="Input: .jsonl, .json, .csv, .parquet, or hf:NAME[:CONFIG][:SPLIT].", metavar="INPUT")

@@ -11,8 +11,9 @@ MAX_LINES = 400
 # The house, ground floor first. A module imports its own package and the floors below it; packages that
 # share a floor never import each other (no stage imports another stage).
 FLOORS: list[tuple[str, ...]] = [
-    ("stages.core",),  # the artifact contract and the run machinery
-    ("stages.lm", "stages.engines"),  # model code and outside engines
+    ("stages.contract",),  # the artifact contract: records, formats, readers, meta, metrics
+    ("stages.runtime",),  # the run machinery: config, journal, stage runs, launch, outputs, logging
+    ("stages.lm", "stages.engines", "stages.report"),  # model code, outside engines, reporting
     ("stages.sample", "stages.score", "stages.rank", "stages.train", "stages.plot", "stages.view"),  # the stages
     ("stages.eval",),  # composes sample and score through their entry points
     ("rrhf_cli",),  # the command line

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rrhf_cli.options import ForceOpt, InputArg, JsonOpt, command
-from stages.core.formats import InputOptions
+from stages.contract.formats import InputOptions
 from stages.eval.config import EvalConfig
 
 EvalDirOpt = Annotated[

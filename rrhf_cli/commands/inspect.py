@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from rrhf_cli.options import InputArg, JsonOpt, command
-from stages.core.errors import BadInput
-from stages.core.formats import InputOptions
-from stages.core.inputs import InputFile
-from stages.core.meta import read_meta
-from stages.core.metrics import read_metrics
-from stages.core.summary import Stats, Summary, summarize
+from stages.contract.errors import BadInput
+from stages.contract.formats import InputOptions
+from stages.contract.inputs import InputFile
+from stages.contract.meta import read_meta
+from stages.contract.metrics import read_metrics
+from stages.report.summary import Stats, Summary, summarize
 
 
 @command()

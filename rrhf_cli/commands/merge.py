@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from rrhf_cli.options import OutputOpt, command
-from stages.core.formats import InputOptions
+from stages.contract.formats import InputOptions
 from stages.sample.merge import MergeConfig, run_merge
 
 InputsArg = Annotated[

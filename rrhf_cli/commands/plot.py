@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rrhf_cli.options import command
-from stages.core.console import log
+from stages.runtime.console import log
 
 TargetsArg = Annotated[
     list[str], typer.Argument(help="A training folder, or one or more scored files.", metavar="TARGET")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rrhf_cli.options import InputArg, OutputOpt, command
-from stages.core.formats import InputOptions
+from stages.contract.formats import InputOptions
 from stages.rank.config import RankConfig
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rrhf_cli.options import ForceOpt, InputArg, OutputOpt, command
-from stages.core.formats import InputOptions
+from stages.contract.formats import InputOptions
 from stages.score.config import ScoreConfig
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rrhf_cli.options import CheckpointForceOpt, InputArg, command
-from stages.core.formats import InputOptions
+from stages.contract.formats import InputOptions
 from stages.train.config import TrainConfig
 
 OutDirOpt = Annotated[

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from rrhf_cli.options import command
-from stages.core.console import log
-from stages.core.formats import InputOptions
+from stages.contract.formats import InputOptions
+from stages.runtime.console import log
 from stages.view.config import ViewConfig
 
 ArtifactsArg = Annotated[

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from stages.core.console import log
-from stages.core.errors import RrhfError, UsageError, first_line
+from stages.contract.errors import RrhfError, UsageError, first_line
+from stages.runtime.console import log
 
 T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from stages.core.config import OPERATIONAL
+from stages.runtime.config import OPERATIONAL
 
 
 class ApiSettings(BaseModel):

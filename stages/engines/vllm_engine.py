@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from stages.core.console import log
-from stages.core.errors import RrhfError, RunInterrupted, first_line
+from stages.contract.errors import RrhfError, RunInterrupted, first_line
 from stages.engines import vllm_log
 from stages.engines.process_watch import ProcessWatch
+from stages.runtime.console import log
 
 T = TypeVar("T")
 

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from stages.core.config import borrowed, flag_name
 from stages.engines.settings import VllmSettings
+from stages.runtime.config import borrowed, flag_name
 from stages.sample.config import SampleConfig
 from stages.score.config import RmFormat, ScoreConfig
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from stages.core.artifacts import write_json
-from stages.core.console import log
-from stages.core.formats import InputOptions
-from stages.core.inputs import InputFile
-from stages.core.schema import Record, Response
-from stages.core.summary import win_rate
+from stages.contract.artifacts import write_json
+from stages.contract.formats import InputOptions
+from stages.contract.inputs import InputFile
+from stages.contract.schema import Record, Response
 from stages.eval.config import EvalConfig
 from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity
+from stages.report.summary import win_rate
+from stages.runtime.console import log
 from stages.sample.run import run_sample
 from stages.score.run import run_score
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages.core.console import log
+from stages.runtime.console import log
 
 
 def label_logprobs(

@@ -10,9 +10,9 @@ from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from stages.core.console import log, quiet_libraries
-from stages.core.errors import UsageError, first_line
-from stages.core.launch import current_launch
+from stages.contract.errors import UsageError, first_line
+from stages.runtime.console import log, quiet_libraries
+from stages.runtime.launch import current_launch
 
 if TYPE_CHECKING:
     import torch

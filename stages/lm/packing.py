@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from stages.core.console import log
 from stages.lm import shared_prompt
 from stages.lm.cost import forward_work
 from stages.lm.queries import Query
+from stages.runtime.console import log
 
 
 def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ from typing import Literal
 
 import torch
 
-from stages.core.schema import Record
+from stages.contract.schema import Record
 from stages.lm.batched import on_device, score_queries
 from stages.lm.head import lean_head_or_none
 from stages.lm.loading import fitting_length, load_causal_lm, pad_id, pick_device, pick_dtype

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.core.errors import UsageError
-from stages.core.schema import Prompt
+from stages.contract.errors import UsageError
+from stages.contract.schema import Prompt
 
 
 def as_plain(prompt: Prompt) -> str | list[dict[str, Any]]:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stages.core.errors import UsageError
-from stages.core.schema import Prompt
+from stages.contract.errors import UsageError
+from stages.contract.schema import Prompt
 from stages.lm.prompts import render_ids
 
 

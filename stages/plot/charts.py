@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stages.core.errors import BadInput
-from stages.core.inputs import InputFile
-from stages.core.metrics import CURVES, METRICS_FILE, read_metrics
+from stages.contract.errors import BadInput
+from stages.contract.inputs import InputFile
+from stages.contract.metrics import CURVES, METRICS_FILE, read_metrics
 
 
 def _pyplot() -> Any:

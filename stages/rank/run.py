@@ -6,15 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import Row
-from stages.core.console import log
-from stages.core.errors import BadInput, Location
-from stages.core.formats import InputOptions
-from stages.core.inputs import InputFile
-from stages.core.runs import StageRun
-from stages.core.schema import Record
+from stages.contract.artifacts import Row
+from stages.contract.errors import BadInput, Location
+from stages.contract.formats import InputOptions
+from stages.contract.inputs import InputFile
+from stages.contract.schema import Record
 from stages.rank.config import RankConfig
 from stages.rank.ranking import Normalize, Ranked, rank_one
+from stages.runtime.console import log
+from stages.runtime.runs import StageRun
 
 
 def run_rank(source: str, output: Path, config: RankConfig, inputs: InputOptions = InputOptions()) -> dict[str, int]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from stages.core.runs import Failure
-from stages.core.schema import Prompt
+from stages.contract.schema import Prompt
+from stages.runtime.runs import Failure
 from stages.sample.config import SampleConfig
 from stages.sample.registry import SAMPLERS
 

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from stages.core.runs import FailurePolicy
 from stages.engines.settings import ApiSettings, VllmSettings
+from stages.runtime.runs import FailurePolicy
 from stages.sample.registry import SAMPLERS
 
 Strategy = Literal["sample", "beam", "diverse-beam"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stages.core.schema import Prompt
+from stages.contract.schema import Prompt
 from stages.lm.kv_cache import generate_k, left_pad
 from stages.lm.loading import load_causal_lm, pad_id, pick_device, pick_dtype
 from stages.lm.prompts import render_tail, token_counts

@@ -9,11 +9,11 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from stages.core.errors import Location
-from stages.core.inputs import InputFile
-from stages.core.schema import Record
-from stages.core.spool import RecordSpool
+from stages.contract.errors import Location
+from stages.contract.inputs import InputFile
+from stages.contract.schema import Record
 from stages.sample.sources import join_record
+from stages.sample.spool import RecordSpool
 
 
 class _Later:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from stages.core.console import log
-from stages.core.formats import InputOptions
-from stages.core.inputs import InputFile
-from stages.core.runs import StageRun
-from stages.core.schema import Record
+from stages.contract.formats import InputOptions
+from stages.contract.inputs import InputFile
+from stages.contract.schema import Record
+from stages.runtime.console import log
+from stages.runtime.runs import StageRun
 from stages.sample.join import join_files
 
 

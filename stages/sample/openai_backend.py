@@ -10,11 +10,11 @@ import asyncio
 import random
 from typing import Any
 
-from stages.core.ids import derive_seed
-from stages.core.runs import Failure
-from stages.core.schema import Prompt
+from stages.contract.ids import derive_seed
+from stages.contract.schema import Prompt
 from stages.engines.openai_api import RequestFailed, RetryPolicy, api_key, call_with_retries, make_client
 from stages.lm.prompts import as_messages
+from stages.runtime.runs import Failure
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import trim_at_stop

@@ -14,23 +14,23 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import Row, json_line
-from stages.core.console import log, progress
-from stages.core.errors import BadInput, Location, UsageError
-from stages.core.formats import InputOptions
-from stages.core.id_index import IdIndex, IdList
-from stages.core.ids import derive_seed
-from stages.core.inputs import InputFile
-from stages.core.launch import Launch, current_launch
-from stages.core.meta import Meta
-from stages.core.runs import BatchResult, Failure, Outcome, StageRun, Work
-from stages.core.schema import Record, Response, without_rank_fields
-from stages.core.spool import RecordSpool
+from stages.contract.artifacts import Row, json_line
+from stages.contract.errors import BadInput, Location, UsageError
+from stages.contract.formats import InputOptions
+from stages.contract.id_index import IdIndex, IdList
+from stages.contract.ids import derive_seed
+from stages.contract.inputs import InputFile
+from stages.contract.meta import Meta
+from stages.contract.schema import Record, Response, without_rank_fields
+from stages.runtime.console import log, progress
+from stages.runtime.launch import Launch, current_launch
+from stages.runtime.runs import BatchResult, Failure, Outcome, StageRun, Work
 from stages.sample.backends import Sampler, SampleRequest, create_sampler
 from stages.sample.config import SampleConfig
 from stages.sample.join import join_files
 from stages.sample.registry import SAMPLERS
 from stages.sample.sources import included_responses
+from stages.sample.spool import RecordSpool
 
 LENGTH_CHUNK = 1024  # prompts tokenised at a time to order them by length
 

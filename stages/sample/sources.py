@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from stages.core.errors import BadInput, Location
-from stages.core.schema import Record, Response, without_rank_fields
+from stages.contract.errors import BadInput, Location
+from stages.contract.schema import Record, Response, without_rank_fields
 
 
 def included_responses(record: Record, names: Sequence[str]) -> list[Response]:

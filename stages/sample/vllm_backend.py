@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from stages.core.errors import UsageError, first_line
-from stages.core.runs import Failure
-from stages.core.schema import Prompt
+from stages.contract.errors import UsageError, first_line
+from stages.contract.schema import Prompt
 from stages.engines.vllm_engine import import_vllm, refusals, start_llm
 from stages.lm.loading import pick_device, pick_dtype
 from stages.lm.prompts import as_plain, render_tail, token_counts
+from stages.runtime.runs import Failure
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import decode_response

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stages.core.errors import BadInput, Location
-from stages.core.runs import Failure
-from stages.core.schema import Record, without_rank_fields
+from stages.contract.errors import BadInput, Location
+from stages.contract.schema import Record, without_rank_fields
+from stages.runtime.runs import Failure
 
 
 def apply_scores(

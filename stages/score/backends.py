@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from stages.core.errors import Location
-from stages.core.runs import Failure
-from stages.core.schema import Record
+from stages.contract.errors import Location
+from stages.contract.schema import Record
+from stages.runtime.runs import Failure
 from stages.score.config import ScoreConfig
 from stages.score.registry import SCORERS
 

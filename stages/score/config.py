@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stages.core.config import borrowed
-from stages.core.runs import FailurePolicy
 from stages.engines.settings import ApiSettings, VllmSettings
+from stages.runtime.config import borrowed
+from stages.runtime.runs import FailurePolicy
 from stages.score.judge_request import MaxTokensParam, TemperatureChoice
 from stages.score.registry import SCORERS
 

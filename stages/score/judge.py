@@ -13,10 +13,9 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from stages.core.errors import Location
-from stages.core.ids import derive_seed
-from stages.core.runs import Failure
-from stages.core.schema import Record
+from stages.contract.errors import Location
+from stages.contract.ids import derive_seed
+from stages.contract.schema import Record
 from stages.engines.openai_api import (
     RequestFailed,
     RetryBudget,
@@ -25,6 +24,7 @@ from stages.engines.openai_api import (
     call_with_retries,
     make_client,
 )
+from stages.runtime.runs import Failure
 from stages.score.config import ScoreConfig
 from stages.score.judge_orders import Order, averaged, judge_orders, shown
 from stages.score.judge_parse import parse_listwise, parse_pointwise

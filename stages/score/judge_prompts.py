@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
-from stages.core.schema import Prompt
+from stages.contract.schema import Prompt
 from stages.lm.prompts import as_text
 
 POINTWISE = Template("""You are an impartial judge of AI assistant answers. Rate the answer to the conversation \

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stages.core.errors import Location
-from stages.core.runs import Failure
-from stages.core.schema import Record
+from stages.contract.errors import Location
+from stages.contract.schema import Record
 from stages.lm.policy import PolicyLogprobs
+from stages.runtime.runs import Failure
 from stages.score.config import ScoreConfig
 
 

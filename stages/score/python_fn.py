@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from stages.core.errors import Location, RrhfError, UsageError
-from stages.core.runs import Failure
-from stages.core.schema import Record
+from stages.contract.errors import Location, RrhfError, UsageError
+from stages.contract.schema import Record
 from stages.lm.prompts import as_plain
+from stages.runtime.runs import Failure
 from stages.score.config import ScoreConfig
 
 

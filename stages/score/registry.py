@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.core.registry import Registry
+from stages.runtime.registry import Registry
 
 
 @dataclass(frozen=True)

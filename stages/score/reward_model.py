@@ -12,13 +12,13 @@ from collections.abc import Sequence
 
 import torch
 
-from stages.core.errors import Location, UsageError
-from stages.core.runs import Failure
-from stages.core.schema import Record
+from stages.contract.errors import Location, UsageError
+from stages.contract.schema import Record
 from stages.lm.batched import on_device, score_queries
 from stages.lm.loading import fitting_length, load_pretrained, pad_id, pick_device, pick_dtype
 from stages.lm.logprobs import model_inputs
 from stages.lm.packing import packing_verdict
+from stages.runtime.runs import Failure
 from stages.score.backends import Scorer
 from stages.score.config import ScoreConfig
 from stages.score.rm_inputs import PairTemplate, check_one_output, reward_query

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from stages.core.errors import Location, RrhfError, first_line
-from stages.core.runs import Failure
-from stages.core.schema import Record
+from stages.contract.errors import Location, RrhfError, first_line
+from stages.contract.schema import Record
 from stages.engines.vllm_engine import import_vllm, refusals, start_llm
 from stages.lm.loading import fitting_length, load_pretrained, pick_device, pick_dtype
 from stages.lm.queries import Query
+from stages.runtime.runs import Failure
 from stages.score.config import ScoreConfig
 from stages.score.rm_inputs import check_one_output, reward_query
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from stages.core.errors import UsageError
-from stages.core.schema import Record
+from stages.contract.errors import UsageError
+from stages.contract.schema import Record
 from stages.lm.prompts import as_messages, as_text
 from stages.lm.queries import Query, fit_left
 from stages.score.config import RmFormat

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from stages.core.console import log, progress
-from stages.core.errors import Location
-from stages.core.formats import InputOptions
-from stages.core.inputs import InputFile
-from stages.core.launch import current_launch
-from stages.core.runs import BatchResult, Failure, StageRun
-from stages.core.schema import Record
+from stages.contract.errors import Location
+from stages.contract.formats import InputOptions
+from stages.contract.inputs import InputFile
+from stages.contract.schema import Record
+from stages.runtime.console import log, progress
+from stages.runtime.launch import current_launch
+from stages.runtime.runs import BatchResult, Failure, StageRun
 from stages.score.apply import apply_scores
 from stages.score.backends import make_scorer
 from stages.score.config import ScoreConfig

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from stages.core.errors import UsageError
+from stages.contract.errors import UsageError
 
 HEAD_PREFIXES = ("v_head.summary", "value_head")  # TRL, OpenRLHF
 

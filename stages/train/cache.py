@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import fsync_dir, fsync_file
-from stages.core.console import log
-from stages.core.errors import RrhfError
-from stages.core.inputs import InputFile
-from stages.core.launch import Launch
-from stages.core.meta import fingerprint, local_files
+from stages.contract.artifacts import fsync_dir, fsync_file
+from stages.contract.errors import RrhfError
+from stages.contract.inputs import InputFile
+from stages.contract.meta import fingerprint, local_files
 from stages.lm.queries import Query
+from stages.runtime.console import log
+from stages.runtime.launch import Launch
 from stages.train.prepare import DATA_FILE, prepare
 from stages.train.tokenise import as_query
 

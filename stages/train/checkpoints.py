@@ -8,9 +8,9 @@ import re
 import shutil
 from pathlib import Path
 
-from stages.core.artifacts import fsync_dir, fsync_file
-from stages.core.console import log
-from stages.core.errors import RrhfError, first_line
+from stages.contract.artifacts import fsync_dir, fsync_file
+from stages.contract.errors import RrhfError, first_line
+from stages.runtime.console import log
 
 STAGING = ".partial"
 """The folder under OUTDIR where a checkpoint is written before it is renamed into place."""

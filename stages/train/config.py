@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from stages.core.config import OPERATIONAL
+from stages.runtime.config import OPERATIONAL
 
 if TYPE_CHECKING:  # the loss module imports torch, which `rrhf --help` must not pay for
     from stages.train.loss import LossSettings

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stages.core.errors import BadInput, Location
-from stages.core.schema import Prompt, Record
+from stages.contract.errors import BadInput, Location
+from stages.contract.schema import Prompt, Record
 from stages.lm.queries import Query, policy_query
 
 PREFERENCE_FORMATS = ("trl-preference", "hh")

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stages.core.errors import UsageError
-from stages.core.inputs import InputFile
+from stages.contract.errors import UsageError
+from stages.contract.inputs import InputFile
 from stages.train.data import (
     PREFERENCE_FORMATS,
     Candidates,

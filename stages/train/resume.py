@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import atomic_open, write_json
-from stages.core.config import outcome_settings
-from stages.core.console import log
-from stages.core.errors import UsageError
-from stages.core.inputs import InputFile, LoadedInput
-from stages.core.meta import differences, fingerprint, input_info, redact, run_identity
+from stages.contract.artifacts import atomic_open, write_json
+from stages.contract.errors import UsageError
+from stages.contract.inputs import InputFile, LoadedInput
+from stages.contract.meta import differences, fingerprint, input_info, redact, run_identity
+from stages.runtime.config import outcome_settings
+from stages.runtime.console import log
 from stages.train.config import TrainConfig
 
 RUN_FILE = "run.json"

@@ -6,18 +6,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stages.core.console import log, progress
-from stages.core.errors import RrhfError, RunInterrupted, UsageError, first_line, interrupted
-from stages.core.formats import InputOptions
-from stages.core.inputs import InputFile
-from stages.core.launch import current_launch
-from stages.core.meta import Meta, meta_path, now, stage_meta, write_meta
-from stages.core.metrics import METRICS_FILE, read_metrics
-from stages.core.outputs import check_output, lock_output, unlock_output
+from stages.contract.errors import RrhfError, RunInterrupted, UsageError, first_line, interrupted
+from stages.contract.formats import InputOptions
+from stages.contract.inputs import InputFile
+from stages.contract.meta import Meta, meta_path, now, stage_meta, write_meta
+from stages.contract.metrics import METRICS_FILE, read_metrics
 from stages.lm.head import lean_head_or_none
 from stages.lm.loading import load_pretrained
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import packing_verdict
+from stages.runtime.console import log, progress
+from stages.runtime.launch import current_launch
+from stages.runtime.outputs import check_output, lock_output, unlock_output
 from stages.train.cache import prepared_data
 from stages.train.checkpoints import (
     STAGING,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from stages.core.errors import RrhfError, UsageError
+from stages.contract.errors import RrhfError, UsageError
 from stages.lm.queries import Query, fit
 from stages.train.data import Candidates, PlainPrompt
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback
 
-from stages.core.errors import RrhfError
+from stages.contract.errors import RrhfError
 from stages.lm.head import LabelLogProbHead
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import collate

@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from stages.core.schema import Message, Record, Response
+from stages.contract.schema import Message, Record, Response
 
 PAIR_SOURCES = ("chosen", "rejected")
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stages.core.artifacts import file_sha256
-from stages.core.errors import BadInput
-from stages.core.formats import InputOptions
-from stages.core.inputs import InputFile
-from stages.core.meta import Meta, read_meta
-from stages.core.metrics import METRICS_FILE, read_metrics
+from stages.contract.artifacts import file_sha256
+from stages.contract.errors import BadInput
+from stages.contract.formats import InputOptions
+from stages.contract.inputs import InputFile
+from stages.contract.meta import Meta, read_meta
+from stages.contract.metrics import METRICS_FILE, read_metrics
 from stages.view.cards import PairGroups, drop_reason, entry, plain_prompt, record_pairs
 
 PREFERENCE_FORMATS = ("trl-preference", "hh")

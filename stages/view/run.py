@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from stages.core.artifacts import atomic_open
-from stages.core.errors import UsageError
-from stages.core.formats import InputOptions
-from stages.core.outputs import check_output, lock_output, unlock_output
+from stages.contract.artifacts import atomic_open
+from stages.contract.errors import UsageError
+from stages.contract.formats import InputOptions
+from stages.runtime.outputs import check_output, lock_output, unlock_output
 from stages.view.config import ViewConfig
 from stages.view.load import load_targets
 from stages.view.page import write_page

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from stages.core.metrics import CURVES
-from stages.core.summary import win_rate
+from stages.contract.metrics import CURVES
+from stages.report.summary import win_rate
 from stages.view.load import Artifact, Loaded, Training
 from stages.view.svg import histogram, line_chart
 

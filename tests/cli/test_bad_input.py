@@ -66,7 +66,7 @@ def test_bad_input_is_one_line_with_exit_2(case, tmp_path, cli):
 def test_debug_shows_the_traceback(tmp_path, cli):
     path = tmp_path / "in.jsonl"
     path.write_text('{"prompt": null}\n')
-    from stages.core.errors import BadInput
+    from stages.contract.errors import BadInput
 
     with pytest.raises(BadInput):
         cli("inspect", path, "--debug")

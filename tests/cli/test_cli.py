@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from stages.core.inputs import load_records
-from stages.core.runs import StageRun
+from stages.contract.inputs import load_records
+from stages.runtime.runs import StageRun
 
 
 def test_help_lists_the_stages(cli):

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from rrhf_cli.app import new_app
 from rrhf_cli.options import command
-from stages.core.config import load_config_file, resolve_config
-from stages.core.errors import UsageError
+from stages.contract.errors import UsageError
+from stages.runtime.config import load_config_file, resolve_config
 
 
 class DemoConfig(BaseModel):

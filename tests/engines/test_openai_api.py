@@ -9,7 +9,7 @@ import httpx2
 import openai
 import pytest
 
-from stages.core.errors import RrhfError
+from stages.contract.errors import RrhfError
 from stages.engines.openai_api import RequestFailed, RetryPolicy, call_with_retries, retry_after, scrub
 
 REQUEST = httpx2.Request("POST", "http://127.0.0.1:1/v1/completions")

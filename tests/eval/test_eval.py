@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from stages.core.summary import win_rate
 from stages.eval.report import mean_reward, perplexity
+from stages.report.summary import win_rate
 
 REWARDS = """
 def vowels(prompt, response):

@@ -2,7 +2,7 @@
 
 import json
 
-from stages.core.inputs import load_records
+from stages.contract.inputs import load_records
 from tests.conftest import read_jsonl
 
 SCORED = [

@@ -195,7 +195,7 @@ VARIED = "".join(
 @pytest.mark.parametrize("limit", [1, 2, 5, 17, 64, 200, 900, 10_000])
 @pytest.mark.parametrize("shape", ["string", "messages"])
 def test_a_prompt_cut_from_its_text_end_keeps_the_tokens_of_the_whole_texts_cut(sampler, limit, shape):
-    from stages.core.schema import Record
+    from stages.contract.schema import Record
     from stages.lm.prompts import cut_left, render_ids, render_tail
 
     tokenizer = sampler.tokenizer
@@ -239,7 +239,7 @@ def test_a_huge_prompt_is_not_tokenised_whole(tiny_models, monkeypatch):
 
 
 def _messages(raw):
-    from stages.core.schema import Record
+    from stages.contract.schema import Record
 
     return Record.model_validate({"id": "x", "prompt": raw}).prompt
 

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from stages.core.journal import partial_path
-from stages.core.runs import failed_path
+from stages.runtime.journal import partial_path
+from stages.runtime.runs import failed_path
 from tests.conftest import read_jsonl
 from tests.servers import FaultProxy, transformers_serve
 

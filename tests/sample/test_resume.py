@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.core.journal import partial_path
+from stages.runtime.journal import partial_path
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from stages.core.meta import REDACTED, redact
+from stages.contract.meta import REDACTED, redact
 from tests.conftest import read_jsonl
 
 HH = [

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from stages.core.errors import first_line
+from stages.contract.errors import first_line
 from stages.engines.vllm_engine import Engine
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import trim_at_stop

@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from stages.core.artifacts import write_records
-from stages.core.runs import failed_path
-from stages.core.schema import Record, Response
+from stages.contract.artifacts import write_records
+from stages.contract.schema import Record, Response
+from stages.runtime.runs import failed_path
 from stages.score.judge_prompts import load_template, render
 from tests.conftest import read_jsonl
 from tests.servers import FaultProxy, PositionJudge, transformers_serve
@@ -143,7 +143,7 @@ def _listwise_rows(k):
 
 
 def test_listwise_order_is_shuffled_per_prompt_and_mapped_back(write_jsonl, tmp_path, cli):
-    from stages.core.ids import derive_seed
+    from stages.contract.ids import derive_seed
     from stages.score.judge_orders import averaged, judge_orders
 
     judge = PositionJudge()  # answer j as shown gets score j

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.core.journal import partial_path
+from stages.runtime.journal import partial_path
 from tests.conftest import read_jsonl, rrhf_process
 
 SLOW = """

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from stages.core.journal import partial_path
+from stages.runtime.journal import partial_path
 from tests.conftest import chat_ids, read_jsonl
 
 SAMPLES = [
@@ -211,7 +211,7 @@ def test_a_signal_during_a_call_interrupts_the_run(signum, status, name, rewards
 
 
 def test_without_a_timeout_a_call_may_run_long(samples, rewards, tmp_path):
-    from stages.core.schema import Record
+    from stages.contract.schema import Record
     from stages.score.config import ScoreConfig
     from stages.score.python_fn import PythonScorer
 

@@ -10,8 +10,8 @@ import types
 import pytest
 from transformers import AutoConfig, AutoTokenizer, LlamaForSequenceClassification
 
-from stages.core.runs import Failure
 from stages.lm.loading import fitting_length
+from stages.runtime.runs import Failure
 from stages.score.config import ScoreConfig
 from tests.conftest import read_jsonl, real_vllm
 from tests.engines.vllm_kill import kill_mid_run_then_rerun

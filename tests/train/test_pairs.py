@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from stages.core.errors import BadInput, Location
-from stages.core.schema import Record
+from stages.contract.errors import BadInput, Location
+from stages.contract.schema import Record
 from stages.lm.queries import Query
 from stages.train.data import listwise_candidates, net_wins, preference_candidates
 from stages.train.loss import LossSettings, rrhf_loss

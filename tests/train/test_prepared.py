@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from stages.core.errors import RrhfError
-from stages.core.inputs import InputFile, load_records
-from stages.core.launch import Launch
+from stages.contract.errors import RrhfError
+from stages.contract.inputs import InputFile, load_records
 from stages.lm.packing import token_counts
+from stages.runtime.launch import Launch
 from stages.train import cache, prepare, tokenise
 from stages.train.cache import prepared_data
 from stages.train.data import build_queries

@@ -213,7 +213,7 @@ def test_a_file_too_large_for_the_disk_fails_the_save_in_one_line(tiny_models, s
 
 
 def test_training_over_its_own_model_or_into_a_busy_outdir_is_refused(tiny_models, tmp_path, write_jsonl, cli):
-    from stages.core.outputs import lock_output, unlock_output
+    from stages.runtime.outputs import lock_output, unlock_output
 
     scored = write_jsonl("scored.jsonl", [{"id": "a", "prompt": "p", "responses": [
         {"text": "x", "score": 1.0}, {"text": "y", "score": 0.0}]}])  # fmt: skip
@@ -222,7 +222,7 @@ def test_training_over_its_own_model_or_into_a_busy_outdir_is_refused(tiny_model
     assert result.stderr.strip() == (f"rrhf: error: {tiny_models.policy}: is also an input ({tiny_models.policy}); "
                                      "write the output elsewhere")  # fmt: skip
     out = tmp_path / "out"
-    code = ("import sys, time; from pathlib import Path; from stages.core.outputs import lock_output; "
+    code = ("import sys, time; from pathlib import Path; from stages.runtime.outputs import lock_output; "
             "lock_output(Path(sys.argv[1])); print('locked', flush=True); time.sleep(60)")
     root = str(Path(__file__).resolve().parents[2])
     holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True,

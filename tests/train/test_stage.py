@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from stages.core.inputs import load_records
+from stages.contract.inputs import load_records
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import collate
 from stages.train.data import build_queries

@@ -3,7 +3,7 @@
 import json
 import re
 
-from stages.core.schema import Record, Response
+from stages.contract.schema import Record, Response
 from stages.view.cards import PairGroups, competition_ranks, drop_reason, entry, scorers_disagree
 from stages.view.page import script_json
 from stages.view.summary import compare, pearson, source_figures

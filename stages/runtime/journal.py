@@ -13,11 +13,11 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from stages.core.artifacts import dumps
-from stages.core.errors import UsageError
-from stages.core.id_index import IdIndex, id_hash
-from stages.core.meta import differences
-from stages.core.schema import Record
+from stages.contract.artifacts import dumps
+from stages.contract.errors import UsageError
+from stages.contract.id_index import IdIndex, id_hash
+from stages.contract.meta import differences
+from stages.contract.schema import Record
 
 SYNC_SECONDS = 1.0
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from stages.core.errors import UsageError
+from stages.contract.errors import UsageError
 
 # The locks this process holds, by lock path. A run that failed in this process (tests, notebooks, a Python
 # pipeline) may leave its lock held by an object not yet collected; one process runs one stage at a time, so

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from stages.core.errors import UsageError, first_line
+from stages.contract.errors import UsageError, first_line
 
 C = TypeVar("C", bound=BaseModel)
 

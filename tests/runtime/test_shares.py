@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from stages.core.shares import in_input_order
+from stages.runtime.shares import in_input_order
 
 SCRIPT = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from stages.core.launch import Group, current_launch
-    from stages.core.shares import collect_shares, share_path
+    from stages.runtime.launch import Group, current_launch
+    from stages.runtime.shares import collect_shares, share_path
 
     out = Path(sys.argv[1])
     launch = current_launch()

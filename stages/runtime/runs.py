@@ -11,18 +11,18 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from stages.core.artifacts import Row, write_records
-from stages.core.config import OPERATIONAL, outcome_settings
-from stages.core.console import log
-from stages.core.errors import RrhfError, RunInterrupted, interrupted
-from stages.core.inputs import InputFile, LoadedInput
-from stages.core.journal import Journal
-from stages.core.launch import Group, Launch
-from stages.core.meta import Meta, fingerprint, input_info, now, redact, run_identity, stage_meta, write_meta
-from stages.core.outputs import check_output, lock_output, unlock_output
-from stages.core.readers import HF_PREFIX
-from stages.core.schema import Record
-from stages.core.shares import collect_shares, in_input_order, share_path
+from stages.contract.artifacts import Row, write_records
+from stages.contract.errors import RrhfError, RunInterrupted, interrupted
+from stages.contract.inputs import InputFile, LoadedInput
+from stages.contract.meta import Meta, fingerprint, input_info, now, redact, run_identity, stage_meta, write_meta
+from stages.contract.readers import HF_PREFIX
+from stages.contract.schema import Record
+from stages.runtime.config import OPERATIONAL, outcome_settings
+from stages.runtime.console import log
+from stages.runtime.journal import Journal
+from stages.runtime.launch import Group, Launch
+from stages.runtime.outputs import check_output, lock_output, unlock_output
+from stages.runtime.shares import collect_shares, in_input_order, share_path
 
 
 @dataclass(frozen=True)

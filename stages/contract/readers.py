@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from stages.core.errors import BadInput, Location, RrhfError, first_line
+from stages.contract.errors import BadInput, Location, RrhfError, first_line
 
 Row = tuple[Location, Any]
 HF_PREFIX = "hf:"

@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stages.core.artifacts import file_sha256
-from stages.core.errors import BadInput, Location
-from stages.core.formats import FormatError, InputOptions, detect_format, map_fields, to_contract
-from stages.core.id_index import IdList, id_hash
-from stages.core.ids import IdAssigner
-from stages.core.readers import HF_PREFIX, iter_rows
-from stages.core.schema import PROMPT_TAGS, Record, kind_of
+from stages.contract.artifacts import file_sha256
+from stages.contract.errors import BadInput, Location
+from stages.contract.formats import FormatError, InputOptions, detect_format, map_fields, to_contract
+from stages.contract.id_index import IdList, id_hash
+from stages.contract.ids import IdAssigner
+from stages.contract.readers import HF_PREFIX, iter_rows
+from stages.contract.schema import PROMPT_TAGS, Record, kind_of
 
 Row = tuple[Location, Record]
 

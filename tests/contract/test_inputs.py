@@ -7,12 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages.core.errors import BadInput
-from stages.core.formats import InputOptions
-from stages.core.ids import prompt_id
-from stages.core.inputs import load_records
-from stages.core.meta import input_info
-from stages.core.readers import parse_hf_spec
+from stages.contract.errors import BadInput
+from stages.contract.formats import InputOptions
+from stages.contract.ids import prompt_id
+from stages.contract.inputs import load_records
+from stages.contract.meta import input_info
+from stages.contract.readers import parse_hf_spec
 
 ROWS = [
     {"prompt": "Say hi", "responses": [{"text": "hi", "source": "m", "score": 1.5}], "topic": "greeting"},
@@ -219,7 +219,7 @@ def test_nesting_is_refused_past_100_levels_even_where_json_decodes_it(tmp_path)
 
 def test_integers_beyond_64_bits_round_trip_exactly(tmp_path):
     # orjson reads such an integer as a float; the reader takes the line through the standard library instead.
-    from stages.core.artifacts import write_records
+    from stages.contract.artifacts import write_records
 
     src = tmp_path / "in.jsonl"
     src.write_text('{"id": 12345678901234567890123, "prompt": "p", "serial": 98765432109876543210987}\n')

@@ -4,9 +4,9 @@ import json
 
 from pydantic import BaseModel
 
-from stages.core.inputs import load_records
-from stages.core.meta import REDACTED, read_meta, redact
-from stages.core.runs import StageRun
+from stages.contract.inputs import load_records
+from stages.contract.meta import REDACTED, read_meta, redact
+from stages.runtime.runs import StageRun
 
 
 def test_redact_hides_credentials_but_keeps_env_var_names():

@@ -2,8 +2,15 @@
 
 import pytest
 
-from stages.core.formats import FormatError, detect_format, map_fields, parse_field_map, to_contract
-from stages.core.transcripts import parse_hh_transcript, split_final_replies
+from stages.contract.formats import (
+    FormatError,
+    detect_format,
+    map_fields,
+    parse_field_map,
+    parse_hh_transcript,
+    split_final_replies,
+    to_contract,
+)
 
 HH_CHOSEN = "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell me a joke\n\nAssistant: Why did the fox jump?"
 HH_REJECTED = "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell me a joke\n\nAssistant: No."

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from stages.core import __version__
-from stages.core.artifacts import write_json
-from stages.core.inputs import InputFile, LoadedInput
+from stages.contract import __version__
+from stages.contract.artifacts import write_json
+from stages.contract.inputs import InputFile, LoadedInput
 
 REDACTED = "<redacted>"
 # Keys that may hold credentials; `*_env` keys name an environment variable, not its value.

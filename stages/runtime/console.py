@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from stages.core.launch import current_launch
+from stages.runtime.launch import current_launch
 
 log = logging.getLogger("rrhf")
 _state = {"quiet": False}

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stages.core.errors import BadInput, Location
+from stages.contract.errors import BadInput, Location
 
 METRICS_FILE = "metrics.jsonl"
 CURVES = ("loss", "rank_loss", "sft_loss", "rank_acc")

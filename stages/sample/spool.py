@@ -8,8 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from stages.core.errors import Location
-from stages.core.schema import Record
+from stages.contract.errors import Location
+from stages.contract.schema import Record
 
 
 class RecordSpool:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from stages.core.schema import Record
+from stages.contract.schema import Record
 
 
 class Stats(BaseModel):

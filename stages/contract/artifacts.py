@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import orjson
 
-from stages.core.schema import Record
+from stages.contract.schema import Record
 
 
 def file_sha256(path: Path) -> str:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from stages.core.artifacts import json_line
-from stages.core.errors import UsageError
-from stages.core.journal import Journal, partial_path
-from stages.core.runs import BatchResult, StageRun
-from stages.core.schema import Record, Response
+from stages.contract.artifacts import json_line
+from stages.contract.errors import UsageError
+from stages.contract.schema import Record, Response
+from stages.runtime.journal import Journal, partial_path
+from stages.runtime.runs import BatchResult, StageRun
 from tests.conftest import read_jsonl
 
 
@@ -68,9 +68,9 @@ KILLABLE = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from stages.core.runs import BatchResult, StageRun
-    from stages.core.inputs import load_records
-    from stages.core.schema import Response
+    from stages.runtime.runs import BatchResult, StageRun
+    from stages.contract.inputs import load_records
+    from stages.contract.schema import Response
     from pydantic import BaseModel
 
     class Config(BaseModel):

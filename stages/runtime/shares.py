@@ -16,8 +16,8 @@ from pathlib import Path
 
 import orjson
 
-from stages.core.id_index import IdIndex, IdList
-from stages.core.launch import Group
+from stages.contract.id_index import IdIndex, IdList
+from stages.runtime.launch import Group
 
 CHUNK_BYTES = 4 << 20
 

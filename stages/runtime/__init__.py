@@ -1,0 +1,2 @@
+"""The run machinery every stage shares: stage configuration, the journal and its shares, stage runs,
+launch groups, output locking, logging and the backend registry. It imports only the contract below it."""
