@@ -84,6 +84,28 @@ def test_a_kill_mid_save_resumes_from_the_last_complete_checkpoint(tiny_models, 
         torch.testing.assert_close(tensor, expected[name], msg=name)
 
 
+def test_a_checkpoint_is_saved_under_the_staging_folder_then_renamed(tiny_models, scored, tmp_path, cli, monkeypatch):
+    """What StagedCheckpoints relies on: Trainer saves a checkpoint under `args.output_dir` as it is when saving,
+    after `on_step_end` and before `on_save`. A transformers release that changes this fails here."""
+    from transformers import Trainer
+
+    out = tmp_path / "out"
+    saved: list[tuple[str, list[str]]] = []
+    save_model = Trainer.save_model
+
+    def recording(self, output_dir=None, _internal_call=False):
+        saved.append((str(output_dir), _checkpoints(out)))
+        return save_model(self, output_dir, _internal_call)
+
+    monkeypatch.setattr(Trainer, "save_model", recording)
+    result = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "2", "--save-steps", "1"))
+    assert result.exit_code == 0, result.stderr
+    assert saved == [(str(out / ".partial" / "checkpoint-1"), []),
+                     (str(out / ".partial" / "checkpoint-2"), ["checkpoint-1"]),
+                     (str(out), ["checkpoint-1", "checkpoint-2"])]  # the model, once trained
+    assert _checkpoints(out) == ["checkpoint-1", "checkpoint-2"] and not (out / ".partial").exists()
+
+
 def test_a_checkpoint_holding_only_config_files_is_skipped(tiny_models, scored, tmp_path, cli):
     """What a kill left with transformers writing OUTDIR/checkpoint-N in place: the config files, no weights."""
     out = tmp_path / "out"
