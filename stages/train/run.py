@@ -42,7 +42,7 @@ def run_train(
         # Validates the whole input (a bad record ends the run here, before OUTDIR changes), or reuses what an
         # earlier run prepared from the same input.
         data = prepared_data(data_source, tokenizer, config.max_length, launch)
-        info = data.info.counts
+        counts = data.info.counts
 
         model_kwargs: dict[str, Any] = {"dtype": torch.float32}
         if config.attn_implementation:
@@ -51,7 +51,7 @@ def run_train(
         # The estimate reads a sample of the queries; the log line counts the tokens of all of them.
         packed = packing_verdict(
             data.sample(PACK_SAMPLE), config.pack_prompt, "train", lambda batch: response_logprobs(model, batch, None),
-            model, tokens=(info.tokens_unpacked, info.tokens_packed),
+            model, tokens=(counts.tokens_unpacked, counts.tokens_packed),
         )
         head = lean_head_or_none(model, "train", config.loss_chunk_size)
         if config.lora_r:
@@ -74,10 +74,10 @@ def run_train(
 
         trainer.remove_callback(PrinterCallback)  # it prints dicts to stdout; ours log to stderr
         trainer.add_callback(MetricsFile(run.metrics))
-        total = config.max_steps or _steps(info.queries, config)
+        total = config.max_steps or _steps(counts.queries, config)
         log.info(
             "train: %d queries, %d responses, %d ranking pairs, %s prompts, %d steps",
-            info.queries, info.responses, info.pairs, "packed" if packed else "unpacked", total,
+            counts.queries, counts.responses, counts.pairs, "packed" if packed else "unpacked", total,
         )
         clock = time.perf_counter()
         with progress(total, "train") as advance:
@@ -96,13 +96,13 @@ def run_train(
                 raise
             raise write_failure(outdir, "model", err) from err
         meta = run.finish({
-            "queries": info.queries,
-            "responses": info.responses,
+            "queries": counts.queries,
+            "responses": counts.responses,
             "steps": result.global_step,
             "packed": int(packed),
-            "pairs": info.pairs,
-            "prompts_truncated": info.prompts_truncated,
-            "responses_truncated": info.responses_truncated,
+            "pairs": counts.pairs,
+            "prompts_truncated": counts.prompts_truncated,
+            "responses_truncated": counts.responses_truncated,
         })
         logged = read_metrics(run.metrics)
         last = logged[-1] if logged else {}

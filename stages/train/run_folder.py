@@ -87,7 +87,7 @@ class RunFolder:
         self.outdir, self.config, self.source, self.launch, self.force = outdir, config, source, launch, force
         self.metrics = outdir / METRICS_FILE
         self.started = now()
-        self.lead = launch.rank == 0  # until `start` is told which process saves
+        self.lead = False  # whether this process writes OUTDIR's files: `start` is told
 
     def __enter__(self) -> RunFolder:
         """Refuse, in one line and before any work, an OUTDIR this run may not write or a resume it cannot make."""
@@ -95,9 +95,13 @@ class RunFolder:
         self._check_checkpoints()
         if self.launch.rank == 0:  # one writer per OUTDIR: the launch's ranks write it together
             lock_output(self.outdir)
-        self.record = run_record(self.config, self.source, self.launch.world_size)
-        if self.config.resume:
-            self._check_continues()
+        try:
+            self.record = run_record(self.config, self.source, self.launch.world_size)
+            if self.config.resume:
+                self._check_continues()
+        except BaseException:
+            unlock_output(self.outdir)  # no __exit__ follows an __enter__ that raised
+            raise
         return self
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:

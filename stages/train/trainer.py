@@ -85,7 +85,7 @@ class RRHFTrainer(Trainer):
         super().log(logs, start_time)
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
-        """Trainer's training loop; a checkpoint whose save failed for want of room is one line naming it."""
+        """Trainer's training loop; a checkpoint save that could not write (a full disk) is one line naming it."""
         try:
             return super().train(*args, **kwargs)
         except Exception as err:
@@ -108,7 +108,8 @@ class StagedCheckpoints(TrainerCallback):
 
     Public hooks only: Trainer writes a checkpoint under `args.output_dir` as it is when saving, which happens
     between `on_step_end` (where DefaultFlowCallback, called first, sets `should_save`) and `on_save`.
-    tests/train/test_resume.py pins this order, so a transformers release that changes it fails a test."""
+    tests/train/test_resume.py::test_a_checkpoint_is_saved_under_the_staging_folder_then_renamed pins this, so a
+    transformers release that changes it fails a test rather than a run."""
 
     def __init__(self, outdir: Path, wait_for_everyone: Callable[[], None]) -> None:
         self.outdir, self.wait_for_everyone = outdir, wait_for_everyone

@@ -204,3 +204,20 @@ def test_other_ranks_wait_for_the_first_ones_data(tiny_models, write_jsonl, monk
     source = InputFile(path)
     second = prepared_data(source, tokenizer, 64, Launch(rank=1, world_size=2, local_rank=1))
     assert list(second) == list(first) and (source.format, source.count) == ("rrhf", 5)
+
+
+def test_the_prepared_info_reads_back_as_written_and_a_stranger_reads_as_none(tmp_path):
+    info = dataset.PreparedInfo("rrhf", 5, tokenise.Counts(queries=5, responses=12, pairs=9, tokens_unpacked=80,
+                                                            tokens_packed=50))
+    info.write(tmp_path)
+    assert dataset.PreparedInfo.read(tmp_path) == info
+    written = json.loads((tmp_path / dataset.INFO_FILE).read_text())
+    assert written == {"layout": dataset.LAYOUT, "format": "rrhf", "records": 5, "queries": 5, "responses": 12,
+                       "pairs": 9, "prompts_truncated": 0, "responses_truncated": 0, "tokens_unpacked": 80,
+                       "tokens_packed": 50}  # flat, as earlier rrhf wrote it: their prepared folders are reused
+    for stranger in ({**written, "layout": dataset.LAYOUT + 1}, {**written, "pairs": "9"}, written | {"records": None},
+                     {k: v for k, v in written.items() if k != "tokens_packed"}, [written]):
+        (tmp_path / dataset.INFO_FILE).write_text(json.dumps(stranger))
+        assert dataset.PreparedInfo.read(tmp_path) is None, stranger
+    info.write(tmp_path)
+    assert dataset.complete(tmp_path) is None  # a good info without the data it counts: not complete
