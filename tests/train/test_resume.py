@@ -169,6 +169,23 @@ def test_resume_under_other_settings_input_or_model_is_refused_in_one_line(tiny_
     assert "(files of model changed)" in refused(scored)
 
 
+def test_force_starts_over_once_the_input_has_proved_good(tiny_models, scored, tmp_path, cli, write_jsonl):
+    out = tmp_path / "out"
+    assert cli(*_train(tiny_models.policy, scored, out, "--max-steps", "3", "--save-steps", "1")).exit_code == 0
+    assert _checkpoints(out) == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+    bad = write_jsonl("bad.jsonl", [{"id": "a", "prompt": "p", "responses": [{"text": "x"}, {"text": "y"}]}])
+    refused = cli(*_train(tiny_models.policy, bad, out, "--max-steps", "1", "--force"))
+    assert refused.exit_code == 2 and f"{bad}:1:" in refused.stderr
+    assert len(_checkpoints(out)) == 3 and (out / "meta.json").is_file()  # a bad input changes nothing
+
+    again = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "2", "--lr", "1e-2", "--save-steps", "2",
+                        "--force"))
+    assert again.exit_code == 0, again.stderr
+    assert _checkpoints(out) == ["checkpoint-2"] and _steps(out) == [1, 2]
+    resumed = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "3", "--lr", "1e-2", "--resume"))
+    assert resumed.exit_code == 0, resumed.stderr  # run.json is the new run's
+
+
 def test_resumed_metrics_log_each_step_once(tiny_models, scored, tmp_path, cli, monkeypatch):
     from stages.train.trainer import MetricsFile
 
