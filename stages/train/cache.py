@@ -15,7 +15,6 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,52 +22,13 @@ from stages.contract.artifacts import fsync_dir, fsync_file
 from stages.contract.errors import RrhfError
 from stages.contract.inputs import InputFile
 from stages.contract.meta import fingerprint, local_files
-from stages.lm.queries import Query
 from stages.runtime.console import log
 from stages.runtime.launch import Launch
-from stages.train.prepare import DATA_FILE, prepare
-from stages.train.tokenise import as_query
+from stages.train.dataset import LAYOUT, PreparedData, PreparedInfo, complete
+from stages.train.prepare import prepare
 
-LAYOUT = 1  # the prepared data's layout: a change makes every earlier folder a stranger
-INFO_FILE = "info.json"
 WAIT_SECONDS = 1800  # as long as torch waits for a collective by default
 POLL_SECONDS = 0.5
-
-
-class PreparedData(Sequence[Query]):
-    """The prepared queries, memory-mapped (a `datasets.Dataset` over DATA_FILE) and built one at a time as they are
-    indexed, and what was counted over all of them while they were prepared (`info`)."""
-
-    def __init__(self, folder: Path, info: dict[str, Any]) -> None:
-        from datasets import Dataset
-
-        self.folder, self.info = folder, info
-        self.rows = Dataset.from_file(str(folder / DATA_FILE))
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> Query:  # type: ignore[override]
-        return as_query(self.rows[index])
-
-    def sample(self, size: int) -> list[Query]:
-        """At most `size` queries spread evenly over the data, in order: enough to estimate what packing saves
-        over all of them, without building them all. Read from the file, not the memory map, whose pages the
-        kernel maps many at a time: a thousand rows would map most of the file."""
-        import pyarrow as pa
-
-        n = len(self.rows)
-        wanted = sorted({i * n // size for i in range(size)}) if n > size else list(range(n))
-        rows: list[dict[str, Any]] = []
-        start = 0
-        with pa.OSFile(str(self.folder / DATA_FILE)) as handle:
-            for batch in pa.ipc.open_stream(handle):
-                end = start + batch.num_rows
-                local = [index - start for index in wanted[len(rows) :] if index < end]
-                if local:
-                    rows += batch.take(pa.array(local, pa.int64())).to_pylist()
-                start = end
-        return [as_query(row) for row in rows]
 
 
 def cache_root() -> Path:
@@ -84,14 +44,14 @@ def prepared_data(source: InputFile, tokenizer: Any, max_length: int, launch: La
     `source.format` and `source.count`, which a reuse does not read the input for."""
     folder = cache_root() / "train-data" / data_key(source, tokenizer, max_length)
     if launch.local_rank == 0:
-        info = ready(folder)
+        info = complete(folder)
         if info is None:
             info = _prepare(source, tokenizer, max_length, folder)
         else:
             log.info("train: reusing prepared data from %s", folder)
     else:
         info = _wait_for(folder)
-    source.format, source.count = info["format"], info["records"]
+    source.format, source.count = info.format, info.records
     return PreparedData(folder, info)
 
 
@@ -132,26 +92,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return digest.hexdigest()
 
 
-def ready(folder: Path) -> dict[str, Any] | None:
-    """The info of a complete prepared folder, or None: absent, or not complete (its info unreadable, of another
-    layout, or its data not holding the queries the info counts)."""
-    try:
-        info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or info.get("layout") != LAYOUT:
-        return None
-    import pyarrow as pa
-
-    try:
-        with pa.memory_map(str(folder / DATA_FILE)) as mapped:
-            queries = pa.ipc.open_stream(mapped).read_all().num_rows
-    except (OSError, pa.ArrowInvalid):
-        return None
-    return info if queries == info.get("queries") else None
-
-
-def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -> dict[str, Any]:
+def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -> PreparedInfo:
     """Prepare into a hidden folder beside `folder`, then rename it into place: a preparation cut short (killed,
     a bad record) never leaves a folder that looks complete."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -161,16 +102,15 @@ def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -
     staging.mkdir()
     clock = time.perf_counter()
     try:
-        info = {"layout": LAYOUT, **prepare(source, tokenizer, max_length, staging)}
-        (staging / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-        for name in (DATA_FILE, INFO_FILE):
-            fsync_file(staging / name)
-        if folder.exists() and ready(folder) is None:
+        info = prepare(source, tokenizer, max_length, staging)
+        for path in staging.iterdir():
+            fsync_file(path)
+        if folder.exists() and complete(folder) is None:
             shutil.rmtree(folder)  # an incomplete folder from elsewhere (copied in part, emptied): replaced
         try:
             staging.rename(folder)
         except OSError:
-            if ready(folder) is None:
+            if complete(folder) is None:
                 raise
             shutil.rmtree(staging)  # another run prepared the same data meanwhile: theirs is as good
         fsync_dir(folder.parent)
@@ -178,16 +118,16 @@ def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -
         shutil.rmtree(staging, ignore_errors=True)
         raise
     # One line, once done: a bad record must be the only line a failed run writes.
-    log.info("train: prepared %d queries from %d records in %.1f s, kept in %s for reruns", info["queries"],
-             info["records"], time.perf_counter() - clock, folder)
+    log.info("train: prepared %d queries from %d records in %.1f s, kept in %s for reruns", info.counts.queries,
+             info.records, time.perf_counter() - clock, folder)
     return info
 
 
-def _wait_for(folder: Path) -> dict[str, Any]:
+def _wait_for(folder: Path) -> PreparedInfo:
     """Wait for the node's first process to publish `folder`. A failure there ends the launch (torchrun and
     accelerate stop every process when one fails); the timeout covers launchers that do not."""
     deadline = time.monotonic() + WAIT_SECONDS
-    while (info := ready(folder)) is None:
+    while (info := complete(folder)) is None:
         if time.monotonic() > deadline:
             raise RrhfError(
                 f"{folder}: the training data was not prepared within {WAIT_SECONDS} s by the launch's first process "

@@ -1,4 +1,5 @@
-"""Records into training queries: responses, rewards and ranking pairs, then the policy's tokens.
+"""Records into training queries before tokenisation (`Candidates`): responses, rewards and ranking pairs. Pure:
+`stages.train.prepare` streams a file of any size through these.
 
 A scored file means every pair of a prompt's responses whose scores differ (the paper's loss). A ranked
 file's `pairs` are the pairs `rrhf rank` chose. Preference rows (TRL, Anthropic HH) that share a prompt
@@ -8,14 +9,12 @@ form one query: its responses are the rows' distinct texts and its pairs the row
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from stages.contract.errors import BadInput, Location
 from stages.contract.schema import Prompt, Record
-from stages.lm.queries import Query, policy_query
 
 PREFERENCE_FORMATS = ("trl-preference", "hh")
 PlainPrompt = str | list[dict[str, Any]]
@@ -101,18 +100,6 @@ def preference_query(prompt: Prompt | PlainPrompt, rows: Sequence[PreferencePair
     return Candidates(prompt, texts, rewards, pairs)  # type: ignore[arg-type]
 
 
-def preference_candidates(records: Sequence[Record], locations: Sequence[Location]) -> list[Candidates]:
-    """Preference rows held in memory, grouped by prompt (`group_key`): one query per prompt, in order of first
-    appearance. For small inputs; the train stage groups a file of any size in `stages.train.prepare`."""
-    groups: dict[str, list[Record]] = {}
-    rows: dict[str, list[PreferencePair]] = {}
-    for record, where in zip(records, locations, strict=True):
-        key = group_key(record)
-        groups.setdefault(key, []).append(record)
-        rows.setdefault(key, []).append(preference_pair(record, where))
-    return [preference_query(groups[key][0].prompt, rows[key]) for key in groups]
-
-
 def net_wins(n: int, pairs: Sequence[tuple[int, int]]) -> list[float]:
     """Each response's wins minus losses over the pairs: a reward that ranks as the pairs do."""
     wins = [0.0] * n
@@ -120,32 +107,6 @@ def net_wins(n: int, pairs: Sequence[tuple[int, int]]) -> list[float]:
         wins[better] += 1.0
         wins[worse] -= 1.0
     return wins
-
-
-def build_queries(
-    records: Sequence[Record],
-    locations: Sequence[Location],
-    tokenizer: Any,
-    max_length: int,
-    fmt: str = "rrhf",
-) -> tuple[list[Query], Counter[str]]:
-    """Tokenise records held in memory, one text at a time: for a handful of queries (tests, probes). Counts the
-    ranking pairs the loss sees in one epoch, the prompts left-truncated and the responses cut to fit
-    `max_length`, as the prepared data of `stages.train.prepare` does for a file of any size."""
-    if fmt in PREFERENCE_FORMATS:
-        candidates = preference_candidates(records, locations)
-    else:
-        candidates = [listwise_candidates(r, where) for r, where in zip(records, locations, strict=True)]
-    counts: Counter[str] = Counter()
-    queries = []
-    for candidate in candidates:
-        query, prompt_cut, responses_cut = policy_query(tokenizer, candidate.prompt, candidate.texts, max_length)
-        query.rewards, query.pairs = candidate.rewards, candidate.pairs
-        counts["pairs"] += len(query.ranking_pairs())
-        counts["prompts_truncated"] += int(prompt_cut)
-        counts["responses_truncated"] += responses_cut
-        queries.append(query)
-    return queries, counts
 
 
 def _pairs_field(value: Any, n: int, where: Location) -> list[tuple[int, int]] | None:

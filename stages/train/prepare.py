@@ -33,9 +33,9 @@ from stages.train.data import (
     preference_pair,
     preference_query,
 )
-from stages.train.tokenise import COUNTS, SCHEMA, tokenised, worker_count
+from stages.train.dataset import DATA_FILE, PreparedInfo
+from stages.train.tokenise import SCHEMA, Counts, tokenised, worker_count
 
-DATA_FILE = "data.arrow"
 BATCH = 1000  # queries per tokenizer call and per Arrow record batch: large enough for the tokenizer's threads
 GROUP_CHUNK = 1024  # preference rows read back per memory map while grouping
 _ROWS = pa.schema([
@@ -50,25 +50,31 @@ _ROWS = pa.schema([
 T = TypeVar("T")
 
 
-def prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -> dict[str, Any]:
-    """Write `folder/data.arrow`, one row per query (`tokenise.SCHEMA`), and return what describes it: the input's
-    format and record count, and COUNTS over all queries. BadInput, naming file:line, on the first bad record."""
+def prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -> PreparedInfo:
+    """Write a prepared folder: DATA_FILE, one row per query (`tokenise.SCHEMA`), and the PreparedInfo that
+    describes it (the input's format and record count, the Counts over all queries), which it returns. BadInput,
+    naming file:line, on the first bad record."""
     if tokenizer.eos_token_id is None:
         raise UsageError(f"{tokenizer.name_or_path}: the tokenizer has no EOS token, which ends every response")
-    fmt = source.format or _first_format(source)
-    if fmt in PREFERENCE_FORMATS:
-        candidates: Iterable[Candidates] = _grouped_preferences(source, folder / "rows.arrow")
-    else:
-        candidates = (listwise_candidates(record, where) for where, record in source)
-    counts = dict.fromkeys(COUNTS, 0)
+    counts = Counts()
     with pa.OSFile(str(folder / DATA_FILE), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as writer:
-        batches = _chunks(candidates, BATCH)
+        batches = _chunks(candidates(source, folder), BATCH)
         for batch, batch_counts in tokenised(batches, tokenizer, max_length, worker_count(source.spec)):
             writer.write_batch(batch)
-            for name, value in batch_counts.items():
-                counts[name] += value
-    (folder / "rows.arrow").unlink(missing_ok=True)
-    return {"format": source.format, "records": source.count, **counts}
+            counts += batch_counts
+    info = PreparedInfo(source.format, source.count, counts)
+    info.write(folder)
+    return info
+
+
+def candidates(source: InputFile, workdir: Path) -> Iterator[Candidates]:
+    """The input's queries before tokenisation, validated a record at a time: a scored or ranked record is one
+    query; preference rows are grouped by prompt (`data.group_key`), one query per prompt in order of first
+    appearance, through a scratch file in `workdir` removed once they are all read. The format is known on
+    return (before any tokenising process is forked)."""
+    if (source.format or _first_format(source)) in PREFERENCE_FORMATS:
+        return _grouped_preferences(source, workdir / "rows.arrow")
+    return (listwise_candidates(record, where) for where, record in source)
 
 
 def _first_format(source: InputFile) -> str:
@@ -103,6 +109,7 @@ def _grouped_preferences(source: InputFile, rows_file: Path) -> Iterator[Candida
         if not rows:
             prompt, current = json.loads(row["prompt"]), row["group"]
         rows.append(PreferencePair(row["chosen"], row["rejected"], row["score_chosen"], row["score_rejected"]))
+    rows_file.unlink()
     if rows:
         yield preference_query(prompt, rows)
 

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import astuple, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -26,34 +27,49 @@ SCHEMA = pa.schema([
     ("rewards", pa.list_(pa.float64())),
     ("pairs", pa.list_(pa.list_(pa.int32()))),  # null: every pair whose rewards differ
 ])
-COUNTS = ("queries", "responses", "pairs", "prompts_truncated", "responses_truncated", "tokens_unpacked",
-          "tokens_packed")
 POOL_BYTES = 8 * 2**20  # a smaller file (a few thousand records) is tokenised here, with the tokenizer's threads
 MAX_WORKERS = 8  # beyond this many, reading and validating the input is the bottleneck
 
-Tokenised = tuple[pa.RecordBatch, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What tokenising counted over queries: ranking pairs of one epoch, prompts and responses cut to fit the
+    length, and the tokens fed unpacked and packed (as `packing.token_counts` counts them)."""
+
+    queries: int = 0
+    responses: int = 0
+    pairs: int = 0
+    prompts_truncated: int = 0
+    responses_truncated: int = 0
+    tokens_unpacked: int = 0
+    tokens_packed: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+Tokenised = tuple[pa.RecordBatch, Counts]
 
 
 def tokenise(batch: Sequence[Candidates], tokenizer: Any, max_length: int) -> Tokenised:
-    """A batch of queries as a record batch of SCHEMA, and its COUNTS (ranking pairs of one epoch, prompts and
-    responses cut to fit `max_length`, tokens unpacked and packed as `packing.token_counts` counts them). The
-    prompt is what `render_ids` gives, each response its ids then EOS, cut to fit as `fit` cuts them."""
+    """A batch of queries as a record batch of SCHEMA, and its Counts. The prompt is what `render_ids` gives, each
+    response its ids then EOS, cut to fit as `fit` cuts them."""
     prompts = _prompt_ids(tokenizer, [c.prompt for c in batch])
     texts = [text for candidate in batch for text in candidate.texts]
     encoded = iter(tokenizer(texts, add_special_tokens=False)["input_ids"])
     eos = tokenizer.eos_token_id
     columns: dict[str, list] = {name: [] for name in SCHEMA.names}
-    counts = dict.fromkeys(COUNTS, 0)
+    counts = Counts()
     for candidate, prompt in zip(batch, prompts, strict=True):
         responses = [[*next(encoded), eos] for _ in candidate.texts]
         prompt, responses, (prompt_cut, responses_cut) = fit(prompt, responses, max_length)
         query = Query(prompt, responses, candidate.rewards, candidate.pairs)
         response_tokens = sum(map(len, responses))
-        for name, value in (("queries", 1), ("responses", len(responses)), ("pairs", len(query.ranking_pairs())),
-                            ("prompts_truncated", int(prompt_cut)), ("responses_truncated", responses_cut),
-                            ("tokens_unpacked", len(prompt) * len(responses) + response_tokens),
-                            ("tokens_packed", len(prompt) + response_tokens)):
-            counts[name] += value
+        counts += Counts(queries=1, responses=len(responses), pairs=len(query.ranking_pairs()),
+                         prompts_truncated=int(prompt_cut), responses_truncated=responses_cut,
+                         tokens_unpacked=len(prompt) * len(responses) + response_tokens,
+                         tokens_packed=len(prompt) + response_tokens)
         columns["prompt"].append(prompt)
         columns["responses"].append(responses)
         columns["rewards"].append(candidate.rewards)

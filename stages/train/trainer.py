@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,6 @@ from stages.train.checkpoints import STAGING, discard, is_write_failure, publish
 from stages.train.loss import LossSettings, rrhf_loss
 
 
-class QueryDataset(torch.utils.data.Dataset):
-    """Tokenised queries, one item each; a query's responses always travel together. Given the prepared data
-    (`PreparedData`), an item is read from its memory map when asked for: a rank holds the batches it trains on."""
-
-    def __init__(self, queries: Sequence[Query]) -> None:
-        self.queries = queries
-
-    def __len__(self) -> int:
-        return len(self.queries)
-
-    def __getitem__(self, index: int) -> Query:
-        return self.queries[index]
-
-
 class Collator:
     """Pads a batch of queries to its longest row, packed or not."""
 
@@ -45,8 +31,9 @@ class Collator:
 
 
 class RRHFTrainer(Trainer):
-    """Trainer whose loss is RRHF's; logs rank/SFT loss, rank accuracy, mean p of best/worst and tokens/s, each
-    over all ranks; a checkpoint appears as OUTDIR/checkpoint-N only once it is completely written."""
+    """Trainer whose loss is RRHF's (`compute_loss`); logs (`log`) rank/SFT loss, rank accuracy, mean p of
+    best/worst and tokens/s, each over all ranks; a checkpoint appears as OUTDIR/checkpoint-N only once it is
+    completely written (`StagedCheckpoints`)."""
 
     def __init__(self, *args: Any, loss_settings: LossSettings, head: LabelLogProbHead | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -54,7 +41,8 @@ class RRHFTrainer(Trainer):
         self.head = head
         self._sums: dict[str, torch.Tensor | int] = {}
         self._since = time.perf_counter()
-        self._staging = False
+        self._checkpoints = StagedCheckpoints(Path(self.args.output_dir), self.accelerator.wait_for_everyone)
+        self.add_callback(self._checkpoints)
 
     def compute_loss(
         self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False, **kwargs: Any
@@ -96,41 +84,61 @@ class RRHFTrainer(Trainer):
             self._sums, self._since = {}, now
         super().log(logs, start_time)
 
-    def _get_output_dir(self, trial: Any) -> str:
-        # While a checkpoint is saved, Trainer writes it (every rank's part) under the staging folder.
-        run_dir = super()._get_output_dir(trial)
-        return str(Path(run_dir) / STAGING) if self._staging else run_dir
-
-    def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
-        """Trainer's save into OUTDIR/.partial/checkpoint-N, then, once every rank is done, the rename to
-        OUTDIR/checkpoint-N and the rotation; a failed write is one line naming the checkpoint."""
-        from transformers.trainer_utils import rotate_checkpoints
-
-        run_dir = Path(super()._get_output_dir(trial))
-        final = run_dir / f"checkpoint-{self.state.global_step}"
-        staged = run_dir / STAGING / final.name
-        self._staging = True
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """Trainer's training loop; a checkpoint save that could not write (a full disk) is one line naming it."""
         try:
-            super()._save_checkpoint(model, trial)
-            self.accelerator.wait_for_everyone()
-            if self.args.should_save:
-                publish(staged, final)
+            return super().train(*args, **kwargs)
         except Exception as err:
-            if not is_write_failure(err):
+            failure = self._checkpoints.failure(err)
+            if failure is None:
                 raise
-            discard(staged)
-            raise write_failure(final, "checkpoint", err) from err
-        finally:
-            self._staging = False
-        if self.args.should_save:
-            # By step number: names are only ever put in place complete, so the highest is the newest.
-            rotate_checkpoints(str(run_dir), self.args.save_total_limit, self.state.best_model_checkpoint)
+            raise failure from err
 
     def _summed_over_ranks(self) -> dict[str, float]:
         names = sorted(self._sums)
         local = torch.stack([torch.as_tensor(self._sums[k], device=self.args.device).double() for k in names])
         total = self.accelerator.reduce(local, reduction="sum") if self.args.world_size > 1 else local
         return dict(zip(names, total.tolist(), strict=True))
+
+
+class StagedCheckpoints(TrainerCallback):
+    """Checkpoints that appear as OUTDIR/checkpoint-N only once completely written: while Trainer saves one, its
+    `output_dir` is OUTDIR/.partial, where every rank writes its part; once all are done, the saving process
+    renames it into place and rotates the checkpoints (`save_total_limit`).
+
+    Public hooks only: Trainer writes a checkpoint under `args.output_dir` as it is when saving, which happens
+    between `on_step_end` (where DefaultFlowCallback, called first, sets `should_save`) and `on_save`.
+    tests/train/test_resume.py::test_a_checkpoint_is_saved_under_the_staging_folder_then_renamed pins this, so a
+    transformers release that changes it fails a test rather than a run."""
+
+    def __init__(self, outdir: Path, wait_for_everyone: Callable[[], None]) -> None:
+        self.outdir, self.wait_for_everyone = outdir, wait_for_everyone
+        self.saving: Path | None = None  # the checkpoint being saved
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if control.should_save:
+            self.saving = self.outdir / f"checkpoint-{state.global_step}"
+            args.output_dir = str(self.outdir / STAGING)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from transformers.trainer_utils import rotate_checkpoints
+
+        args.output_dir = str(self.outdir)
+        final = self.outdir / f"checkpoint-{state.global_step}"
+        self.wait_for_everyone()
+        if args.should_save:
+            publish(self.outdir / STAGING / final.name, final)
+            # By step number: names are only ever put in place complete, so the highest is the newest.
+            rotate_checkpoints(str(self.outdir), args.save_total_limit, state.best_model_checkpoint)
+        self.saving = None
+
+    def failure(self, err: BaseException) -> RrhfError | None:
+        """The one-line error of a checkpoint save that failed to write (what it wrote is removed), or None where
+        `err` is not that."""
+        if self.saving is None or not is_write_failure(err):
+            return None
+        discard(self.outdir / STAGING / self.saving.name)
+        return write_failure(self.saving, "checkpoint", err)
 
 
 class MetricsFile(TrainerCallback):

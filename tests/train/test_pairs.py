@@ -1,5 +1,5 @@
 """Train uses the pairs it is given: a ranked file's `pairs`, preference rows grouped by prompt, and for a
-scored file every pair whose scores differ. Pure grouping on literals, the loss by hand, the stage end to end."""
+scored file every pair whose scores differ. Grouping on tiny files, the loss by hand, the stage end to end."""
 
 import json
 
@@ -7,35 +7,34 @@ import pytest
 import torch
 
 from stages.contract.errors import BadInput, Location
+from stages.contract.inputs import InputFile
 from stages.contract.schema import Record
 from stages.lm.queries import Query
-from stages.train.data import listwise_candidates, net_wins, preference_candidates
+from stages.train.data import listwise_candidates, net_wins
 from stages.train.loss import LossSettings, rrhf_loss
+from stages.train.prepare import candidates
 
 HERE = Location("t.jsonl", 1)
 
 
 def _row(prompt, chosen, rejected, **extra):
-    return Record.model_validate({"id": f"{chosen}>{rejected}", "prompt": prompt, **extra, "responses": [
-        {"text": chosen, "source": "chosen"}, {"text": rejected, "source": "rejected"}]})  # fmt: skip
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, **extra}  # a TRL preference row
 
 
-def test_preference_rows_sharing_a_prompt_form_one_query():
+def test_preference_rows_sharing_a_prompt_form_one_query(write_jsonl, tmp_path):
     rows = [_row("p", "a", "b"), _row("q", "x", "y"), _row("p", "a", "c"), _row("p", "b", "c"), _row("p", "c", "c")]
-    first, second = preference_candidates(rows, [HERE] * len(rows))
+    first, second = candidates(InputFile(write_jsonl("pairs.jsonl", rows)), tmp_path)
     assert (first.prompt, first.texts, first.pairs) == ("p", ["a", "b", "c"], [(0, 1), (0, 2), (1, 2)])
     assert first.rewards == [2.0, 0.0, -2.0]  # wins minus losses: SFT learns "a", the most preferred
     assert (second.texts, second.pairs, second.rewards) == (["x", "y"], [(0, 1)], [1.0, -1.0])
 
 
-def test_preference_rows_group_by_prompt_id_and_keep_their_scores():
+def test_preference_rows_group_by_prompt_id_and_keep_their_scores(write_jsonl, tmp_path):
     rows = [
-        Record.model_validate({"id": "1", "prompt": "p", "prompt_id": "k", "responses": [
-            {"text": "a", "source": "chosen", "score": 3.0}, {"text": "b", "source": "rejected", "score": 1.0}]}),
-        Record.model_validate({"id": "2", "prompt": "p", "prompt_id": "k", "responses": [
-            {"text": "b", "source": "chosen", "score": 1.0}, {"text": "c", "source": "rejected", "score": 0.5}]}),
-    ]  # fmt: skip
-    [query] = preference_candidates(rows, [HERE, HERE])
+        _row("p", "a", "b", prompt_id="k", score_chosen=3.0, score_rejected=1.0),
+        _row("p2", "b", "c", prompt_id="k", score_chosen=1.0, score_rejected=0.5),
+    ]
+    [query] = candidates(InputFile(write_jsonl("pairs.jsonl", rows)), tmp_path)
     assert (query.texts, query.pairs, query.rewards) == (["a", "b", "c"], [(0, 1), (1, 2)], [3.0, 1.0, 0.5])
 
 

@@ -1,11 +1,13 @@
-"""Train data prepared once: the same queries and counts as tokenising records in memory, reused by a rerun and a
-resume without tokenising, never reused when a preparation was cut short, and bad input still named by line."""
+"""Train data prepared once: the same queries and counts as tokenising each query's texts one at a time as a policy
+reads them (`policy_query`), reused by a rerun and a resume without tokenising, never reused when a preparation was
+cut short, and bad input still named by line."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,11 +15,12 @@ from transformers import AutoTokenizer
 
 from stages.contract.errors import RrhfError
 from stages.contract.inputs import InputFile, load_records
+from stages.contract.schema import Message
 from stages.lm.packing import token_counts
+from stages.lm.queries import Query, policy_query
 from stages.runtime.launch import Launch
-from stages.train import cache, prepare, tokenise
+from stages.train import cache, dataset, prepare, tokenise
 from stages.train.cache import prepared_data
-from stages.train.data import build_queries
 from tests.conftest import read_jsonl
 
 LONG = " ".join(["the quick brown fox jumps over the lazy dog"] * 12)
@@ -51,6 +54,24 @@ def _scored_rows() -> list[dict]:
     ]
 
 
+def _one_at_a_time(path: Path, tokenizer, max_length: int, workdir: Path) -> tuple[list[Query], Counter[str]]:
+    """The queries of the file at `path` (`prepare.candidates`), each tokenised on its own by `policy_query`, with
+    the ranking pairs of one epoch, the prompts left-truncated and the responses cut to fit `max_length`."""
+    counts: Counter[str] = Counter()
+    queries = []
+    for candidate in prepare.candidates(InputFile(path), workdir):
+        prompt = candidate.prompt
+        if not isinstance(prompt, str):  # a grouped preference row's prompt is plain JSON
+            prompt = [m if isinstance(m, Message) else Message.model_validate(m) for m in prompt]
+        query, prompt_cut, responses_cut = policy_query(tokenizer, prompt, candidate.texts, max_length)
+        query.rewards, query.pairs = candidate.rewards, candidate.pairs
+        counts["pairs"] += len(query.ranking_pairs())
+        counts["prompts_truncated"] += int(prompt_cut)
+        counts["responses_truncated"] += responses_cut
+        queries.append(query)
+    return queries, counts
+
+
 def _preference_rows() -> list[dict]:
     # Rows of one prompt scattered through the file, grouped by prompt_id too, one row with equal texts.
     return [
@@ -69,7 +90,8 @@ def _preference_rows() -> list[dict]:
 
 @pytest.mark.parametrize("workers", [False, True], ids=["here", "workers"])
 @pytest.mark.parametrize("rows", [_scored_rows(), _preference_rows()], ids=["scored", "preference"])
-def test_prepared_queries_and_counts_equal_the_in_memory_path(tiny_models, write_jsonl, monkeypatch, rows, workers):
+def test_prepared_queries_and_counts_equal_one_at_a_time(tiny_models, write_jsonl, monkeypatch, tmp_path, rows,
+                                                          workers):
     """Tokenised here or by worker processes (on a machine of two cores or more)."""
     monkeypatch.setattr(prepare, "BATCH", 2)  # batches and groups that straddle them
     monkeypatch.setattr(prepare, "GROUP_CHUNK", 3)
@@ -77,16 +99,17 @@ def test_prepared_queries_and_counts_equal_the_in_memory_path(tiny_models, write
     path = write_jsonl("input.jsonl", rows)
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
     loaded = load_records(path)
-    expected, counts = build_queries(loaded.records, loaded.locations, tokenizer, 48, loaded.format)
+    expected, counts = _one_at_a_time(path, tokenizer, 48, tmp_path)
     assert counts["prompts_truncated"] and counts["responses_truncated"]  # the cuts are exercised
 
     source = InputFile(path)
     data = prepared_data(source, tokenizer, 48, Launch())
+    info = data.info.counts
     assert list(data) == expected
-    assert {name: data.info[name] for name in counts} == dict(counts)
-    assert data.info["queries"] == len(expected)
-    assert data.info["responses"] == sum(len(q.responses) for q in expected)
-    assert (data.info["tokens_unpacked"], data.info["tokens_packed"]) == token_counts(expected)
+    assert {name: getattr(info, name) for name in counts} == dict(counts)
+    assert info.queries == len(expected)
+    assert info.responses == sum(len(q.responses) for q in expected)
+    assert (info.tokens_unpacked, info.tokens_packed) == token_counts(expected)
     assert (source.format, source.count) == (loaded.format, len(rows))
     assert data.sample(3) == [expected[i * len(expected) // 3] for i in range(3)]
 
@@ -134,7 +157,7 @@ def test_a_preparation_cut_short_is_never_reused(tiny_models, write_jsonl, tmp_p
     assert killed.returncode == -signal.SIGKILL, stderr[-3000:]
     (left,) = (rrhf_cache / "train-data").iterdir()  # only the hidden folder it was preparing in
     assert left.name.startswith(".") and left.name.endswith(f".{killed.pid}.tmp")
-    assert (left / prepare.DATA_FILE).stat().st_size > 0
+    assert (left / dataset.DATA_FILE).stat().st_size > 0
 
     rerun = cli(*args)
     assert rerun.exit_code == 0, rerun.stderr
@@ -143,12 +166,12 @@ def test_a_preparation_cut_short_is_never_reused(tiny_models, write_jsonl, tmp_p
     assert not folder.name.startswith(".")
 
     # A published folder that lost part of its data (a disk repaired, a copy cut short) is prepared again.
-    data = folder / prepare.DATA_FILE
+    data = folder / dataset.DATA_FILE
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     repaired = cli(*_train(tiny_models.policy, scored, tmp_path / "other", "--max-steps", "1"))
     assert repaired.exit_code == 0, repaired.stderr
     assert "reusing" not in repaired.stderr and "train: prepared 5 queries" in repaired.stderr
-    assert cache.ready(folder)["queries"] == 5
+    assert dataset.complete(folder).counts.queries == 5
 
 
 @pytest.mark.parametrize("kind", ["scored", "preference"])
@@ -181,3 +204,20 @@ def test_other_ranks_wait_for_the_first_ones_data(tiny_models, write_jsonl, monk
     source = InputFile(path)
     second = prepared_data(source, tokenizer, 64, Launch(rank=1, world_size=2, local_rank=1))
     assert list(second) == list(first) and (source.format, source.count) == ("rrhf", 5)
+
+
+def test_the_prepared_info_reads_back_as_written_and_a_stranger_reads_as_none(tmp_path):
+    info = dataset.PreparedInfo("rrhf", 5, tokenise.Counts(queries=5, responses=12, pairs=9, tokens_unpacked=80,
+                                                            tokens_packed=50))
+    info.write(tmp_path)
+    assert dataset.PreparedInfo.read(tmp_path) == info
+    written = json.loads((tmp_path / dataset.INFO_FILE).read_text())
+    assert written == {"layout": dataset.LAYOUT, "format": "rrhf", "records": 5, "queries": 5, "responses": 12,
+                       "pairs": 9, "prompts_truncated": 0, "responses_truncated": 0, "tokens_unpacked": 80,
+                       "tokens_packed": 50}  # flat, as earlier rrhf wrote it: their prepared folders are reused
+    for stranger in ({**written, "layout": dataset.LAYOUT + 1}, {**written, "pairs": "9"}, written | {"records": None},
+                     {k: v for k, v in written.items() if k != "tokens_packed"}, [written]):
+        (tmp_path / dataset.INFO_FILE).write_text(json.dumps(stranger))
+        assert dataset.PreparedInfo.read(tmp_path) is None, stranger
+    info.write(tmp_path)
+    assert dataset.complete(tmp_path) is None  # a good info without the data it counts: not complete

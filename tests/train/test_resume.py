@@ -84,6 +84,28 @@ def test_a_kill_mid_save_resumes_from_the_last_complete_checkpoint(tiny_models, 
         torch.testing.assert_close(tensor, expected[name], msg=name)
 
 
+def test_a_checkpoint_is_saved_under_the_staging_folder_then_renamed(tiny_models, scored, tmp_path, cli, monkeypatch):
+    """What StagedCheckpoints relies on: Trainer saves a checkpoint under `args.output_dir` as it is when saving,
+    after `on_step_end` and before `on_save`. A transformers release that changes this fails here."""
+    from transformers import Trainer
+
+    out = tmp_path / "out"
+    saved: list[tuple[str, list[str]]] = []
+    save_model = Trainer.save_model
+
+    def recording(self, output_dir=None, _internal_call=False):
+        saved.append((str(output_dir), _checkpoints(out)))
+        return save_model(self, output_dir, _internal_call)
+
+    monkeypatch.setattr(Trainer, "save_model", recording)
+    result = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "2", "--save-steps", "1"))
+    assert result.exit_code == 0, result.stderr
+    assert saved == [(str(out / ".partial" / "checkpoint-1"), []),
+                     (str(out / ".partial" / "checkpoint-2"), ["checkpoint-1"]),
+                     (str(out), ["checkpoint-1", "checkpoint-2"])]  # the model, once trained
+    assert _checkpoints(out) == ["checkpoint-1", "checkpoint-2"] and not (out / ".partial").exists()
+
+
 def test_a_checkpoint_holding_only_config_files_is_skipped(tiny_models, scored, tmp_path, cli):
     """What a kill left with transformers writing OUTDIR/checkpoint-N in place: the config files, no weights."""
     out = tmp_path / "out"
@@ -145,6 +167,23 @@ def test_resume_under_other_settings_input_or_model_is_refused_in_one_line(tiny_
     # The base model retrained in place is another model.
     (model / "config.json").write_text((model / "config.json").read_text() + "\n")
     assert "(files of model changed)" in refused(scored)
+
+
+def test_force_starts_over_once_the_input_has_proved_good(tiny_models, scored, tmp_path, cli, write_jsonl):
+    out = tmp_path / "out"
+    assert cli(*_train(tiny_models.policy, scored, out, "--max-steps", "3", "--save-steps", "1")).exit_code == 0
+    assert _checkpoints(out) == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+    bad = write_jsonl("bad.jsonl", [{"id": "a", "prompt": "p", "responses": [{"text": "x"}, {"text": "y"}]}])
+    refused = cli(*_train(tiny_models.policy, bad, out, "--max-steps", "1", "--force"))
+    assert refused.exit_code == 2 and f"{bad}:1:" in refused.stderr
+    assert len(_checkpoints(out)) == 3 and (out / "meta.json").is_file()  # a bad input changes nothing
+
+    again = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "2", "--lr", "1e-2", "--save-steps", "2",
+                        "--force"))
+    assert again.exit_code == 0, again.stderr
+    assert _checkpoints(out) == ["checkpoint-2"] and _steps(out) == [1, 2]
+    resumed = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "3", "--lr", "1e-2", "--resume"))
+    assert resumed.exit_code == 0, resumed.stderr  # run.json is the new run's
 
 
 def test_resumed_metrics_log_each_step_once(tiny_models, scored, tmp_path, cli, monkeypatch):

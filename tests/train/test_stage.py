@@ -10,10 +10,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from stages.contract.inputs import load_records
+from stages.contract.inputs import InputFile
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import collate
-from stages.train.data import build_queries
+from stages.runtime.launch import Launch
+from stages.train.cache import prepared_data
 from tests.conftest import read_jsonl
 
 PROMPTS = ["Say hello.", "Name a fruit.", "Count to three.", "Pick a colour."]
@@ -22,9 +23,8 @@ RESPONSES = ["hello there", "apple", "one two three", "blue", "no", "maybe later
 
 def _p(model_dir: Path, path: Path) -> torch.Tensor:
     """Length-normalised log-prob of every response, per query (alpha = 1)."""
-    loaded = load_records(path)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    queries, _ = build_queries(loaded.records, loaded.locations, tokenizer, 256)
+    queries = list(prepared_data(InputFile(path), tokenizer, 256, Launch()))
     model = AutoModelForCausalLM.from_pretrained(model_dir).float().eval()
     with torch.no_grad():
         batch = collate(queries, tokenizer.pad_token_id, packed=False)
