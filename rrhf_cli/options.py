@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-import click
 import typer
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -21,11 +20,10 @@ from stages.runtime.config import (
     cli_of,
     deprecation,
     flag_type,
-    load_config_file,
     plan_flags,
-    resolve_config,
 )
 from stages.runtime.console import log, setup_logging
+from stages.runtime.resolve import load_config_file, resolve_config
 
 InputArg = Annotated[
     str, typer.Argument(help="Input: .jsonl, .json, .csv, .parquet, or hf:NAME[:CONFIG][:SPLIT].", metavar="INPUT")
@@ -75,9 +73,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON to stdout inst
 GENERAL = "General"
 DEBUG = "rrhf.debug"
 """The key of `ctx.meta` (shared by a command's context and its group's) saying whether --debug was given."""
+_CONTEXT = "rrhf_context"  # the parameter through which Typer hands the wrapper its context
 
 
-def debug_enabled(ctx: click.Context) -> bool:
+def debug_enabled(ctx: typer.Context) -> bool:
     """Whether the command run in `ctx` asked for tracebacks instead of one-line errors."""
     return bool(ctx.meta.get(DEBUG))
 
@@ -100,7 +99,7 @@ def command(model: type[BaseModel] | None = None) -> Callable[[Callable[..., Any
 
         @functools.wraps(fn)
         def wrapper(**kwargs: Any) -> Any:
-            click.get_current_context().meta[DEBUG] = bool(kwargs.pop("debug"))
+            kwargs.pop(_CONTEXT).meta[DEBUG] = bool(kwargs.pop("debug"))
             setup_logging(verbose=kwargs.pop("verbose"), quiet=kwargs.pop("quiet"))
             if reads:
                 kwargs["inputs"] = _input_options(**{p.name: kwargs.pop(p.name) for p in reads})
@@ -112,7 +111,8 @@ def command(model: type[BaseModel] | None = None) -> Callable[[Callable[..., Any
             source = str(config_file) if config_file else "config"
             return fn(**kwargs, config=resolve_config(model, file_values, flags, source=source))
 
-        wrapper.__signature__ = signature.replace(parameters=[*own, *reads, *fields, *general])  # type: ignore[attr-defined]
+        context = inspect.Parameter(_CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        wrapper.__signature__ = signature.replace(parameters=[*own, *reads, *fields, *general, context])  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -206,8 +206,9 @@ def _flag_params(flag: Flag) -> list[inspect.Parameter]:
     """The flag's parameter, and a hidden one for each of its former spellings."""
     field, meta = flag.field, cli_of(flag.field)
     py_type = flag_type(field.annotation)
-    if get_origin(py_type) is Literal and meta.former_values:  # a former value still parses, then warns
-        py_type = Literal[(*get_args(py_type), *(old for old, _ in meta.former_values))]  # type: ignore[valid-type]
+    choices = get_args(py_type) if get_origin(py_type) is Literal else ()
+    if choices and meta.former_values:  # a former value still parses (then warns): the config checks the choice
+        py_type = str
     default = field.default if field.default is not PydanticUndefined else None
     if field.default_factory is not None:
         default = field.default_factory()  # type: ignore[call-arg]
@@ -215,9 +216,7 @@ def _flag_params(flag: Flag) -> list[inspect.Parameter]:
     shown = "required unless in --config" if field.is_required() else _show(default)
     if flag.former:
         shown += f"; formerly {', '.join(flag.former)}"
-    metavar = meta.metavar or _list_metavar(py_type)
-    if meta.metavar is None and meta.former_values and get_origin(py_type) is Literal:
-        metavar = "|".join(v for v in get_args(py_type) if v not in dict(meta.former_values))
+    metavar = meta.metavar or _list_metavar(py_type) or ("|".join(choices) if choices and py_type is str else None)
     option = typer.Option(
         *flag.decls, help=f"{field.description or ''} [{shown}]".strip(), show_default=False, metavar=metavar
     )

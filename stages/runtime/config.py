@@ -1,4 +1,5 @@
-"""Stage configuration: a YAML/TOML file and command-line flags resolved through one pydantic model.
+"""Stage configuration declared: one pydantic model per stage gives the flags, the config-file keys and the meta
+(`stages.runtime.resolve` builds it from a file and flags).
 
 A setting is declared with `setting(...)`, which keeps how it appears on the command line in a typed `Cli` object
 beside pydantic's own constraints; a nested settings model is declared with `section(...)`, which says how its
@@ -7,21 +8,15 @@ fields become flags. `plan_flags` turns a model into its flags, and both the CLI
 
 from __future__ import annotations
 
-import tomllib
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo
+from pydantic import BaseModel, Field, ValidationInfo
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
-
-from stages.contract.errors import UsageError, first_line
-from stages.runtime.console import log
-
-C = TypeVar("C", bound=BaseModel)
 
 KEPT_UNTIL = "0.2"
 """The release that drops the former spellings of renamed flags, config keys and values."""
@@ -258,83 +253,3 @@ def flag_of(model: type[BaseModel], info: ValidationInfo | None, name: str) -> s
 def deprecation(former: str, current: str) -> str:
     """The one line that says a former spelling still works, for now."""
     return f"{former} is deprecated; use {current} (kept until {KEPT_UNTIL})"
-
-
-def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a YAML (.yaml/.yml) or TOML (.toml) mapping; keys may use dashes or underscores, at any depth."""
-    if not path.is_file():
-        raise UsageError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8-sig")
-    try:
-        if path.suffix.lower() == ".toml":
-            data: Any = tomllib.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, ValueError) as err:
-        raise UsageError(
-            f"{path}: not valid {path.suffix.lstrip('.').upper() or 'YAML'} ({first_line(err)})"
-        ) from None
-    except Exception as err:  # yaml.YAMLError without importing yaml at module load
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise UsageError(f"{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: a config file must hold a mapping of option names to values")
-    return _underscored(data)
-
-
-def _underscored(data: dict[Any, Any]) -> dict[str, Any]:
-    return {str(k).replace("-", "_"): _underscored(v) if isinstance(v, dict) else v for k, v in data.items()}
-
-
-def resolve_config(
-    model: type[C],
-    file_values: dict[str, Any],
-    flags: dict[str, Any],
-    source: str = "config",
-    warn: Callable[[str], None] = log.warning,
-) -> C:
-    """Build the model from file values overridden by flags (both nested as the model is); every problem is
-    reported in one message, each setting named by its flag. Former names and values are accepted with a
-    warning through `warn`."""
-    from stages.runtime.config_keys import current_values, modern_keys
-
-    plan = plan_flags(model)
-    values = modern_keys(model, file_values, plan, source, warn)
-    for flag in plan:  # a section set by no key and no flag still reports its own missing settings
-        target = values
-        for part in flag.path[:-1]:
-            target = target.setdefault(part, {}) if isinstance(target, dict) else target
-    values = _merged(values, flags)
-    current_values(values, plan, warn)
-    try:
-        return model.model_validate(values, context={SPELLING: spelling(plan)})
-    except ValidationError as err:
-        raise UsageError("invalid settings: " + "; ".join(_problems(err, plan))) from None
-
-
-def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = _merged(merged[key], value) if both else value
-    return merged
-
-
-def _problems(err: ValidationError, plan: list[Flag]) -> list[str]:
-    labels = {flag.path: flag.label for flag in plan}
-    problems = []
-    for error in err.errors():
-        message = error["msg"].removeprefix("Value error, ")
-        loc = tuple(str(part) for part in error["loc"])
-        if loc not in labels and (not loc or error["type"] == "value_error"):
-            problems.append(message)  # a check across settings: its message names the flags itself
-            continue
-        label = labels.get(loc, ".".join(loc))
-        message = message[:1].lower() + message[1:]
-        problems.append(f"{label} is required" if error["type"] == "missing" else f"{label}: {message}")
-    return problems
