@@ -64,7 +64,7 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     fn: str | None = setting(
         None, description="python: module:function or path/to/file.py:function, (prompt, response) -> float."
     )
-    # ApiSettings' timeout, described for the python backend too, which honours it only where it is given.
+    # ApiSettings' timeout, described for the python scorer too, which honours it only where it is given.
     timeout: float = borrowed(
         ApiSettings,
         "timeout",
