@@ -246,8 +246,8 @@ def flag_of(model: type[BaseModel], info: ValidationInfo | None, name: str) -> s
     spelled = context.get(SPELLING, {}) if isinstance(context, dict) else {}
     if (model, name) in spelled:
         return spelled[(model, name)]
-    meta = cli_of(model.model_fields[name])
-    return next((f for f in meta.flags if f.startswith("--")), flag_name(name))
+    own = cli_of(model.model_fields[name]).flags
+    return next((f for f in own if f.startswith("--")), own[0] if own else flag_name(name))
 
 
 def deprecation(former: str, current: str) -> str:
