@@ -178,7 +178,8 @@ def _plan(model: type[BaseModel], path: tuple[str, ...], where: Section) -> list
         if flag_type(field.annotation) is None:
             raise TypeError(f"{model.__name__}.{name}: no flag can carry a {field.annotation}; declare it with "
                             "shown=False to leave it to config files")
-        flags.append(Flag((*path, name), model, field, _decls(name, field, meta, where), _former(name, meta, where)))
+        former = _former(name, meta, where, nested=bool(path))
+        flags.append(Flag((*path, name), model, field, _decls(name, field, meta, where), former))
     return flags
 
 
@@ -194,9 +195,9 @@ def _decls(name: str, field: FieldInfo, meta: Cli, where: Section) -> tuple[str,
     return tuple(own)
 
 
-def _former(name: str, meta: Cli, where: Section) -> tuple[str, ...]:
+def _former(name: str, meta: Cli, where: Section, nested: bool) -> tuple[str, ...]:
     # A stage's former names are its own; a command holding it as a section says which it had itself.
-    names = [old for old, new in where.deprecated if new == name] if where != Section() else list(meta.deprecated)
+    names = [old for old, new in where.deprecated if new == name] if nested else list(meta.deprecated)
     return tuple(flag_name(old) for old in names)
 
 

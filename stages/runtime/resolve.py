@@ -71,10 +71,13 @@ def resolve_config(
     warning through `warn`."""
     plan = plan_flags(model)
     values = modern_keys(model, file_values, plan, source, warn)
-    for flag in plan:  # a section set by no key and no flag still reports its own missing settings
-        target = values
+    for flag in plan:  # a section set by no key (or an empty one) still reports its own missing settings
+        target: Any = values
         for part in flag.path[:-1]:
-            target = target.setdefault(part, {}) if isinstance(target, dict) else target
+            if isinstance(target, dict):
+                if target.get(part) is None:
+                    target[part] = {}
+                target = target[part]
     values = _merged(values, flags)
     current_values(values, plan, warn)
     try:
