@@ -8,11 +8,12 @@ fields become flags. `plan_flags` turns a model into its flags, and both the CLI
 
 from __future__ import annotations
 
+import enum
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, ValidationInfo
 from pydantic.fields import FieldInfo
@@ -219,9 +220,6 @@ def nested_model(annotation: Any) -> type[BaseModel] | None:
 
 def flag_type(annotation: Any) -> Any:
     """The type a flag of this field takes, or None where no flag can carry it."""
-    import enum
-    from typing import Literal
-
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
