@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--eval-k", type=int, default=8, help="answers per held-out prompt and model")
     args = parse_common(parser, argv)  # also --seed (the training round's sampling seed) and -q
     started = time.perf_counter()
-    backend = "vllm" if importlib.util.find_spec("vllm") else "hf"
+    engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
     # vLLM's CPU build: a fixed KV cache, not its default share of all memory, which training also needs.
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     initial = base_model(args.out / "models" / "smollm2-135m-instruct")
-    ranked, pairs, prompts = one_round(initial, args.out / "round", backend, args.seed)
+    ranked, pairs, prompts = one_round(initial, args.out / "round", engine, args.seed)
     steps = args.steps or math.ceil(prompts / 4)
     runs = []
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -76,21 +76,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for trainer in TRAINERS:
             folder = args.out / f"{trainer}-seed{seed}"
             finished = train(trainer, ranked, pairs, initial, folder / "model", budget)
-            report = evaluate(folder / "model", initial, folder / "eval", backend, args.eval_k)
+            report = evaluate(folder / "model", initial, folder / "eval", engine, args.eval_k)
             runs.append(_run_figures(trainer, seed, finished, report, folder / "eval"))
-    figures = _summary(runs, args, backend, steps, prompts, time.perf_counter() - started)
+    figures = _summary(runs, args, engine, steps, prompts, time.perf_counter() - started)
     (args.out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     _print_table(figures)
     return figures
 
 
-def one_round(initial: Path, folder: Path, backend: str, seed: int) -> tuple[Path, Path, int]:
+def one_round(initial: Path, folder: Path, engine: str, seed: int) -> tuple[Path, Path, int]:
     """Sample and score demo-real's training prompts with the initial model, then rank them two ways: the
     listwise file rrhf trains on and the best-worst pairs the peers train on. Returns both and the prompt count."""
-    sample = SampleConfig(model=str(initial), backend=backend, k=K, max_new_tokens=MAX_NEW_TOKENS,
+    sample = SampleConfig(model=str(initial), engine=engine, k=K, max_new_tokens=MAX_NEW_TOKENS,
                           temperature=TEMPERATURE, seed=seed + 1, source="policy-0", **EAGER)
     run_sample(str(PROMPTS), folder / "samples.jsonl", sample, force=True)
-    run_score(str(folder / "samples.jsonl"), folder / "scored.jsonl", ScoreConfig(backend="python", fn=REWARD),
+    run_score(str(folder / "samples.jsonl"), folder / "scored.jsonl", ScoreConfig(scorer="python", fn=REWARD),
               force=True)
     listwise = run_rank(str(folder / "scored.jsonl"), folder / "ranked.jsonl", RankConfig())
     best_worst = run_rank(str(folder / "scored.jsonl"), folder / "pairs.jsonl",
@@ -106,11 +106,14 @@ def train(trainer: str, ranked: Path, pairs: Path, initial: Path, out: Path, bud
     return peers.train(trainer, ranked if trainer == "rrhf" else pairs, initial, out, budget)
 
 
-def evaluate(model: Path, initial: Path, folder: Path, backend: str, k: int) -> EvalReport:
+def evaluate(model: Path, initial: Path, folder: Path, engine: str, k: int) -> EvalReport:
     """`rrhf eval` of a trained model against the initial one on the held-out prompts, scored by the reward."""
-    config = EvalConfig(model=str(model), baseline=str(initial), k=k, sample_backend=backend,
-                        temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS, seed=EVAL_SEED, scorer="python",
-                        fn=REWARD, **EAGER)
+    config = EvalConfig(
+        model=str(model), baseline=str(initial),
+        sample={"k": k, "engine": engine, "temperature": TEMPERATURE, "max_new_tokens": MAX_NEW_TOKENS,
+                "seed": EVAL_SEED, **EAGER},
+        score={"scorer": "python", "fn": REWARD},
+    )
     return run_eval(str(HELDOUT), folder, config, force=True)
 
 
@@ -134,7 +137,7 @@ def _run_figures(trainer: str, seed: int, finished: Finished, report: EvalReport
     }
 
 
-def _summary(runs: list[dict[str, Any]], args: argparse.Namespace, backend: str, steps: int, prompts: int,
+def _summary(runs: list[dict[str, Any]], args: argparse.Namespace, engine: str, steps: int, prompts: int,
              seconds: float) -> dict[str, Any]:
     means = {}
     for trainer in TRAINERS:
@@ -142,7 +145,7 @@ def _summary(runs: list[dict[str, Any]], args: argparse.Namespace, backend: str,
         means[trainer] = {key: statistics.fmean(r[key] for r in mine)
                           for key in ("reward", "win_rate", "reference_perplexity")}
     return {
-        "model": "SmolLM2-135M-Instruct", "reward": "positivity (VADER compound)", "sample_backend": backend,
+        "model": "SmolLM2-135M-Instruct", "reward": "positivity (VADER compound)", "sample_engine": engine,
         "training_prompts": prompts, "k": K, "steps": steps, "batch": 4, "lr": LR, "scheduler": SCHEDULER,
         "max_length": MAX_LENGTH, "heldout_prompts": len(load_records(HELDOUT).records), "eval_k": args.eval_k,
         "eval_seed": EVAL_SEED, "seeds": [int(s) for s in args.seeds.split(",")],
@@ -175,7 +178,7 @@ def _print_table(figures: dict[str, Any]) -> None:
     console.print(table)
     console.print(f"{figures['training_prompts']} training prompts x k={figures['k']}, {figures['steps']} steps of 4 "
                   f"queries (rrhf) / 4 best-worst pairs (peers), lr {figures['lr']:g} {figures['scheduler']}, fp32; "
-                  f"sampling backend {figures['sample_backend']}; per-seed columns are seed "
+                  f"sampling engine {figures['sample_engine']}; per-seed columns are seed "
                   f"{' / '.join(map(str, seeds))}; wall {figures['wall_seconds']} s")
 
 

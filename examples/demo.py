@@ -129,7 +129,7 @@ def rrhf_round(prompts: Path, folder: Path, sample: SampleConfig, reward: str, t
     """One round of iterative RRHF in `folder`: sample from the policy, score with the python `reward`, rank,
     train; returns the new policy's folder."""
     run_sample(str(prompts), folder / "samples.jsonl", sample, force=True)
-    run_score(str(folder / "samples.jsonl"), folder / "scored.jsonl", ScoreConfig(backend="python", fn=reward),
+    run_score(str(folder / "samples.jsonl"), folder / "scored.jsonl", ScoreConfig(scorer="python", fn=reward),
               force=True)
     run_rank(str(folder / "scored.jsonl"), folder / "ranked.jsonl", RankConfig())
     run_train(str(folder / "ranked.jsonl"), folder / "policy", train, force=True)
@@ -142,7 +142,7 @@ def rank_accuracy(scored: Path, models: dict[str, Path], folder: Path) -> dict[s
     originals = load_records(scored).records
     for label, model in models.items():
         target = folder / f"p-{label}.jsonl"
-        run_score(str(scored), target, ScoreConfig(backend="logprob", model=str(model)), force=True)
+        run_score(str(scored), target, ScoreConfig(scorer="logprob", model=str(model)), force=True)
         correct = pairs = 0
         for original, record in zip(originals, load_records(target).records, strict=True):
             for a, b in itertools.combinations(range(len(record.responses)), 2):

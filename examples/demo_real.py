@@ -58,24 +58,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=float, default=1.0)
     args = parse_common(parser, argv)
     out = args.out
-    backend = "vllm" if importlib.util.find_spec("vllm") else "hf"
+    engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
     # vLLM's CPU build: a fixed KV cache, not its default share of all memory, which training also needs.
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     initial = base_model(out / "models" / "smollm2-135m-instruct")
     policies = [initial]
-    heldout_rewards = [_heldout_reward(initial, out / "round-0", args, backend)]
+    heldout_rewards = [_heldout_reward(initial, out / "round-0", args, engine)]
     for round_ in range(1, args.rounds + 1):
         folder, policy = out / f"round-{round_}", policies[-1]
-        sample = SampleConfig(model=str(policy), backend=backend, k=args.k, max_new_tokens=args.max_new_tokens,
+        sample = SampleConfig(model=str(policy), engine=engine, k=args.k, max_new_tokens=args.max_new_tokens,
                               temperature=0.8, seed=args.seed + round_, source=f"policy-{round_ - 1}", **EAGER)
         train = TrainConfig(model=str(policy), lr=args.lr, epochs=args.epochs, queries_per_batch=4,
                             logging_steps=2, seed=args.seed, warmup_ratio=0.1)
         policies.append(rrhf_round(PROMPTS, folder, sample, REWARD, train))
-        heldout_rewards.append(_heldout_reward(policies[-1], folder, args, backend))
+        heldout_rewards.append(_heldout_reward(policies[-1], folder, args, engine))
 
-    evaluation = EvalConfig(model=str(policies[-1]), baseline=str(initial), k=2, sample_backend=backend,
-                            temperature=0.8, max_new_tokens=args.max_new_tokens, seed=args.seed + 1000,
-                            scorer="python", fn=REWARD, **EAGER)
+    evaluation = EvalConfig(
+        model=str(policies[-1]), baseline=str(initial),
+        sample={"k": 2, "engine": engine, "temperature": 0.8, "max_new_tokens": args.max_new_tokens,
+                "seed": args.seed + 1000, **EAGER},
+        score={"scorer": "python", "fn": REWARD},
+    )
     report = run_eval(str(HELDOUT), out / "eval", evaluation, force=True)
     metrics = []
     for r in range(1, args.rounds + 1):  # rounds one after another on one step axis
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         "win_rate": report.win_rate,
         "reference_perplexity_before": report.baseline.reference_perplexity,
         "reference_perplexity_after": report.model.reference_perplexity,
-        "sample_backend": backend,
+        "sample_engine": engine,
     }
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     write_view(out, args.rounds, "rrhf on SmolLM2-135M-Instruct: held-out answers before and after")
@@ -100,12 +103,12 @@ def main(argv: list[str] | None = None) -> dict:
     return figures
 
 
-def _heldout_reward(policy: Path, folder: Path, args: argparse.Namespace, backend: str) -> float:
+def _heldout_reward(policy: Path, folder: Path, args: argparse.Namespace, engine: str) -> float:
     """Mean reward of the policy's answers to the held-out prompts (2 each, the same seed every round)."""
-    sample = SampleConfig(model=str(policy), backend=backend, k=2, max_new_tokens=args.max_new_tokens,
+    sample = SampleConfig(model=str(policy), engine=engine, k=2, max_new_tokens=args.max_new_tokens,
                           temperature=0.8, seed=args.seed + 1000, source="heldout", **EAGER)
     run_sample(str(HELDOUT), folder / "heldout.jsonl", sample, force=True)
-    run_score(str(folder / "heldout.jsonl"), folder / "heldout-scored.jsonl", ScoreConfig(backend="python", fn=REWARD),
+    run_score(str(folder / "heldout.jsonl"), folder / "heldout-scored.jsonl", ScoreConfig(scorer="python", fn=REWARD),
               force=True)
     scores = [r.score for rec in load_records(folder / "heldout-scored.jsonl").records for r in rec.responses
               if r.source == "heldout" and r.score is not None]

@@ -1,4 +1,4 @@
-"""Example rule-based rewards for `rrhf score --backend python --fn examples/rewards.py:NAME`."""
+"""Example rule-based rewards for `rrhf score --scorer python --fn examples/rewards.py:NAME`."""
 
 import functools
 

@@ -21,7 +21,7 @@ class RrhfGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except (RrhfError, OSError) as err:
-            if debug_enabled():
+            if debug_enabled(ctx):
                 raise
             typer.echo(f"rrhf: error: {err}", err=True)
             raise typer.Exit(exit_status(err)) from None

@@ -5,10 +5,9 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import typer
 from pydantic import BaseModel
@@ -16,8 +15,15 @@ from pydantic_core import PydanticUndefined
 
 from stages.contract.errors import UsageError
 from stages.contract.formats import InputOptions, parse_field_map
-from stages.runtime.config import flag_name, load_config_file, resolve_config
-from stages.runtime.console import setup_logging
+from stages.runtime.config import (
+    Flag,
+    cli_of,
+    deprecation,
+    flag_type,
+    plan_flags,
+)
+from stages.runtime.console import log, setup_logging
+from stages.runtime.resolve import load_config_file, resolve_config
 
 InputArg = Annotated[
     str, typer.Argument(help="Input: .jsonl, .json, .csv, .parquet, or hf:NAME[:CONFIG][:SPLIT].", metavar="INPUT")
@@ -65,17 +71,20 @@ _INPUT_FLAGS: dict[str, tuple[Any, Any]] = {  # the flags a command's `inputs: I
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of tables.")]
 
 GENERAL = "General"
-_debug = {"on": False}
+DEBUG = "rrhf.debug"
+"""The key of `ctx.meta` (shared by a command's context and its group's) saying whether --debug was given."""
+_CONTEXT = "rrhf_context"  # the parameter through which Typer hands the wrapper its context
 
 
-def debug_enabled() -> bool:
-    """Whether the current command asked for tracebacks instead of one-line errors."""
-    return _debug["on"]
+def debug_enabled(ctx: typer.Context) -> bool:
+    """Whether the command run in `ctx` asked for tracebacks instead of one-line errors."""
+    return bool(ctx.meta.get(DEBUG))
 
 
 def command(model: type[BaseModel] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command the shared flags (-q, -v, --debug, and --config when it has a model) plus one flag per
-    model field; the wrapped function receives `config`, resolved from the file then the flags."""
+    """Give a command the shared flags (-q, -v, --debug, and --config when it has a model) plus the model's flags
+    (`plan_flags`: one per setting, a section's settings included); the wrapped function receives `config`,
+    resolved from the file then the flags. A model no flags can express fails here, when the command is defined."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(fn, eval_str=True)
@@ -84,28 +93,48 @@ def command(model: type[BaseModel] | None = None) -> Callable[[Callable[..., Any
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
             for name, (annotation, default) in _INPUT_FLAGS.items()
         ] if "inputs" in signature.parameters else []
-        fields = _field_params(model) if model else []
+        plan = plan_flags(model) if model else []
+        fields = [param for flag in plan for param in _flag_params(flag)]
         general = _general_params(with_config=model is not None)
 
         @functools.wraps(fn)
         def wrapper(**kwargs: Any) -> Any:
-            _debug["on"] = bool(kwargs.pop("debug"))
+            kwargs.pop(_CONTEXT).meta[DEBUG] = bool(kwargs.pop("debug"))
             setup_logging(verbose=kwargs.pop("verbose"), quiet=kwargs.pop("quiet"))
             if reads:
                 kwargs["inputs"] = _input_options(**{p.name: kwargs.pop(p.name) for p in reads})
             if model is None:
                 return fn(**kwargs)
             config_file = kwargs.pop("config_file")
-            flags = {p.name: kwargs.pop(p.name) for p in fields}
-            flags = {name: value for name, value in flags.items() if value is not None}
+            flags = _flag_values(plan, kwargs)
             file_values = load_config_file(config_file) if config_file else {}
             source = str(config_file) if config_file else "config"
             return fn(**kwargs, config=resolve_config(model, file_values, flags, source=source))
 
-        wrapper.__signature__ = signature.replace(parameters=[*own, *reads, *fields, *general])  # type: ignore[attr-defined]
+        context = inspect.Parameter(_CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        wrapper.__signature__ = signature.replace(parameters=[*own, *reads, *fields, *general, context])  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+def _flag_values(plan: list[Flag], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The flags given, nested as the config is (`{"score": {"model": ...}}`); a former spelling warns once."""
+    values: dict[str, Any] = {}
+    for flag in plan:
+        value = kwargs.pop(flag.dest)
+        for index, former in enumerate(flag.former):
+            old = kwargs.pop(_former_dest(flag, index))
+            if old is not None:
+                log.warning(deprecation(former, flag.label))
+                value = old if value is None else value
+        if value is None:
+            continue
+        holder = values
+        for part in flag.path[:-1]:
+            holder = holder.setdefault(part, {})
+        holder[flag.name] = value
+    return values
 
 
 def _input_options(
@@ -169,58 +198,36 @@ def _general_params(with_config: bool) -> list[inspect.Parameter]:
     return params
 
 
-def _own_fields_first(model: type[BaseModel]) -> list[str]:
-    # Settings groups a config inherits (API, vLLM) come after the stage's own settings in --help.
-    inherited = {name for base in model.__mro__[1:] if issubclass(base, BaseModel) for name in base.model_fields}
-    return sorted(model.model_fields, key=lambda name: name in inherited)
+def _former_dest(flag: Flag, index: int) -> str:
+    return f"{flag.dest}__former{index}"
 
 
-def _field_params(model: type[BaseModel]) -> list[inspect.Parameter]:
-    params = []
-    for name in _own_fields_first(model):
-        field = model.model_fields[name]
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        if extra.get("cli") is False:
-            continue
-        py_type = _cli_type(field.annotation)
-        if py_type is None:
-            continue  # nested settings are for the config file only
-        flag = flag_name(name)
-        # `flags` replace the derived flag: `-k`, not `-k, --k`; `--as`, not `--as-name, --as`.
-        decls = list(extra.get("flags", [])) or ([f"{flag}/--no-{flag[2:]}"] if py_type is bool else [flag])
-        decls += list(extra.get("aliases", []))  # extra spellings beside the flag
-        default = field.default if field.default is not PydanticUndefined else None
-        if field.default_factory is not None:
-            default = field.default_factory()  # type: ignore[call-arg]
-        # A config file can supply any setting, so no flag is required on its own.
-        shown = "required unless in --config" if field.is_required() else _show(default)
-        option = typer.Option(
-            *decls,
-            help=f"{field.description or ''} [{shown}]".strip(),
-            show_default=False,
-            metavar=extra.get("metavar") or _list_metavar(py_type),
-        )
-        params.append(
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[py_type | None, option]
-            )
-        )
+def _flag_params(flag: Flag) -> list[inspect.Parameter]:
+    """The flag's parameter, and a hidden one for each of its former spellings."""
+    field, meta = flag.field, cli_of(flag.field)
+    py_type = flag_type(field.annotation)
+    choices = get_args(py_type) if get_origin(py_type) is Literal else ()
+    if choices and meta.former_values:  # a former value still parses (then warns): the config checks the choice
+        py_type = str
+    default = field.default if field.default is not PydanticUndefined else None
+    if field.default_factory is not None:
+        default = field.default_factory()  # type: ignore[call-arg]
+    # A config file can supply any setting, so no flag is required on its own.
+    shown = "required unless in --config" if field.is_required() else _show(default)
+    if flag.former:
+        shown += f"; formerly {', '.join(flag.former)}"
+    metavar = meta.metavar or _list_metavar(py_type) or ("|".join(choices) if choices and py_type is str else None)
+    option = typer.Option(
+        *flag.decls, help=f"{field.description or ''} [{shown}]".strip(), show_default=False, metavar=metavar
+    )
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter(flag.dest, kw, default=None, annotation=Annotated[py_type | None, option])]
+    for index, former in enumerate(flag.former):
+        decl = f"{former}/--no-{former[2:]}" if py_type is bool else former
+        hidden = typer.Option(decl, hidden=True, metavar=metavar)
+        params.append(inspect.Parameter(_former_dest(flag, index), kw, default=None,
+                                        annotation=Annotated[py_type | None, hidden]))
     return params
-
-
-def _cli_type(annotation: Any) -> Any:
-    """The flag type of a field, or None for fields that only a config file can set."""
-    origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        return _cli_type(args[0]) if len(args) == 1 else None
-    if origin is Literal:
-        return annotation
-    if origin is list:
-        return annotation if get_args(annotation)[0] in (str, int, float) else None
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return annotation
-    return annotation if annotation in (str, int, float, bool, Path) else None
 
 
 def _list_metavar(py_type: Any) -> str | None:

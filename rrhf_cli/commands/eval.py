@@ -28,7 +28,7 @@ def eval_command(
 ) -> None:
     """Evaluate a model on prompts: mean reward, win rate over a baseline, perplexity of reference responses.
 
-    Samples with the sample stage and scores with any score backend; when the prompts carry responses
+    Samples with the sample stage and scores with any scorer; when the prompts carry responses
     (for preference data, the chosen one) their perplexity under each model is reported too.
 
     Examples:

@@ -26,9 +26,9 @@ def sample_command(
         rrhf sample prompts.jsonl -o samples.jsonl --model ./policy -k 4 --temperature 0.8 --top-p 0.95
         rrhf sample prompts.jsonl -o samples.jsonl --model ./policy -k 4 --strategy diverse-beam
         rrhf sample hh.jsonl -o samples.jsonl --model ./policy -k 2 --include-field chosen,rejected
-        rrhf sample prompts.jsonl -o samples.jsonl --model gpt-4o -k 2 --backend openai --append
-        rrhf sample prompts.jsonl -o samples.jsonl --backend openai --base-url http://127.0.0.1:8000/v1 --model m
-        rrhf sample prompts.jsonl -o part0.jsonl --model ./policy --backend vllm --shard 0/4
+        rrhf sample prompts.jsonl -o samples.jsonl --model gpt-4o -k 2 --engine openai --append
+        rrhf sample prompts.jsonl -o samples.jsonl --engine openai --base-url http://127.0.0.1:8000/v1 --model m
+        rrhf sample prompts.jsonl -o part0.jsonl --model ./policy --engine vllm --shard 0/4
     """
     from stages.sample.run import run_sample
 

@@ -23,10 +23,10 @@ def score_command(
     Examples:
 
     \b
-        rrhf score samples.jsonl -o scored.jsonl --backend reward-model --model Skywork/Skywork-Reward-V2-Qwen3-0.6B
-        rrhf score samples.jsonl -o scored.jsonl --backend judge --model gpt-4o --judge-mode listwise --as gpt4
-        rrhf score samples.jsonl -o scored.jsonl --backend logprob --model out/
-        rrhf score samples.jsonl -o scored.jsonl --backend python --fn rewards.py:exact_match
+        rrhf score samples.jsonl -o scored.jsonl --scorer reward-model --model Skywork/Skywork-Reward-V2-Qwen3-0.6B
+        rrhf score samples.jsonl -o scored.jsonl --scorer judge --model gpt-4o --judge-mode listwise --as gpt4
+        rrhf score samples.jsonl -o scored.jsonl --scorer logprob --model out/
+        rrhf score samples.jsonl -o scored.jsonl --scorer python --fn rewards.py:exact_match
     """
     from stages.score.run import run_score
 

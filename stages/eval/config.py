@@ -1,90 +1,86 @@
-"""Settings of `rrhf eval`: how to sample from the models and how to score what they write.
+"""Settings of `rrhf eval`: a `sample` section (how to sample from the models) and a `score` section (how to
+score what they write), the stages' own configs, beside eval's own settings.
 
-The settings are passed on to the sample and score stages; both of their configs are built while this one
-is validated, so every mistake is reported before any model loads.
+The sections are validated as part of this config, with the stages' own checks, so every mistake is reported
+before any model loads, each setting named by the flag eval gives it. A new score setting needs no edit here: it
+becomes `--scorer-NAME` (or, in a config file, a key under `score:`).
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, model_validator
 
-from stages.engines.settings import VllmSettings
-from stages.runtime.config import borrowed, flag_name
+from stages.runtime.config import borrowed, section, setting
 from stages.sample.config import SampleConfig
-from stages.score.config import RmFormat, ScoreConfig
-
-# This command's flag for each setting of the stages whose name differs here.
-_SAMPLE_NAMES = {"backend": "sample_backend"}
-_SCORE_NAMES = {"backend": "scorer", "model": "scorer_model"}
+from stages.score.config import ScoreConfig
 
 
-class EvalConfig(VllmSettings):
-    """Settings of `rrhf eval`; the vLLM settings apply where `--sample-backend vllm` samples."""
+class EvalSampling(SampleConfig):
+    """The sample stage's settings as eval uses them: eval names the model and the source, and the models run
+    here (hf or vllm), since the reference perplexity needs their weights."""
 
-    model: str = Field(description="The model to evaluate: a from_pretrained folder or hub name.")
-    baseline: str | None = Field(None, description="A model to compare with (win rate); e.g. the one before training.")
-    k: int = borrowed(SampleConfig, "k", default=1, description="Responses per prompt and model.")
-    sample_backend: Literal["hf", "vllm"] = borrowed(
-        SampleConfig, "backend", description="How to sample from the models.", json_schema_extra=None
+    model: str = setting("", "The model sampled from; eval sets it to --model, then --baseline.", shown=False)
+    engine: Literal["hf", "vllm"] = setting(  # type: ignore[assignment]
+        "hf", "Where the models run: hf (transformers, in-process) or vllm (in-process)."
     )
-    temperature: float = borrowed(SampleConfig, "temperature")
-    top_p: float = borrowed(SampleConfig, "top_p")
+    k: int = borrowed(SampleConfig, "k", default=1, description="Responses per prompt and model.")
     max_new_tokens: int = borrowed(SampleConfig, "max_new_tokens", default=128)
     seed: int = borrowed(SampleConfig, "seed", description="Seed of the sampling; both models draw with the same one.")
-    batch_size: int = Field(16, ge=1, description="Prompts per sampling batch; records per scoring batch.")
-    scorer: str = borrowed(ScoreConfig, "backend")
-    scorer_model: str | None = borrowed(ScoreConfig, "model", description="The scorer's model (reward model, judge, "
-                                        "logprob policy).")
-    fn: str | None = borrowed(ScoreConfig, "fn")
-    rm_format: RmFormat = borrowed(ScoreConfig, "rm_format")
-    judge_mode: Literal["pointwise", "listwise"] = borrowed(ScoreConfig, "judge_mode")
-    judge_template: Path | None = borrowed(ScoreConfig, "judge_template")
-    base_url: str | None = borrowed(ScoreConfig, "base_url")
-    api_key_env: str = borrowed(ScoreConfig, "api_key_env")
-    max_length: int = borrowed(ScoreConfig, "max_length", description="Longest scored sequence and perplexity window.")
 
-    @model_validator(mode="after")
-    def _stages_accept(self) -> EvalConfig:
-        problems = []
-        for build, names in ((lambda: self.sample_config(self.model, "model"), _SAMPLE_NAMES),
-                             (self.score_config, _SCORE_NAMES)):
-            try:
-                build()
-            except ValidationError as err:
-                problems += [_in_our_terms(error, names) for error in err.errors()]
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+
+# The score section's settings are `--scorer-NAME` (`--scorer-model`, `--scorer-engine`: eval's --model and
+# --engine are the sampled models'), except these, which users type often and which say `scorer` already or
+# belong to one scorer only.
+_SHORT_SCORE_FLAGS = ("scorer", "fn", "rm_format", "judge_mode", "judge_template", "base_url", "api_key_env",
+                      "max_length")
+_SET_BY_EVAL = ("batch_size",)
+
+
+class EvalConfig(BaseModel):
+    """Settings of `rrhf eval`."""
+
+    model: str = setting(description="The model to evaluate: a from_pretrained folder or hub name.")
+    baseline: str | None = setting(None, "A model to compare with (win rate); e.g. the one before training.")
+    batch_size: int = setting(16, "Prompts per sampling batch; records per scoring batch.", ge=1)
+    sample: EvalSampling = section(
+        "How to sample from the models: the sample stage's settings.",
+        hidden=(*_SET_BY_EVAL, "source", "append", "include_field", "shard", "endpoint", "base_url", "api_key_env",
+                "concurrency", "max_retries", "backoff", "timeout", "allow_failures"),
+        deprecated=(("sample_backend", "engine"),),
+    )
+    score: ScoreConfig = section(
+        "How to score the responses: the score stage's settings.",
+        prefix="scorer-",
+        keep=_SHORT_SCORE_FLAGS,
+        hidden=(*_SET_BY_EVAL, "as_name", "primary"),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _set_by_eval(cls, data: Any) -> Any:
+        # The sections are the stages' configs; these settings of theirs are eval's, set here.
+        if not isinstance(data, dict):
+            return data
+        batch = data.get("batch_size", cls.model_fields["batch_size"].default)
+        batch_setting = {"batch_size": batch} if isinstance(batch, int) and batch >= 1 else {}
+        sample, score = (_mapping(data.get(name, {})) for name in ("sample", "score"))
+        filled = dict(data)
+        if isinstance(sample, dict):
+            filled["sample"] = {**sample, "model": data.get("model") or "", "source": "model", **batch_setting}
+        if isinstance(score, dict):
+            filled["score"] = {**score, **batch_setting}
+        return filled
 
     def sample_config(self, model: str, label: str) -> SampleConfig:
         """The sample stage's settings for one of the models; its responses get `label` as their source."""
-        return SampleConfig(
-            model=model, k=self.k, backend=self.sample_backend, temperature=self.temperature, top_p=self.top_p,
-            max_new_tokens=self.max_new_tokens, seed=self.seed, batch_size=self.batch_size, source=label,
-            **{name: getattr(self, name) for name in VllmSettings.model_fields},
-        )
+        return SampleConfig.model_validate({**self.sample.model_dump(), "model": model, "source": label})
 
     def score_config(self) -> ScoreConfig:
         """The score stage's settings."""
-        return ScoreConfig(
-            backend=self.scorer, model=self.scorer_model, fn=self.fn, rm_format=self.rm_format,
-            judge_mode=self.judge_mode, judge_template=self.judge_template, base_url=self.base_url,
-            api_key_env=self.api_key_env, batch_size=self.batch_size, max_length=self.max_length,
-        )
+        return self.score
 
 
-def _in_our_terms(error: Any, names: dict[str, str]) -> str:
-    # A stage's message names the stage's flags; say them as this command spells them.
-    def ours(match: re.Match[str]) -> str:
-        name = match.group(1).replace("-", "_")
-        return flag_name(names.get(name, name))
-
-    message = re.sub(r"--([a-z][a-z0-9-]*)", ours, error["msg"].removeprefix("Value error, "))
-    if error["loc"]:
-        field = str(error["loc"][0])
-        return f"{flag_name(names.get(field, field))}: {message[:1].lower() + message[1:]}"
-    return message
+def _mapping(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, BaseModel) else value

@@ -68,7 +68,7 @@ def reference_perplexity(model_name: str, prompts: InputFile, config: EvalConfig
     lengths: list[int] = []
     with_references = (r.model_copy(update={"responses": references(r)}) for r in prompts.records() if r.responses)
     while chunk := list(itertools.islice(with_references, REFERENCE_CHUNK)):
-        policy = policy or PolicyLogprobs(model_name, config.max_length, config.batch_size, stage="eval")
+        policy = policy or PolicyLogprobs(model_name, config.score.max_length, config.batch_size, stage="eval")
         chunk_sums, chunk_lengths = policy.sums(chunk)
         sums += [s for per in chunk_sums for s in per]
         lengths += [n for per in chunk_lengths for n in per]

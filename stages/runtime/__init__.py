@@ -1,2 +1,3 @@
-"""The run machinery every stage shares: stage configuration, the journal and its shares, stage runs,
-launch groups, output locking, logging and the backend registry. It imports only the contract below it."""
+"""The run machinery every stage shares: stage configuration (declared in config, resolved in resolve), the
+journal and its shares, stage runs, launch groups, output locking, logging and the backend registry. It imports
+only the contract below it."""

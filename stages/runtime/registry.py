@@ -39,7 +39,8 @@ class Registry(Generic[S]):
     def check(self, name: str) -> str:
         """`name` if registered, else ValueError listing the choices (a pydantic validator's message)."""
         if name not in self._specs:
-            raise ValueError(f"'{name}' is not a {self.what}; choose one of {', '.join(self._specs)}")
+            article = "an" if self.what[:1] in "aeiou" else "a"
+            raise ValueError(f"'{name}' is not {article} {self.what}; choose one of {', '.join(self._specs)}")
         return name
 
     def create(self, name: str, *args: Any) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from stages.contract.artifacts import Row, write_records
 from stages.contract.errors import RrhfError, RunInterrupted, interrupted
@@ -17,7 +17,7 @@ from stages.contract.inputs import InputFile, LoadedInput
 from stages.contract.meta import Meta, fingerprint, input_info, now, redact, run_identity, stage_meta, write_meta
 from stages.contract.readers import HF_PREFIX
 from stages.contract.schema import Record
-from stages.runtime.config import OPERATIONAL, outcome_settings
+from stages.runtime.config import outcome_settings, setting
 from stages.runtime.console import log
 from stages.runtime.journal import Journal
 from stages.runtime.launch import Group, Launch
@@ -76,11 +76,11 @@ Work = Callable[[list[Record], list[str]], BatchResult]
 class FailurePolicy(BaseModel):
     """What a stage does when some items still fail after their retries."""
 
-    allow_failures: bool = Field(
+    allow_failures: bool = setting(
         False,
         description="Write OUTPUT and exit 0 even if some items failed after their retries (they are listed in "
         "OUTPUT.failed.jsonl); by default the run exits 1 and a rerun retries only them.",
-        json_schema_extra=OPERATIONAL,
+        operational=True,
     )
 
 

@@ -46,4 +46,4 @@ class Sampler(Protocol):
 
 def create_sampler(config: SampleConfig) -> Sampler:
     """Import the chosen backend's module and build its sampler from the settings."""
-    return SAMPLERS.create(config.backend, config)
+    return SAMPLERS.create(config.engine, config)

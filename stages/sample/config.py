@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import ValidationInfo, field_validator
 
 from stages.engines.settings import ApiSettings, VllmSettings
+from stages.runtime.config import flag_of, setting
 from stages.runtime.runs import FailurePolicy
 from stages.sample.registry import SAMPLERS
 
@@ -18,86 +19,87 @@ _SHARD = re.compile(r"^(\d+)/(\d+)$")
 class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
     """Settings of `rrhf sample`."""
 
-    model: str = Field(
+    model: str = setting(
         description="A local folder or hub name (hf, vllm), or the model name the server knows (openai).",
     )
-    k: int = Field(4, ge=1, description="Responses per prompt.", json_schema_extra={"flags": ["-k"]})
-    backend: str = Field(
+    k: int = setting(4, "Responses per prompt.", flags=("-k",), ge=1)
+    engine: str = setting(
         "hf",
-        description="hf (transformers), vllm, or openai (any OpenAI-compatible server).",
-        json_schema_extra={"metavar": "|".join(SAMPLERS)},
+        "Where the model runs: hf (transformers, in-process), vllm (in-process), or openai (any OpenAI-compatible "
+        "server).",
+        metavar="|".join(SAMPLERS),
+        deprecated=("backend",),
     )
-    strategy: Strategy = Field(
+    strategy: Strategy = setting(
         "sample", description="sample (temperature/top-p), beam (the k best beams), diverse-beam (k groups)."
     )
     # allow_inf_nan: an infinite temperature would pass `ge` and be written to the meta as null.
-    temperature: float = Field(
+    temperature: float = setting(
         1.0, ge=0, allow_inf_nan=False, description="Sampling temperature; 0 decodes greedily."
     )
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest set with this mass.")
-    max_new_tokens: int = Field(256, ge=1, description="Longest response, in tokens.")
-    stop: list[str] = Field(
-        default_factory=list,
-        description="Cut a response before this string (repeatable).",
-        json_schema_extra={"metavar": "STRING"},
+    top_p: float = setting(1.0, gt=0, le=1, description="Nucleus sampling: keep the smallest set with this mass.")
+    max_new_tokens: int = setting(256, ge=1, description="Longest response, in tokens.")
+    stop: list[str] = setting(
+        description="Cut a response before this string (repeatable).", default_factory=list, metavar="STRING"
     )
-    seed: int = Field(0, description="Seed; the same seed, input and settings give the same responses.")
-    batch_size: int | None = Field(
+    seed: int = setting(0, description="Seed; the same seed, input and settings give the same responses.")
+    batch_size: int | None = setting(
         None, ge=1, description="Prompts per batch and per journal entry; unset: hf 8, vllm 256, openai 64."
     )
-    max_prompt_tokens: int | None = Field(
+    max_prompt_tokens: int | None = setting(
         None, ge=1, description="Keep only the last N prompt tokens (hf, vllm); cut prompts are counted."
     )
-    source: str | None = Field(None, description="The `source` of this run's responses (default: the model).")
-    diversity_penalty: float = Field(
+    source: str | None = setting(None, description="The `source` of this run's responses (default: the model).")
+    diversity_penalty: float = setting(
         1.0, ge=0, description="diverse-beam: subtracted per earlier group that chose the same token at a step."
     )
-    beams_per_group: int = Field(1, ge=1, description="diverse-beam: beams in each of the k groups.")
-    length_penalty: float = Field(1.0, description="beam, diverse-beam: score = log-prob / length ** this.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="hf: where to run (auto: CUDA if present).")
-    max_model_len: int | None = Field(None, ge=1, description="vllm: context length (default: the model's).")
-    endpoint: Literal["auto", "chat", "completions"] = Field(
+    beams_per_group: int = setting(1, ge=1, description="diverse-beam: beams in each of the k groups.")
+    length_penalty: float = setting(1.0, description="beam, diverse-beam: score = log-prob / length ** this.")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", description="hf: where to run (auto: CUDA if present).")
+    max_model_len: int | None = setting(None, ge=1, description="vllm: context length (default: the model's).")
+    endpoint: Literal["auto", "chat", "completions"] = setting(
         "auto", description="openai: auto uses completions for string prompts and chat for message prompts."
     )
-    append: bool = Field(False, description="Add to the responses already in OUTPUT (matched by id).")
-    include_field: list[str] = Field(
-        default_factory=list,
+    append: bool = setting(False, description="Add to the responses already in OUTPUT (matched by id).")
+    include_field: list[str] = setting(
         description="Carry responses already in the input, e.g. chosen,rejected; the field name is the source.",
-        json_schema_extra={"metavar": "FIELD[,FIELD]"},
+        default_factory=list,
+        metavar="FIELD[,FIELD]",
     )
-    shard: str | None = Field(None, description="I/N: sample only every N-th prompt, starting at the I-th (0-based).")
+    shard: str | None = setting(None, description="I/N: sample only every N-th prompt, starting at the I-th (0-based).")
 
-    @field_validator("backend")
+    @field_validator("engine")
     @classmethod
-    def _known_backend(cls, value: str) -> str:
+    def _known_engine(cls, value: str) -> str:
         return SAMPLERS.check(value)
 
     @field_validator("strategy")
     @classmethod
     def _strategy_fits(cls, value: str, info: ValidationInfo) -> str:
-        backend = info.data.get("backend", "")
-        spec = SAMPLERS[backend] if backend in SAMPLERS else None
+        engine = info.data.get("engine", "")
+        spec = SAMPLERS[engine] if engine in SAMPLERS else None
         if spec is not None and value not in spec.strategies:
             raise ValueError(
-                f"'{value}' is not available with --backend {info.data['backend']} "
+                f"'{value}' is not available with {flag_of(cls, info, 'engine')} {engine} "
                 f"(it supports: {', '.join(spec.strategies)})"
             )
         if value == "diverse-beam" and info.data.get("k", 2) < 2:
-            raise ValueError("'diverse-beam' needs -k 2 or more (one group per response)")
+            raise ValueError(f"'diverse-beam' needs {flag_of(cls, info, 'k')} 2 or more (one group per response)")
         return value
 
     @field_validator("temperature")
     @classmethod
     def _temperature_fits(cls, value: float, info: ValidationInfo) -> float:
-        if value > 2 and info.data.get("backend") == "vllm":
+        if value > 2 and info.data.get("engine") == "vllm":
             raise ValueError(f"vLLM samples at temperatures from 0 to 2, not {value}")
         return value
 
     @field_validator("max_prompt_tokens")
     @classmethod
     def _needs_tokenizer(cls, value: int | None, info: ValidationInfo) -> int | None:
-        if value is not None and info.data.get("backend") == "openai":
-            raise ValueError("needs a local tokenizer, so it works with --backend hf or vllm only")
+        if value is not None and info.data.get("engine") == "openai":
+            engine = flag_of(cls, info, "engine")
+            raise ValueError(f"needs a local tokenizer, so it works with {engine} hf or vllm only")
         return value
 
     @field_validator("stop", mode="before")

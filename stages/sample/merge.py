@@ -6,11 +6,12 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from stages.contract.formats import InputOptions
 from stages.contract.inputs import InputFile
 from stages.contract.schema import Record
+from stages.runtime.config import setting
 from stages.runtime.console import log
 from stages.runtime.runs import StageRun
 from stages.sample.join import join_files
@@ -19,7 +20,7 @@ from stages.sample.join import join_files
 class MergeConfig(BaseModel):
     """Settings of `rrhf merge`."""
 
-    dedupe: bool = Field(True, description="Drop a response whose (text, source) pair an earlier file already gave.")
+    dedupe: bool = setting(True, description="Drop a response whose (text, source) pair an earlier file already gave.")
 
 
 def run_merge(

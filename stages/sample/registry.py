@@ -17,7 +17,7 @@ class SamplerSpec:
     batch_seeded: bool = False  # draws depend on the whole batch (one RNG), not on per-prompt seeds
 
 
-SAMPLERS: Registry[SamplerSpec] = Registry("backend")
+SAMPLERS: Registry[SamplerSpec] = Registry("engine")
 SAMPLERS.register("hf", SamplerSpec("stages.sample.hf:HfSampler", ("sample", "beam", "diverse-beam"), 8, True))
 SAMPLERS.register("vllm", SamplerSpec("stages.sample.vllm_backend:VllmSampler", ("sample", "beam"), 256))
 SAMPLERS.register("openai", SamplerSpec("stages.sample.openai_backend:OpenAISampler", ("sample",), 64))

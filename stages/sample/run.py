@@ -79,7 +79,7 @@ def _sample(
             raise
         try:
             order = _length_order(sampler, prompts, config, counts)
-            spec = SAMPLERS[config.backend]
+            spec = SAMPLERS[config.engine]
             batch_size = config.batch_size or spec.batch_size
             with progress(len(ids), "sample") as advance:
                 ordered = (prompts.get(i)[1] for i in order)
@@ -173,7 +173,7 @@ def _with_responses(record: Record, responses: list[Response]) -> Record:
 
 
 def _check_prompt(record: Record, where: Location, config: SampleConfig) -> None:
-    if config.backend == "openai" and config.endpoint == "completions" and not isinstance(record.prompt, str):
+    if config.engine == "openai" and config.endpoint == "completions" and not isinstance(record.prompt, str):
         raise BadInput(where, "a message prompt needs the chat endpoint (--endpoint chat or auto)")
 
 
@@ -227,7 +227,7 @@ def _log_summary(config: SampleConfig, counts: Counter[str]) -> None:
         counts["prompts"],
         counts["responses_sampled"],
         config.source_name,
-        config.backend,
+        config.engine,
         config.strategy,
         counts["responses_included"],
         counts["prompts_truncated"],

@@ -25,5 +25,5 @@ class Scorer(Protocol):
 
 
 def make_scorer(config: ScoreConfig) -> Scorer:
-    """The scorer `config.backend` names, built from the config."""
-    return SCORERS.create(config.backend, config)
+    """The scorer `config.scorer` names, built from the config."""
+    return SCORERS.create(config.scorer, config)

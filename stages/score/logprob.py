@@ -1,6 +1,6 @@
 """The logprob scorer: the length-normalised log-probability of each response under a causal LM.
 
-An RRHF-trained model is also a reward model (the paper's point): `rrhf score --backend logprob --model out/`.
+An RRHF-trained model is also a reward model (the paper's point): `rrhf score --scorer logprob --model out/`.
 """
 
 from __future__ import annotations

@@ -69,5 +69,5 @@ def run_score(
     meta = run.finish(outcome.in_order(ids), counts)
     counts = dict(meta.counts) if meta else counts  # every rank's, on rank 0 of a parallel launch
     prompts = counts.get("records", len(ids))
-    log.info("score: %d responses of %d prompts scored with %s", counts["scored"], prompts, config.backend)
+    log.info("score: %d responses of %d prompts scored with %s", counts["scored"], prompts, config.scorer)
     return counts

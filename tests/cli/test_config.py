@@ -9,12 +9,13 @@ from typer.testing import CliRunner
 from rrhf_cli.app import new_app
 from rrhf_cli.options import command
 from stages.contract.errors import UsageError
-from stages.runtime.config import load_config_file, resolve_config
+from stages.runtime.config import setting
+from stages.runtime.resolve import load_config_file, resolve_config
 
 
 class DemoConfig(BaseModel):
     model: str = Field(description="Model folder.")
-    k: int = Field(4, ge=1, description="Responses per prompt.", json_schema_extra={"aliases": ["-k"]})
+    k: int = setting(4, "Responses per prompt.", aliases=("-k",), ge=1)
     temperature: float = Field(1.0, ge=0, description="Sampling temperature.")
     strategy: Literal["sample", "beam"] = Field("sample", description="Decoding strategy.")
     bf16: bool = Field(False, description="Use bfloat16.")

@@ -11,7 +11,9 @@ from stages.score.registry import SCORERS
 
 COMMANDS = sorted(typer.main.get_command(app).commands.items())
 # Flags whose choices come from a registry of backends (a string checked by the config, not a click.Choice).
-REGISTRY_FLAGS = {("sample", "--backend"): SAMPLERS, ("score", "--backend"): SCORERS, ("eval", "--scorer"): SCORERS}
+REGISTRY_FLAGS = {("sample", "--engine"): SAMPLERS, ("score", "--scorer"): SCORERS, ("eval", "--scorer"): SCORERS}
+# Flags that also take a former value (checked by the config, so not a click.Choice either).
+REGISTRY_FLAGS |= {("score", "--engine"): ("hf", "vllm"), ("eval", "--scorer-engine"): ("hf", "vllm")}
 
 
 def _help(cli, name):
@@ -37,7 +39,7 @@ def test_every_choice_flag_lists_its_choices(cli, name, command):
     text = _help(cli, name)
     checked = 0
     for param in command.params:
-        if param.param_type_name != "option":
+        if param.param_type_name != "option" or param.hidden:  # a former spelling, kept out of --help
             continue
         flag = max(param.opts, key=len)
         described = param.type_descriptor

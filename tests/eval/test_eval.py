@@ -80,3 +80,63 @@ def test_a_misconfigured_eval_fails_in_one_line_before_any_model_loads(flags, ex
     assert result.exit_code == 2
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not out.exists(), "nothing is sampled or written before the settings are checked"
+
+
+def test_an_eval_config_file_has_sample_and_score_sections(tmp_path):
+    from stages.eval.config import EvalConfig
+    from stages.runtime.resolve import load_config_file, resolve_config
+
+    path = tmp_path / "eval.yaml"
+    path.write_text("model: m\nbatch_size: 4\nsample:\n  engine: vllm\n  k: 3\n"
+                    "score:\n  scorer: reward-model\n  model: rm\n  rm_format: concat\n")
+    config = resolve_config(EvalConfig, load_config_file(path), {"score": {"max_length": 64}}, warn=pytest.fail)
+    sample = config.sample_config("m", "model")
+    assert (sample.engine, sample.k, sample.batch_size, sample.source) == ("vllm", 3, 4, "model")
+    score = config.score_config()
+    assert (score.scorer, score.model, score.rm_format, score.max_length, score.batch_size) == (
+        "reward-model", "rm", "concat", 64, 4
+    )
+
+
+def test_an_old_flat_eval_config_still_works_and_says_where_each_key_went(tmp_path):
+    from stages.eval.config import EvalConfig
+    from stages.runtime.resolve import resolve_config
+
+    said: list[str] = []
+    flat = {"model": "m", "sample_backend": "vllm", "temperature": 0.5, "scorer": "python", "fn": "r.py:f",
+            "scorer_model": "rm"}
+    config = resolve_config(EvalConfig, flat, {}, warn=said.append)
+    assert (config.sample.engine, config.sample.temperature) == ("vllm", 0.5)
+    assert (config.score.scorer, config.score.fn, config.score.model) == ("python", "r.py:f", "rm")
+    assert "config key 'sample_backend' is deprecated; use 'sample: engine:' (kept until 0.2)" in said
+    assert "config key 'scorer_model' is deprecated; use 'score: model:' (kept until 0.2)" in said
+    assert len(said) == 5
+
+
+def test_eval_s_former_sample_backend_flag_is_the_engine_and_says_so(tmp_path, write_jsonl, cli):
+    prompts = write_jsonl("p.jsonl", [{"prompt": "Hi"}])
+    result = cli("eval", prompts, "-o", tmp_path / "eval", "--model", "m", "--scorer", "python",
+                 "--sample-backend", "vllm", "--temperature", "3")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "rrhf: --sample-backend is deprecated; use --engine (kept until 0.2)"
+    assert "--temperature: vLLM samples at temperatures from 0 to 2" in lines[1]  # the engine is vllm
+    assert "--scorer python needs --fn" in lines[1]
+    assert len(lines) == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--scorer-engine", "vllm", "--scorer", "logprob", "--scorer-model", "m"],
+         "--scorer-engine vllm is for --scorer reward-model; --scorer logprob runs on its own"),
+        (["--scorer", "python", "--fn", "r.py:f", "--strategy", "beam", "--engine", "hf", "-k", "2",
+          "--scorer-judge-orders", "2"], "--scorer-judge-orders above 1 needs --judge-mode listwise"),
+        (["--scorer", "python", "--fn", "r.py:f", "--engine", "vllm", "--temperature", "3"],
+         "--temperature: vLLM samples at temperatures from 0 to 2"),
+    ],
+)
+def test_the_stages_messages_name_the_flags_as_eval_spells_them(flags, expected, tmp_path, write_jsonl, cli):
+    prompts = write_jsonl("p.jsonl", [{"prompt": "Hi"}])
+    result = cli("eval", prompts, "-o", tmp_path / "eval", "--model", "m", *flags)
+    assert result.exit_code == 2 and expected in result.stderr, result.stderr

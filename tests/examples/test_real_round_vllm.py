@@ -13,7 +13,7 @@ from tests.conftest import read_jsonl, real_vllm
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ROOT / "examples" / "real" / "train-prompts.jsonl"
 REWARD = f"{ROOT / 'examples' / 'rewards.py'}:positivity"
-VLLM = ["--backend", "vllm", "--temperature", "0.8", "--max-new-tokens", "32", "--gpu-memory-utilization", "0.5",
+VLLM = ["--engine", "vllm", "--temperature", "0.8", "--max-new-tokens", "32", "--gpu-memory-utilization", "0.5",
         "--enforce-eager"]
 
 
@@ -35,7 +35,7 @@ def test_a_real_round_on_vllm_samples_scores_ranks_trains_and_samples_the_traine
     assert len(rows) == 32 and all(len(r["responses"]) == 4 for r in rows)
     assert sum(1 for r in rows for x in r["responses"] if x["text"].strip()) >= 120  # real answers, not blanks
 
-    assert cli("score", samples, "-o", scored, "--backend", "python", "--fn", REWARD).exit_code == 0
+    assert cli("score", samples, "-o", scored, "--scorer", "python", "--fn", REWARD).exit_code == 0
     assert cli("rank", scored, "-o", ranked).exit_code == 0
     result = cli("train", ranked, "-o", policy, "--model", smollm2, "--epochs", "1", "--lr", "3e-5",
                  "--queries-per-batch", "4")  # fmt: skip

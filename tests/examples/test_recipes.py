@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.runtime.config import load_config_file, resolve_config
+from stages.runtime.resolve import load_config_file, resolve_config
 from stages.sample.config import SampleConfig
 from stages.score.config import ScoreConfig
 from stages.train.config import TrainConfig

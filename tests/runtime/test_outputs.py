@@ -77,7 +77,7 @@ def test_rescoring_or_merging_a_ranked_file_drops_its_stale_pairs(write_jsonl, t
     assert row["pairs"] and all("raw_score" in r for r in row["responses"])
     rewards = tmp_path / "rewards.py"
     rewards.write_text("def length(prompt, response):\n    return float(len(response))\n")
-    assert cli("score", ranked, "-o", rescored, "--backend", "python", "--fn", f"{rewards}:length").exit_code == 0
+    assert cli("score", ranked, "-o", rescored, "--scorer", "python", "--fn", f"{rewards}:length").exit_code == 0
     row = read_jsonl(rescored)[0]
     assert "pairs" not in row and not any("raw_score" in r for r in row["responses"])
     other = write_jsonl("other.jsonl", [{"id": "a", "prompt": "p", "responses": [{"text": "w", "score": 2.0}]}])

@@ -47,7 +47,7 @@ def _prompt_key(body):
 
 def _args(tiny_models, proxy, *more):
     return [
-        "--backend", "openai", "--model", str(tiny_models.policy), "--base-url", proxy.url,
+        "--engine", "openai", "--model", str(tiny_models.policy), "--base-url", proxy.url,
         "-k", "3", "--max-new-tokens", "4", "--concurrency", "3", "--backoff", "0.05", *more,
     ]  # fmt: skip
 
@@ -153,7 +153,7 @@ def test_the_api_key_is_sent_but_never_written(tiny_models, proxy_for, tmp_path,
 def test_without_a_key_or_base_url_the_run_stops_before_any_request(tmp_path, write_jsonl, cli, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     out = tmp_path / "s.jsonl"
-    result = cli("sample", write_jsonl("p.jsonl", PROMPTS), "-o", out, "--backend", "openai", "--model", "gpt-x")
+    result = cli("sample", write_jsonl("p.jsonl", PROMPTS), "-o", out, "--engine", "openai", "--model", "gpt-x")
     assert result.exit_code == 2
     assert (
         result.stderr.strip()
@@ -164,7 +164,7 @@ def test_without_a_key_or_base_url_the_run_stops_before_any_request(tmp_path, wr
 
 def test_message_prompts_need_the_chat_endpoint(tmp_path, write_jsonl, cli):
     src = write_jsonl("p.jsonl", PROMPTS)
-    flags = ["--backend", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--endpoint", "completions"]
+    flags = ["--engine", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--endpoint", "completions"]
     result = cli("sample", src, "-o", tmp_path / "s.jsonl", *flags)
     assert result.exit_code == 2
     assert (

@@ -171,11 +171,11 @@ def test_shards_merged_equal_the_unsharded_run(tiny_models, tmp_path, write_json
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (["--backend", "openai", "--strategy", "beam"], "--strategy: 'beam' is not available with --backend openai"),
+        (["--engine", "openai", "--strategy", "beam"], "--strategy: 'beam' is not available with --engine openai"),
         (["--strategy", "diverse-beam", "-k", "1"], "'diverse-beam' needs -k 2 or more"),
-        (["--backend", "tgi"], "--backend: 'tgi' is not a backend; choose one of hf, vllm, openai"),
+        (["--engine", "tgi"], "--engine: 'tgi' is not an engine; choose one of hf, vllm, openai"),
         (["--shard", "3/2"], "--shard: '3/2' is not I/N with 0 <= I < N"),
-        (["--backend", "openai", "--max-prompt-tokens", "8"], "--max-prompt-tokens: needs a local tokenizer"),
+        (["--engine", "openai", "--max-prompt-tokens", "8"], "--max-prompt-tokens: needs a local tokenizer"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(flags, expected, tmp_path, write_jsonl, cli):
@@ -187,7 +187,7 @@ def test_bad_settings_are_one_line_and_exit_2(flags, expected, tmp_path, write_j
 
 
 def test_all_bad_settings_are_reported_at_once(tmp_path, write_jsonl, cli):
-    flags = ["--backend", "openai", "--strategy", "beam", "--shard", "2/2", "--top-p", "0"]
+    flags = ["--engine", "openai", "--strategy", "beam", "--shard", "2/2", "--top-p", "0"]
     result = cli(
         "sample", write_jsonl("p.jsonl", [{"prompt": "Q"}]), "-o", tmp_path / "s.jsonl", "--model", "m", *flags
     )
@@ -230,3 +230,18 @@ def test_merge_of_three_inputs_streams_in_order_of_first_appearance(tmp_path, wr
     assert result.exit_code == 2
     assert result.stderr.strip() == f"rrhf: error: {c}:3: id '3' was already joined with a different prompt"
     assert out.read_bytes() == before
+
+
+def test_the_former_backend_flag_and_config_key_are_the_engine_and_say_so(tmp_path, write_jsonl, cli):
+    prompts = write_jsonl("p.jsonl", [{"prompt": "Hi"}])
+    result = cli("sample", prompts, "-o", tmp_path / "s.jsonl", "--model", "m", "--backend", "tgi")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "rrhf: --backend is deprecated; use --engine (kept until 0.2)",
+        "rrhf: error: invalid settings: --engine: 'tgi' is not an engine; choose one of hf, vllm, openai",
+    ]
+    config = tmp_path / "sample.yaml"
+    config.write_text("model: m\nbackend: tgi\n")
+    result = cli("sample", prompts, "-o", tmp_path / "s.jsonl", "--config", config)
+    assert result.stderr.splitlines()[0] == "rrhf: config key 'backend' is deprecated; use 'engine' (kept until 0.2)"
+    assert "--engine: 'tgi' is not an engine" in result.stderr

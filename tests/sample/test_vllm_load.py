@@ -1,4 +1,4 @@
-"""`rrhf sample --backend vllm` at a real round's load on real vLLM (the CPU build): 64 prompts, chat and plain,
+"""`rrhf sample --engine vllm` at a real round's load on real vLLM (the CPU build): 64 prompts, chat and plain,
 k=4, seeded, more prompt tokens than one engine step takes (so vLLM would split prefills), and an engine killed
 mid-run. Before the CPU engine kept prefills whole, this load killed it ("CPU Generator does not use offset")."""
 
@@ -13,7 +13,7 @@ from tests.engines.vllm_kill import kill_mid_run_then_rerun
 
 K = 4
 STEP_TOKENS = 4096  # vLLM's CPU default for a step's token budget (offline LLM)
-FLAGS = ["--backend", "vllm", "-k", str(K), "--seed", "0", "--temperature", "0.9", "--max-new-tokens", "16",
+FLAGS = ["--engine", "vllm", "-k", str(K), "--seed", "0", "--temperature", "0.9", "--max-new-tokens", "16",
          "--max-model-len", "256", "--gpu-memory-utilization", "0.3", "--batch-size", "16"]  # fmt: skip
 
 

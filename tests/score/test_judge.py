@@ -64,7 +64,7 @@ def judge_url(tiny_models, templates, tmp_path_factory):
 
 def _score(cli, samples, out, served, *extra):
     url, model = served  # transformers serve loads the model named in the request: its folder
-    return cli("score", samples, "-o", out, "--backend", "judge", "--model", model, "--base-url", f"{url}/v1",
+    return cli("score", samples, "-o", out, "--scorer", "judge", "--model", model, "--base-url", f"{url}/v1",
                "--max-tokens", "12", *extra)
 
 
@@ -151,7 +151,7 @@ def test_listwise_order_is_shuffled_per_prompt_and_mapped_back(write_jsonl, tmp_
         out = tmp_path / "scored.jsonl"
         samples = write_jsonl("samples.jsonl", _listwise_rows(4))
         for orders in ("1", "3"):
-            result = cli("score", samples, "-o", out, "--backend", "judge", "--model", "judge", "--judge-mode",
+            result = cli("score", samples, "-o", out, "--scorer", "judge", "--model", "judge", "--judge-mode",
                          "listwise", "--base-url", f"{judge.url}/v1", "--seed", "5", "--judge-orders", orders)
             assert result.exit_code == 0, result.stderr
             for row in read_jsonl(out):
@@ -170,7 +170,7 @@ def test_reasoning_models_get_max_completion_tokens_and_no_temperature(write_jso
     judge = PositionJudge()  # the model `reasoning` refuses max_tokens and temperature, as OpenAI's do
     try:
         samples = write_jsonl("samples.jsonl", _listwise_rows(2))
-        base = ("score", samples, "--backend", "judge", "--model", "reasoning", "--judge-mode", "listwise",
+        base = ("score", samples, "--scorer", "judge", "--model", "reasoning", "--judge-mode", "listwise",
                 "--base-url", f"{judge.url}/v1")
         result = cli(*base, "-o", tmp_path / "auto.jsonl")
         assert result.exit_code == 0, result.stderr
@@ -217,7 +217,7 @@ def test_transport_retries_and_reasks_are_separate_budgets(failing, calls_made, 
             return type("R", (), {"choices": [type("C", (), {"message": message})]})
 
     client = type("Client", (), {"chat": type("Chat", (), {"completions": Completions()})})
-    config = ScoreConfig(backend="judge", model="m", base_url="http://127.0.0.1:1/v1", max_retries=3,
+    config = ScoreConfig(scorer="judge", model="m", base_url="http://127.0.0.1:1/v1", max_retries=3,
                          judge_reasks=2, backoff=0.001)
     result = asyncio.run(JudgeScorer(config)._ask(client, asyncio.Semaphore(1), "rate", float, "x"))
     assert result.error.startswith(error)

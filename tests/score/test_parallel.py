@@ -58,7 +58,7 @@ def _scores(path):
 def test_two_ranks_write_the_file_one_process_writes(backend, tiny_models, samples, tmp_path):
     rewards = tmp_path / "rewards.py"
     rewards.write_text(SLOW)
-    flags = ["--backend", backend, "--batch-size", "3"]
+    flags = ["--scorer", backend, "--batch-size", "3"]
     flags += ["--model", str(tiny_models.reward)] if backend == "reward-model" else ["--fn", f"{rewards}:vowels"]
     env = {"CALLS_LOG": str(tmp_path / "calls.log")}
     one = rrhf_process("score", samples, "-o", tmp_path / "one.jsonl", *flags, env=env)
@@ -77,7 +77,7 @@ def test_a_killed_launch_resumes_per_rank(samples, tmp_path):
     rewards = tmp_path / "rewards.py"
     rewards.write_text(SLOW)
     calls, out = tmp_path / "calls.log", tmp_path / "scored.jsonl"
-    args = ["score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:vowels", "--batch-size", "2"]
+    args = ["score", samples, "-o", out, "--scorer", "python", "--fn", f"{rewards}:vowels", "--batch-size", "2"]
     journals = [partial_path(out.with_name(f"{out.name}.rank{r}-of-2")) for r in range(2)]
     proc = rrhf_process(*args, nproc=2, background=True, env={"CALLS_LOG": str(calls), "DELAY": "0.1"})
     deadline = time.monotonic() + 120
@@ -103,7 +103,7 @@ def test_a_killed_launch_resumes_per_rank(samples, tmp_path):
 def test_two_ranks_without_a_shared_filesystem_write_the_same_file(samples, tmp_path):
     rewards = tmp_path / "rewards.py"
     rewards.write_text(SLOW)
-    flags = ["--backend", "python", "--fn", f"{rewards}:vowels", "--batch-size", "3"]
+    flags = ["--scorer", "python", "--fn", f"{rewards}:vowels", "--batch-size", "3"]
     env = {"CALLS_LOG": str(tmp_path / "calls.log")}
     one = rrhf_process("score", samples, "-o", tmp_path / "one.jsonl", *flags, env=env)
     assert one.returncode == 0, one.stderr

@@ -92,52 +92,67 @@ def rewards(tmp_path):
 
 def test_python_function_scores_and_named_scores(samples, rewards, tmp_path, cli):
     out = tmp_path / "scored.jsonl"
-    args = ["--backend", "python", "--fn", f"{rewards}:length", "--as", "len"]
+    args = ["--scorer", "python", "--fn", f"{rewards}:length", "--as", "len"]
     assert cli("score", samples, "-o", out, *args).exit_code == 0
     rows = read_jsonl(out)
     assert [[r["score"] for r in row["responses"]] for row in rows] == [[11.0, 2.0, 7.0], [5.0, 28.0]]
     assert rows[0]["responses"][0]["scores"] == {"len": 11.0} and rows[0]["topic"] == "t"
     meta = json.loads((tmp_path / "scored.jsonl.meta.json").read_text())
-    assert meta["config"]["backend"] == "python" and meta["counts"]["scored"] == 5
+    assert meta["config"]["scorer"] == "python" and meta["counts"]["scored"] == 5
 
     # A second scorer named "neg" keeps both; --primary len keeps `score` from the first.
     again = tmp_path / "again.jsonl"
-    result = cli("score", out, "-o", again, "--backend", "python", "--fn", f"{rewards}:length", "--as", "neg2",
+    result = cli("score", out, "-o", again, "--scorer", "python", "--fn", f"{rewards}:length", "--as", "neg2",
                  "--primary", "len")
     assert result.exit_code == 0, result.stderr
     response = read_jsonl(again)[1]["responses"][1]
     assert response["scores"] == {"len": 28.0, "neg2": 28.0} and response["score"] == 28.0
 
 
+def test_the_former_backend_flag_is_the_scorer_and_says_so(samples, rewards, tmp_path, cli):
+    out = tmp_path / "scored.jsonl"
+    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:length", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip() == "rrhf: --backend is deprecated; use --scorer (kept until 0.2)"
+    assert json.loads((tmp_path / "scored.jsonl.meta.json").read_text())["config"]["scorer"] == "python"
+
+
+def test_the_former_engine_value_is_hf_and_says_so(samples, rewards, tmp_path, cli):
+    result = cli("score", samples, "-o", tmp_path / "scored.jsonl", "--scorer", "python", "--fn",
+                 f"{rewards}:length", "--engine", "transformers", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip() == "rrhf: --engine transformers is deprecated; use --engine hf (kept until 0.2)"
+
+
 def test_python_errors_name_the_record(samples, rewards, tmp_path, cli):
     out = tmp_path / "scored.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:boom")
+    result = cli("score", samples, "-o", out, "--scorer", "python", "--fn", f"{rewards}:boom")
     assert result.exit_code == 1
     assert f"{samples}:1: --fn {rewards}:boom raised ValueError: no short answers on responses[1]" in result.stderr
-    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:nan", "--force")
+    result = cli("score", samples, "-o", out, "--scorer", "python", "--fn", f"{rewards}:nan", "--force")
     assert result.exit_code == 1 and "returned nan for responses[0]; expected a finite number" in result.stderr
-    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:missing", "--force")
+    result = cli("score", samples, "-o", out, "--scorer", "python", "--fn", f"{rewards}:missing", "--force")
     assert result.exit_code == 2 and "has no function 'missing'" in result.stderr
-    result = cli("score", samples, "-o", out, "--backend", "python")
-    assert result.exit_code == 2 and "--backend python needs --fn" in result.stderr
+    result = cli("score", samples, "-o", out, "--scorer", "python")
+    assert result.exit_code == 2 and "--scorer python needs --fn" in result.stderr
     assert not out.exists()
 
 
 def test_a_scorer_that_exits_fails_the_call_not_the_process(samples, rewards, tmp_path, cli):
     out = tmp_path / "scored.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:exits")
+    result = cli("score", samples, "-o", out, "--scorer", "python", "--fn", f"{rewards}:exits")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"rrhf: error: {samples}:1: --fn {rewards}:exits raised SystemExit: 0 on responses[1]"
     )
-    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:interrupts", "--force")
+    result = cli("score", samples, "-o", out, "--scorer", "python", "--fn", f"{rewards}:interrupts", "--force")
     assert result.exit_code == 1 and "raised KeyboardInterrupt on responses[0]" in result.stderr
     assert not out.exists()
 
 
 def test_numpy_and_torch_scalars_are_scores(samples, rewards, tmp_path, cli):
     out = tmp_path / "scored.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "python", "--fn", f"{rewards}:numeric")
+    result = cli("score", samples, "-o", out, "--scorer", "python", "--fn", f"{rewards}:numeric")
     assert result.exit_code == 0, result.stderr
     scores = [[r["score"] for r in row["responses"]] for row in read_jsonl(out)]
     assert scores == [[0.5, 2.0, -3.0], [1.0, 4.25]]
@@ -153,7 +168,7 @@ def test_numpy_and_torch_scalars_are_scores(samples, rewards, tmp_path, cli):
 def test_values_that_are_no_finite_real_number_are_refused(value, shown, samples, rewards, tmp_path, cli,
                                                           monkeypatch):
     monkeypatch.setenv("BAD_VALUE", value)
-    result = cli("score", samples, "-o", tmp_path / "scored.jsonl", "--backend", "python", "--fn", f"{rewards}:bad")
+    result = cli("score", samples, "-o", tmp_path / "scored.jsonl", "--scorer", "python", "--fn", f"{rewards}:bad")
     assert result.exit_code == 1
     assert f"--fn {rewards}:bad returned {shown}" in result.stderr
     assert "for responses[0]; expected a finite number" in result.stderr
@@ -161,7 +176,7 @@ def test_values_that_are_no_finite_real_number_are_refused(value, shown, samples
 
 def test_a_call_past_the_timeout_fails_that_response_and_the_run_finishes(samples, rewards, tmp_path, cli):
     out = tmp_path / "scored.jsonl"
-    args = ["--backend", "python", "--fn", f"{rewards}:hangs", "--timeout", "0.5"]
+    args = ["--scorer", "python", "--fn", f"{rewards}:hangs", "--timeout", "0.5"]
     started = time.monotonic()
     result = cli("score", samples, "-o", out, *args)
     assert time.monotonic() - started < 2.5, "waited for the hung call"
@@ -180,7 +195,7 @@ def test_a_call_past_the_timeout_fails_that_response_and_the_run_finishes(sample
 
 def test_a_call_that_never_returns_does_not_keep_the_process_alive(samples, rewards, tmp_path):
     out = tmp_path / "scored.jsonl"
-    cmd = [sys.executable, "-m", "rrhf_cli", "score", str(samples), "-o", str(out), "--backend", "python",
+    cmd = [sys.executable, "-m", "rrhf_cli", "score", str(samples), "-o", str(out), "--scorer", "python",
            "--fn", f"{rewards}:forever", "--timeout", "0.5", "--allow-failures", "-q"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
@@ -194,7 +209,7 @@ def test_a_signal_during_a_call_interrupts_the_run(signum, status, name, rewards
     many = write_jsonl("many.jsonl", [{"id": f"r{i}", "prompt": f"p{i}", "responses": [{"text": "x"}]}
                                       for i in range(40)])
     out = tmp_path / "scored.jsonl"
-    cmd = [sys.executable, "-m", "rrhf_cli", "score", str(many), "-o", str(out), "--backend", "python",
+    cmd = [sys.executable, "-m", "rrhf_cli", "score", str(many), "-o", str(out), "--scorer", "python",
            "--fn", f"{rewards}:slow", "--batch-size", "4", "-q"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CALLS_LOG": str(tmp_path / "log")}
     # A shell runs a background job with SIGINT ignored, and Python then keeps it ignored: the child gets it back.
@@ -215,16 +230,16 @@ def test_without_a_timeout_a_call_may_run_long(samples, rewards, tmp_path):
     from stages.score.config import ScoreConfig
     from stages.score.python_fn import PythonScorer
 
-    scorer = PythonScorer(ScoreConfig(backend="python", fn=f"{rewards}:hangs"))
+    scorer = PythonScorer(ScoreConfig(scorer="python", fn=f"{rewards}:hangs"))
     assert scorer.timeout is None, "the API's default timeout is not the python backend's"
     record = Record.model_validate({"id": "a", "prompt": "p", "responses": [{"text": "hi"}]})
     assert scorer.score([record], ["here"]) == [[2.0]]
-    assert PythonScorer(ScoreConfig(backend="python", fn=f"{rewards}:hangs", timeout=5)).timeout == 5
+    assert PythonScorer(ScoreConfig(scorer="python", fn=f"{rewards}:hangs", timeout=5)).timeout == 5
 
 
 def test_logprob_equals_a_direct_computation(tiny_models, samples, tmp_path, cli):
     out = tmp_path / "scored.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "logprob", "--model", tiny_models.policy)
+    result = cli("score", samples, "-o", out, "--scorer", "logprob", "--model", tiny_models.policy)
     assert result.exit_code == 0, result.stderr
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
     model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float().eval()
@@ -252,7 +267,7 @@ def _hf_reward(model, ids):
 @pytest.mark.parametrize("pack", ["on", "off"])
 def test_reward_model_chat_format_equals_the_model_forward(tiny_models, samples, tmp_path, cli, pack):
     out = tmp_path / "scored.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", tiny_models.reward,
+    result = cli("score", samples, "-o", out, "--scorer", "reward-model", "--model", tiny_models.reward,
                  "--pack-prompt", pack, "--batch-size", "2")
     assert result.exit_code == 0, result.stderr
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.reward)
@@ -267,7 +282,7 @@ def test_reward_model_pair_and_concat_formats_run(tiny_models, samples, tmp_path
     scores = {}
     for fmt in ("pair", "concat"):
         out = tmp_path / f"{fmt}.jsonl"
-        result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", tiny_models.reward,
+        result = cli("score", samples, "-o", out, "--scorer", "reward-model", "--model", tiny_models.reward,
                      "--rm-format", fmt)
         assert result.exit_code == 0, result.stderr
         scores[fmt] = [r["score"] for row in read_jsonl(out) for r in row["responses"]]
@@ -299,7 +314,7 @@ def _with_pair_special_tokens(reward: Path, folder: Path) -> Path:
 def test_reward_model_pair_format_equals_the_models_text_pair_forward(tiny_models, samples, tmp_path, cli, specials):
     reward = _with_pair_special_tokens(tiny_models.reward, tmp_path / "rm") if specials else tiny_models.reward
     out = tmp_path / "pair.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", reward, "--rm-format", "pair")
+    result = cli("score", samples, "-o", out, "--scorer", "reward-model", "--model", reward, "--rm-format", "pair")
     assert result.exit_code == 0, result.stderr
     tokenizer = AutoTokenizer.from_pretrained(reward)
     assert tokenizer.num_special_tokens_to_add(pair=True) == (3 if specials else 0)
@@ -335,7 +350,7 @@ def test_long_response_keeps_its_end(tiny_models, write_jsonl, tmp_path, cli):
     samples = write_jsonl("long.jsonl", [{"id": "x", "prompt": "Write a lot.", "responses": [
         {"text": long_text, "source": "m"}, {"text": "ok", "source": "m"}]}])
     out = tmp_path / "scored.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", tiny_models.reward,
+    result = cli("score", samples, "-o", out, "--scorer", "reward-model", "--model", tiny_models.reward,
                  "--rm-format", "concat", "--max-length", "16")
     assert result.exit_code == 0, result.stderr
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.reward)
@@ -348,7 +363,7 @@ def test_kill_and_resume(samples, rewards, write_jsonl, tmp_path):
     many = write_jsonl("many.jsonl", [{"id": f"r{i}", "prompt": f"p{i}", "responses": [{"text": "x" * i}]}
                                       for i in range(24)])
     out = tmp_path / "scored.jsonl"
-    cmd = [sys.executable, "-m", "rrhf_cli", "score", str(many), "-o", str(out), "--backend", "python",
+    cmd = [sys.executable, "-m", "rrhf_cli", "score", str(many), "-o", str(out), "--scorer", "python",
            "--fn", f"{rewards}:slow", "--batch-size", "4", "-q"]
     calls = tmp_path / "calls.log"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CALLS_LOG": str(calls)}

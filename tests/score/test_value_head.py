@@ -52,7 +52,7 @@ def test_value_head_scores_equal_a_direct_computation(tiny_models, write_jsonl, 
     folder = tmp_path / "vh-rm"
     weight, b = _value_head_checkpoint(tiny_models.policy, folder, prefix, bias, extra)
     out = tmp_path / "scored.jsonl"
-    result = cli("score", write_jsonl("samples.jsonl", SAMPLES), "-o", out, "--backend", "reward-model",
+    result = cli("score", write_jsonl("samples.jsonl", SAMPLES), "-o", out, "--scorer", "reward-model",
                  "--model", folder, "--rm-head", rm_head, "--pack-prompt", pack)
     assert result.exit_code == 0, result.stderr
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -68,7 +68,7 @@ def test_value_head_scores_equal_a_direct_computation(tiny_models, write_jsonl, 
 
 
 def test_asking_for_a_value_head_the_checkpoint_lacks_is_one_line(tiny_models, write_jsonl, tmp_path, cli):
-    result = cli("score", write_jsonl("samples.jsonl", SAMPLES), "-o", tmp_path / "s.jsonl", "--backend",
+    result = cli("score", write_jsonl("samples.jsonl", SAMPLES), "-o", tmp_path / "s.jsonl", "--scorer",
                  "reward-model", "--model", tiny_models.reward, "--rm-head", "value-head")
     assert result.exit_code == 2
     assert result.stderr.startswith("rrhf: error: --model") and "has no value head" in result.stderr

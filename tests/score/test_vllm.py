@@ -32,9 +32,9 @@ def scores_of(path):
 def score_both(cli, tmp_path, samples, model, *flags):
     """Scores from the transformers engine and the vllm engine, same flags otherwise."""
     out = {}
-    for engine in ("transformers", "vllm"):
+    for engine in ("hf", "vllm"):
         path = tmp_path / f"{engine}.jsonl"
-        result = cli("score", samples, "-o", path, "--backend", "reward-model", "--model", model, "--engine", engine,
+        result = cli("score", samples, "-o", path, "--scorer", "reward-model", "--model", model, "--engine", engine,
                      *MAX_LENGTH, *flags)  # fmt: skip
         assert result.exit_code == 0, result.stderr
         out[engine] = scores_of(path)
@@ -47,7 +47,7 @@ def test_scores_equal_the_transformers_engine(vllm_models, samples, tmp_path, cl
     scores = score_both(cli, tmp_path, samples, vllm_models.reward, "--rm-format", rm_format)
     # Equal to the transformers logits (not their sigmoid, vLLM's default for one label), fp32 on both.
     assert len(scores["vllm"]) == 5
-    assert scores["vllm"] == pytest.approx(scores["transformers"], abs=1e-4)
+    assert scores["vllm"] == pytest.approx(scores["hf"], abs=1e-4)
 
 
 @real_vllm
@@ -57,13 +57,13 @@ def test_a_long_response_keeps_its_end_on_vllm(vllm_models, write_jsonl, tmp_pat
     samples = write_jsonl("long.jsonl", [{"id": "x", "prompt": "Write a lot.", "responses": [
         {"text": long_text, "source": "m"}, {"text": "ok", "source": "m"}]}])  # fmt: skip
     scores = score_both(cli, tmp_path, samples, vllm_models.reward, "--rm-format", "concat")
-    assert scores["vllm"] == pytest.approx(scores["transformers"], abs=1e-4)
+    assert scores["vllm"] == pytest.approx(scores["hf"], abs=1e-4)
 
 
 @real_vllm
 def test_pair_format_goes_through_vllm_cross_encoder_scoring(vllm_models, samples, tmp_path, cli):
     out = tmp_path / "pair.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", vllm_models.reward,
+    result = cli("score", samples, "-o", out, "--scorer", "reward-model", "--model", vllm_models.reward,
                  "--engine", "vllm", "--rm-format", "pair", *MAX_LENGTH)  # fmt: skip
     assert result.exit_code == 0, result.stderr
     scores = scores_of(out)
@@ -77,7 +77,7 @@ def test_a_killed_engine_is_one_line_and_a_rerun_continues_to_the_uninterrupted_
     rows = [{"id": f"r{i}", "prompt": f"Question {i}: say something kind.", "responses": [
         {"text": f"answer {i}.{j} " + "kind words " * j, "source": "m"} for j in range(4)]} for i in range(400)]
     samples = write_jsonl("many.jsonl", rows)
-    flags = ["--backend", "reward-model", "--model", vllm_models.reward, "--engine", "vllm", *MAX_LENGTH,
+    flags = ["--scorer", "reward-model", "--model", vllm_models.reward, "--engine", "vllm", *MAX_LENGTH,
              "--batch-size", "8"]  # fmt: skip
     reference = tmp_path / "reference.jsonl"
     assert cli("score", samples, "-o", reference, *flags).exit_code == 0
@@ -101,7 +101,7 @@ def test_a_failed_request_is_a_failure_never_a_score():
 def test_missing_vllm_is_one_line_with_the_install_hint(monkeypatch, tiny_models, samples, tmp_path, cli):
     monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` fail as if it were not installed
     out = tmp_path / "s.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", tiny_models.reward,
+    result = cli("score", samples, "-o", out, "--scorer", "reward-model", "--model", tiny_models.reward,
                  "--engine", "vllm")  # fmt: skip
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
@@ -110,13 +110,13 @@ def test_missing_vllm_is_one_line_with_the_install_hint(monkeypatch, tiny_models
     assert not out.exists()
 
 
-@pytest.mark.parametrize("engine", ["transformers", "vllm"])
+@pytest.mark.parametrize("engine", ["hf", "vllm"])
 def test_a_model_with_two_outputs_is_refused_before_vllm_loads(tiny_models, samples, tmp_path, cli, engine):
     two = tmp_path / "two-labels"
     LlamaForSequenceClassification(AutoConfig.from_pretrained(tiny_models.reward, num_labels=2)).save_pretrained(two)
     AutoTokenizer.from_pretrained(tiny_models.reward).save_pretrained(two)
     out = tmp_path / "s.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", two, "--engine", engine)
+    result = cli("score", samples, "-o", out, "--scorer", "reward-model", "--model", two, "--engine", engine)
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         f"rrhf: error: --model {two}: a reward model has one output, this one has 2"
@@ -131,17 +131,17 @@ def test_fitting_length_is_capped_by_the_model_context():
 
 
 def test_vllm_engine_takes_bigger_journal_batches_by_default():
-    assert ScoreConfig(backend="reward-model", model="m", engine="vllm").batch_size == 256
-    assert ScoreConfig(backend="reward-model", model="m").batch_size == 16
-    assert ScoreConfig(backend="reward-model", model="m", engine="vllm", batch_size=8).batch_size == 8
+    assert ScoreConfig(scorer="reward-model", model="m", engine="vllm").batch_size == 256
+    assert ScoreConfig(scorer="reward-model", model="m").batch_size == 16
+    assert ScoreConfig(scorer="reward-model", model="m", engine="vllm", batch_size=8).batch_size == 8
 
 
 def test_engine_vllm_is_for_the_reward_model_backend(tiny_models, samples, tmp_path, cli):
     out = tmp_path / "s.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "logprob", "--model", tiny_models.policy,
+    result = cli("score", samples, "-o", out, "--scorer", "logprob", "--model", tiny_models.policy,
                  "--engine", "vllm")  # fmt: skip
     assert result.exit_code == 2
-    assert "--engine vllm is for --backend reward-model; --backend logprob runs on its own" in result.stderr
+    assert "--engine vllm is for --scorer reward-model; --scorer logprob runs on its own" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
@@ -149,7 +149,7 @@ def test_engine_vllm_is_for_the_reward_model_backend(tiny_models, samples, tmp_p
 def test_settings_vllm_refuses_at_start_are_one_line(vllm_models, samples, tmp_path, cli):
     # Last in the module: a failed start drops the engine the other tests share.
     out = tmp_path / "s.jsonl"
-    result = cli("score", samples, "-o", out, "--backend", "reward-model", "--model", vllm_models.reward,
+    result = cli("score", samples, "-o", out, "--scorer", "reward-model", "--model", vllm_models.reward,
                  "--engine", "vllm", *MAX_LENGTH, "--tensor-parallel-size", "3")  # fmt: skip
     assert result.exit_code == 1, result.stderr
     lines = result.stderr.strip().splitlines()
