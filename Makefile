@@ -66,35 +66,35 @@ test-vllm: $(VLLM_STAMP)
 # prints mean reward before/after, win rate and rank accuracy; writes PNG plots and view.html (the held-out
 # answers before and after, `rrhf view`) to $(OUT)/demo.
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py --out $(OUT)/demo
+	$(BIN)/python -m examples.demo --out $(OUT)/demo
 
 # Iterative RRHF on a real instruct model, SmolLM2-135M-Instruct (about 6 minutes on 2 CPU cores): held-out
 # reward and reference perplexity before and after; plots in $(OUT)/demo-real. Samples with vLLM where
 # `make install-vllm` has been run.
 demo-real: $(STAMP)
-	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python examples/demo_real.py --out $(OUT)/demo-real; \
-	else $(BIN)/python examples/demo_real.py --out $(OUT)/demo-real; fi
+	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python -m examples.demo_real --out $(OUT)/demo-real; \
+	else $(BIN)/python -m examples.demo_real --out $(OUT)/demo-real; fi
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 bench: $(BENCH_STAMP)
-	$(BIN)/python bench/bench_io.py
-	$(BIN)/python bench/bench_view.py
-	$(BIN)/python bench/bench_score.py
-	$(BIN)/python bench/bench_train.py --repeats 5
-	$(BIN)/python bench/bench_train.py --model smollm2
-	$(BIN)/python bench/bench_sample.py
-	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_sample.py --vllm-only; fi
-	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python bench/bench_score.py --vllm-only; fi
-	$(BIN)/python bench/bench_peers.py
+	$(BIN)/python -m bench.bench_io
+	$(BIN)/python -m bench.bench_view
+	$(BIN)/python -m bench.bench_score
+	$(BIN)/python -m bench.bench_train --repeats 5
+	$(BIN)/python -m bench.bench_train --model smollm2
+	$(BIN)/python -m bench.bench_sample
+	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python -m bench.bench_sample --vllm-only; fi
+	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python -m bench.bench_score --vllm-only; fi
+	$(BIN)/python -m bench.bench_peers
 
 # Every stage as a real `rrhf` process on HH-sized synthetic files (10k, 40k, 160k prompts; about 20 minutes on
 # 2 CPU cores): wall time, peak RSS, records/s against a bare json streaming loop, growth with size.
 # SCALE_FLAGS, e.g. `--sizes 10000,40000` or `--skip sample@160000`.
 bench-scale: $(STAMP)
-	$(BIN)/python bench/bench_scale.py $(SCALE_FLAGS)
+	$(BIN)/python -m bench.bench_scale $(SCALE_FLAGS)
 
 # Efficacy side by side: rrhf (listwise, the paper's loss), TRL DPO and CPO-SimPO (best-worst pairs) trained from
 # one round of demo-real's samples with the same budget, 2 seeds; held-out reward and reference perplexity of each.
@@ -102,8 +102,8 @@ bench-scale: $(STAMP)
 # on 2 CPU cores), else in $(VENV) with transformers sampling.
 bench-efficacy: $(BENCH_STAMP)
 	if [ -f $(VLLM_STAMP) ] && $(VLLM_VENV)/bin/python -c "import trl" 2>/dev/null; then \
-	$(VLLM_VENV)/bin/python bench/bench_efficacy.py --out $(OUT)/bench-efficacy; \
-	else $(BIN)/python bench/bench_efficacy.py --out $(OUT)/bench-efficacy; fi
+	$(VLLM_VENV)/bin/python -m bench.bench_efficacy --out $(OUT)/bench-efficacy; \
+	else $(BIN)/python -m bench.bench_efficacy --out $(OUT)/bench-efficacy; fi
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache

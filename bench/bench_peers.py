@@ -1,7 +1,7 @@
 """rrhf train side by side with TRL on the same job: the same model, data, batch, steps, learning rate and
 max length for every trainer, each in a process of its own (fp32; on CUDA where there is a GPU).
 
-    python bench/bench_peers.py            # what `make bench` runs (about 22 minutes on 2 CPU cores)
+    python -m bench.bench_peers           # what `make bench` runs (about 22 minutes on 2 CPU cores)
 
 Shapes:
   pairs     32 conversational preference pairs in TRL's format ({prompt, chosen, rejected}; prompt ~150 words,
@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from peers import PEER_NAMES, PEERS, ROOT, Budget, Finished, Phases, train
+from bench.peers import PEER_NAMES, PEERS, ROOT, Budget, Finished, Phases, train
 
 WORDS = ("the a model answer question reads every word of long prompt before it replies in few short lines with "
          "care about detail and explains why each step matters for people who ask how to cook bake travel learn "

@@ -11,7 +11,7 @@
 
 Both run on the tiny fixture policy and on a ~20M-parameter Llama with a 32k vocabulary, randomly
 initialised. Every response is held to exactly `max_new_tokens` (`min_new_tokens`), so both sides generate
-the same number of tokens. Run with `make bench` or `python bench/bench_sample.py`.
+the same number of tokens. Run with `make bench` or `python -m bench.bench_sample`.
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ def run_measured(args: list[str], work: Path, cache: Path) -> Measured:
     if TIME.exists():
         cmd = [str(TIME), "-f", "%e %M", "-o", str(report), *cmd]
     else:
-        cmd = [sys.executable, __file__, "--launch", str(report), "--", *cmd]
+        cmd = [sys.executable, "-m", "bench.bench_scale", "--launch", str(report), "--", *cmd]
     # Nothing may reach a hub; train's prepared data goes to the size's own cache.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "RRHF_CACHE": str(cache)}
     with (work / "stdout.txt").open("w") as out, (work / "stderr.txt").open("w") as err:

@@ -270,7 +270,7 @@ def main() -> None:
         extra = ("lean-packed-checkpointed",) if row == "memory" else ()
         for variant in (baseline, candidate, *extra):
             out = subprocess.run(
-                [sys.executable, __file__, "--one", row, variant, "--repeats", str(args.repeats),
+                [sys.executable, "-m", "bench.bench_train", "--one", row, variant, "--repeats", str(args.repeats),
                  "--model", args.model],
                 capture_output=True, text=True, check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
             )

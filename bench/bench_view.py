@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_scale import write_inputs
+from bench.bench_scale import write_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 

