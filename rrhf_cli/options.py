@@ -31,12 +31,20 @@ InputArg = Annotated[
 OutputOpt = Annotated[
     Path, typer.Option("-o", "--output", help="Artifact to write (JSONL); a FILE.meta.json sidecar goes beside it.")
 ]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Start over, discarding a journal left by an interrupted run.")]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Start over where an interrupted run of other inputs, settings or model files left a journal (a "
+        "journal of this same run is continued: it gives the same file).",
+    ),
+]
 CheckpointForceOpt = Annotated[
     bool,
     typer.Option(
         "--force",
-        help="Start over, deleting the checkpoint-* folders an earlier run left in OUTDIR (--resume continues them).",
+        help="Start over where OUTDIR holds checkpoints of a run with other inputs, settings or model files "
+        "(checkpoints of this same run are resumed, as --resume would).",
     ),
 ]
 InputFormat = Literal["auto", "rrhf", "trl-prompt", "rrhf-reference", "trl-preference", "hh"]

@@ -18,6 +18,7 @@ from stages.contract.errors import UsageError
 from stages.contract.id_index import IdIndex, id_hash
 from stages.contract.meta import differences
 from stages.contract.schema import Record
+from stages.runtime.console import log
 
 SYNC_SECONDS = 1.0
 
@@ -30,10 +31,11 @@ def partial_path(output: Path) -> Path:
 class Journal:
     """Finished records appended batch by batch, under a header naming the run's fingerprint.
 
-    A rerun with the same fingerprint continues; a different one is refused unless `force`, so two
-    configurations never mix in one output. The records stay on disk: memory holds each one's id hash and
-    where its line starts (16 bytes), and `lines` streams them back in any order. `id in journal` and
-    `len(journal)` ask what is finished.
+    A rerun with the same fingerprint continues; a different one is refused, or under `force` discarded, so two
+    configurations never mix in one output. `force` keeps a journal of this same run: continuing it writes the
+    file starting over would, so an interrupted `make` that passes --force loses no finished record. The records
+    stay on disk: memory holds each one's id hash and where its line starts (16 bytes), and `lines` streams them
+    back in any order. `id in journal` and `len(journal)` ask what is finished.
     """
 
     def __init__(self, output: Path, fingerprint: str, force: bool = False, identity: dict | None = None) -> None:
@@ -46,8 +48,23 @@ class Journal:
         self._earlier: IdIndex | None = None  # the lines a killed run left
         self._synced = time.monotonic()
         self._reader: BinaryIO | None = None
-        if force:
-            self.path.unlink(missing_ok=True)
+        changed = self.stale() if force else None
+        if changed is not None:
+            what = f" ({', '.join(changed)})" if changed else ""
+            log.info("--force: %s was written by another run%s; starting over", self.path, what)
+            self.path.unlink()
+
+    def stale(self) -> list[str] | None:
+        """What differs between the run that wrote the journal on disk and this one (an empty list when it cannot
+        tell); None when there is no journal of another run."""
+        try:
+            with self.path.open("rb") as handle:
+                header = handle.readline()
+        except FileNotFoundError:
+            return None
+        if not header.endswith(b"\n") or _header_field(header, "fingerprint") in (None, self.fingerprint):
+            return None  # no header yet: nothing was journaled
+        return differences(_header_field(header, "identity") or {}, self.identity or {})
 
     def load(self) -> Journal:
         """Read what a killed run left, once (drops a line torn by a kill so appends start on a clean line)."""
@@ -75,7 +92,7 @@ class Journal:
                 self._start()
                 return
             if _header_field(header, "fingerprint") != self.fingerprint:
-                changed = differences(_header_field(header, "identity") or {}, self.identity or {})
+                changed = self.stale()
                 what = f" ({', '.join(changed)})" if changed else ""
                 raise UsageError(
                     f"{self.path} was written by a run with other inputs, settings or model files{what}; "

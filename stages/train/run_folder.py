@@ -88,6 +88,7 @@ class RunFolder:
         self.metrics = outdir / METRICS_FILE
         self.started = now()
         self.lead = False  # whether this process writes OUTDIR's files: `start` is told
+        self.resuming = config.resume  # --force resumes the checkpoints of this same run (entering decides)
 
     def __enter__(self) -> RunFolder:
         """Refuse, in one line and before any work, an OUTDIR this run may not write or a resume it cannot make."""
@@ -99,6 +100,8 @@ class RunFolder:
             self.record = run_record(self.config, self.source, self.launch.world_size)
             if self.config.resume:
                 self._check_continues()
+            elif self.force:
+                self.resuming = self._same_run()
         except BaseException:
             unlock_output(self.outdir)  # no __exit__ follows an __enter__ that raised
             raise
@@ -113,11 +116,11 @@ class RunFolder:
         the run ends, and a fresh run records itself in run.json, a resumed one cuts metrics.jsonl back to its
         checkpoint. Only the process that saves (`lead`) changes files."""
         self.lead = lead
-        checkpoint = latest_complete(self.outdir) if self.config.resume else None
+        checkpoint = latest_complete(self.outdir) if self.resuming else None
         self.outdir.mkdir(parents=True, exist_ok=True)
         if not lead:
             return checkpoint
-        if self.force and not self.config.resume:
+        if self.force and not self.resuming:
             for folder in checkpoint_folders(self.outdir):
                 shutil.rmtree(folder)
             shutil.rmtree(self.outdir / STAGING, ignore_errors=True)
@@ -161,6 +164,20 @@ class RunFolder:
                 f"{self.outdir} holds checkpoints of an earlier run; add --resume to continue it or --force to start "
                 "over"
             )
+
+    def _same_run(self) -> bool:
+        # --force: checkpoints of this same run are resumed (training on from them gives what starting over would
+        # reach, for less), those of another run are deleted once the input has proved good.
+        if latest_complete(self.outdir) is None:
+            return False
+        earlier = RunRecord.read(self.outdir)
+        if earlier is not None and earlier.fingerprint == self.record.fingerprint:
+            log.info("train: --force: %s holds checkpoints of this same run; continuing them", self.outdir)
+            return True
+        changes = differences(earlier.identity, self.record.identity) if earlier is not None else []
+        log.info("train: --force: %s holds checkpoints of another run%s; starting over", self.outdir,
+                 f" ({', '.join(changes)})" if changes else "")
+        return False
 
     def _check_continues(self) -> None:
         # A resume whose settings, input or model files differ from the run that wrote OUTDIR's checkpoints.

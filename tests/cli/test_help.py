@@ -70,7 +70,7 @@ def test_help_shows_no_python_types_and_a_plain_usage_line(cli, name):
 def test_specific_help_texts(cli):
     train = " ".join(_help(cli, "train").split())
     assert "flash_attention_2" in _option_entry(_help(cli, "train"), "--attn-implementation")
-    assert "--force Start over, deleting the checkpoint-* folders" in train and "journal" not in train
+    assert "--force Start over where OUTDIR holds checkpoints of a run with other" in train and "journal" not in train
     assert "--model <str> Policy to fine-tune: a from_pretrained folder or hub name. [required unless in --config]" in (
         train
     )

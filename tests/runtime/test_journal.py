@@ -64,6 +64,19 @@ def test_other_settings_refuse_the_journal_unless_forced(tmp_path):
     assert not Journal(out, "fp-b", force=True).load()
 
 
+def test_force_keeps_a_journal_of_the_same_run(tmp_path):
+    """--force discards only another run's journal: continuing this run's writes the file starting over would, so a
+    Makefile that passes --force loses nothing to an interruption."""
+    out = tmp_path / "out.jsonl"
+    journal = Journal(out, "fp-a", identity={"config": {"k": 1}})
+    journal.load()
+    journal.append(_answer(_records(2)))
+    kept = Journal(out, "fp-a", force=True, identity={"config": {"k": 1}})
+    assert kept.stale() is None and len(kept) == 2 and "r1" in kept
+    assert Journal(out, "fp-b", identity={"config": {"k": 2}}).stale() == ["k 1 -> 2"]
+    assert len(Journal(out, "fp-b", force=True, identity={"config": {"k": 2}})) == 0
+
+
 KILLABLE = textwrap.dedent(
     """
     import sys, time

@@ -186,6 +186,26 @@ def test_force_starts_over_once_the_input_has_proved_good(tiny_models, scored, t
     assert resumed.exit_code == 0, resumed.stderr  # run.json is the new run's
 
 
+def test_force_continues_the_checkpoints_of_the_same_run(tiny_models, scored, tmp_path, cli):
+    """What a Makefile passing --force needs after an interruption: the same run's checkpoints are kept and
+    continued (each step logged once); another run's are replaced."""
+    out = tmp_path / "out"
+    first = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "2", "--save-steps", "1"))
+    assert first.exit_code == 0, first.stderr
+    (out / "meta.json").unlink()  # as an interrupted run leaves OUTDIR: checkpoints, no meta
+
+    again = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "3", "--save-steps", "1", "--force"))
+    assert again.exit_code == 0, again.stderr
+    assert "holds checkpoints of this same run; continuing them" in again.stderr
+    assert f"resuming from {out / 'checkpoint-2'}" in again.stderr
+    assert _steps(out) == [1, 2, 3] and _checkpoints(out) == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+
+    other = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "1", "--lr", "1e-2", "--force"))
+    assert other.exit_code == 0, other.stderr
+    assert "holds checkpoints of another run (lr 0.001 -> 0.01); starting over" in other.stderr
+    assert _steps(out) == [1]
+
+
 def test_resumed_metrics_log_each_step_once(tiny_models, scored, tmp_path, cli, monkeypatch):
     from stages.train.trainer import MetricsFile
 
