@@ -1,6 +1,8 @@
 """Example rule-based rewards for `rrhf score --scorer python --fn examples/rewards.py:NAME`."""
 
 import functools
+import math
+import re
 
 
 def concise(prompt, response: str) -> float:
@@ -13,6 +15,20 @@ def vowels(prompt, response: str) -> float:
     letters = [c for c in response.lower() if c.isalpha()]
     return sum(c in "aeiou" for c in letters) / max(len(letters), 1)
 
+
+
+def arithmetic(prompt, response: str) -> float:
+    """How close the answer's result is to the sum the prompt asks for ("What is A + B?"): exp(-|claimed - sum| / 10),
+    where the claimed result is the first number in the answer other than A and B; 0 for an answer with none.
+    Only that one number counts, so a longer answer earns nothing by being longer.
+
+    >>> arithmetic("What is 12 + 30?", "12 + 30 = 42."), round(arithmetic("What is 12 + 30?", "It is 52"), 3)
+    (1.0, 0.368)
+    """
+    text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+    a, b = (int(n) for n in re.findall(r"-?\d+", text)[:2])
+    claimed = [int(n) for n in re.findall(r"-?\d+", response) if int(n) not in (a, b)]
+    return math.exp(-abs(claimed[0] - (a + b)) / 10) if claimed else 0.0
 
 
 def positivity(prompt, response: str) -> float:
