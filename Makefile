@@ -96,14 +96,15 @@ bench: $(BENCH_STAMP)
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.bench_scale $(SCALE_FLAGS)
 
-# Efficacy side by side: rrhf (listwise, the paper's loss), TRL DPO and CPO-SimPO (best-worst pairs) trained from
-# one round of demo-real's samples with the same budget, 2 seeds; held-out reward and reference perplexity of each.
-# Runs in $(VLLM_VENV) (vLLM sampling) where `make install-vllm` has been run and TRL is installed there (35 min
-# on 2 CPU cores), else in $(VENV) with transformers sampling.
+# Efficacy side by side: every `rrhf train --loss` against TRL DPO and CPO-SimPO, trained from the same samples with
+# the same budget, 3 seeds, on two tasks (demo-real's sentiment reward, and arithmetic, whose reward does not favour
+# longer answers): held-out reward with paired standard errors, win rate, reference perplexity, answer length. Runs
+# in $(VLLM_VENV) (vLLM sampling) where `make install-vllm` has been run and TRL is installed there, else in $(VENV)
+# with transformers sampling. EFFICACY_FLAGS, e.g. `--tasks arithmetic --methods rrhf,lipo,trl-dpo --seeds 0`.
 bench-efficacy: $(BENCH_STAMP)
 	if [ -f $(VLLM_STAMP) ] && $(VLLM_VENV)/bin/python -c "import trl" 2>/dev/null; then \
-	$(VLLM_VENV)/bin/python -m bench.bench_efficacy --out $(OUT)/bench-efficacy; \
-	else $(BIN)/python -m bench.bench_efficacy --out $(OUT)/bench-efficacy; fi
+	$(VLLM_VENV)/bin/python -m bench.bench_efficacy --out $(OUT)/bench-efficacy $(EFFICACY_FLAGS); \
+	else $(BIN)/python -m bench.bench_efficacy --out $(OUT)/bench-efficacy $(EFFICACY_FLAGS); fi
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache

