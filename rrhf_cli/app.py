@@ -11,6 +11,7 @@ from typer.core import TyperCommand, TyperGroup
 from rrhf_cli.options import debug_enabled
 from stages.contract import __version__
 from stages.contract.errors import RrhfError, exit_status, interrupted, raise_terminated
+from stages.runtime.memory import memory_kind, out_of_memory
 from stages.runtime.outputs import unlock_all
 
 
@@ -25,6 +26,12 @@ class RrhfGroup(TyperGroup):
                 raise
             typer.echo(f"rrhf: error: {err}", err=True)
             raise typer.Exit(exit_status(err)) from None
+        except (MemoryError, RuntimeError) as err:  # out of memory outside a stage's batches (loading a model, say)
+            kind = memory_kind(err)
+            if kind is None or debug_enabled(ctx):
+                raise
+            typer.echo(f"rrhf: error: {out_of_memory(ctx.invoked_subcommand or 'rrhf', kind)}", err=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt as err:  # outside a stage's batches (loading a model, say): nothing to keep
             stopped = interrupted(err)
             typer.echo(f"rrhf: {stopped}", err=True)

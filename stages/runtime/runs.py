@@ -21,6 +21,7 @@ from stages.runtime.config import outcome_settings, setting
 from stages.runtime.console import log
 from stages.runtime.journal import Journal
 from stages.runtime.launch import Group, Launch
+from stages.runtime.memory import memory_kind, out_of_memory
 from stages.runtime.outputs import check_output, lock_output, unlock_output
 from stages.runtime.shares import collect_shares, in_input_order, share_path
 
@@ -158,10 +159,11 @@ class StageRun:
                 result = work(batch if whole_batches else missing, [r.id for r in batch])
             except (RunInterrupted, KeyboardInterrupt) as err:
                 stopped = err if isinstance(err, RunInterrupted) else interrupted(err)
-                raise RunInterrupted(
-                    f"{stopped}; {len(done)} of {total} records are finished and kept in {self.journal.path}: run "
-                    "the same command again to continue", stopped.exit_code,
-                ) from None
+                raise RunInterrupted(f"{stopped}; {self._kept(done, total)}", stopped.exit_code) from None
+            except Exception as err:
+                if (kind := memory_kind(err)) is None:
+                    raise
+                raise out_of_memory(self.stage, kind, self._kept(done, total)) from None
             wanted = {r.id for r in missing}  # a whole batch's work may also return records done before
             finished = [r for r in result.finished if r.id in wanted]
             self.journal.append(finished)
@@ -174,6 +176,10 @@ class StageRun:
                 raise RuntimeError(f"batch work returned no record for id '{min(lost)}'")
             advance(len(missing))
         return Outcome(self.journal, failures, unfinished)
+
+    def _kept(self, done: Journal, total: int | None) -> str:
+        return (f"{len(done)} of {total} records are finished and kept in {self.journal.path}: run the same command "
+                "again to continue")
 
     def report_failures(self, failures: Sequence[Failure], what: str, allow: bool) -> None:
         """List `failures` in OUTPUT.failed.jsonl (or remove a stale list), log the first few, and unless `allow`

@@ -17,6 +17,7 @@ from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import packing_verdict
 from stages.runtime.console import log, progress
 from stages.runtime.launch import current_launch
+from stages.runtime.memory import memory_kind, out_of_memory
 from stages.train.cache import prepared_data
 from stages.train.checkpoints import is_write_failure, write_failure
 from stages.train.config import TrainConfig
@@ -86,6 +87,10 @@ def run_train(
                 result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
             except KeyboardInterrupt as err:
                 raise run.interrupted(err) from None
+            except Exception as err:
+                if (kind := memory_kind(err)) is None:
+                    raise
+                raise out_of_memory("train", kind, run.kept()) from None
         seconds = time.perf_counter() - clock
         cuda_peak = (f"; peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
                      if torch.cuda.is_available() else "")

@@ -142,12 +142,15 @@ class RunFolder:
             write_meta(self.outdir, meta)
         return meta
 
+    def kept(self) -> str:
+        """What a run that stops now leaves to continue from, in words."""
+        latest = latest_complete(self.outdir)
+        return (f"the last complete checkpoint is {latest}: add --resume to continue from it" if latest
+                else "no checkpoint is complete yet, so the same command starts over")
+
     def interrupted(self, err: KeyboardInterrupt) -> RunInterrupted:
         """Ctrl-C or SIGTERM during training, in one line saying what is kept."""
-        latest = latest_complete(self.outdir)
-        kept = (f"the last complete checkpoint is {latest}: add --resume to continue from it" if latest
-                else "no checkpoint is complete yet, so the same command starts over")
-        return interrupted(err, kept)
+        return interrupted(err, self.kept())
 
     def _check_checkpoints(self) -> None:
         checkpoints = checkpoint_folders(self.outdir)
