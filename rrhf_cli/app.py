@@ -99,6 +99,12 @@ def _register() -> None:
         ("view", view_command),
     ):
         app.command(name, cls=RrhfCommand)(command)
+    from rrhf_cli.commands.cache import cache_clean_command, cache_ls_command
+
+    cache = new_app(name="cache", help="The prepared training data kept between runs: list it, or clean it.")
+    cache.command("ls", cls=RrhfCommand)(cache_ls_command)
+    cache.command("clean", cls=RrhfCommand)(cache_clean_command)
+    app.add_typer(cache)
 
 
 _register()

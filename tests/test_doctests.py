@@ -5,7 +5,9 @@ import importlib
 
 import pytest
 
-MODULES = ["bench.efficacy_stats", "examples.rewards", "stages.runtime.memory", "tests.test_docs"]
+MODULES = [
+    "bench.efficacy_stats", "examples.rewards", "stages.runtime.memory", "stages.train.cache_admin", "tests.test_docs",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

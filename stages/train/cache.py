@@ -48,6 +48,7 @@ def prepared_data(source: InputFile, tokenizer: Any, max_length: int, launch: La
         if info is None:
             info = _prepare(source, tokenizer, max_length, folder)
         else:
+            os.utime(folder)  # when a run last used it: what `rrhf cache clean` goes by
             log.info("train: reusing prepared data from %s", folder)
     else:
         info = _wait_for(folder)
