@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from html import escape
 from importlib import resources
 from typing import Any, TextIO
@@ -13,6 +13,9 @@ from stages.view.load import Loaded
 from stages.view.summary import render_summary
 
 # The page may load nothing from anywhere: its own inline style and script are all it runs.
+# V8 refuses strings over about 512 M characters (2**29 - 24): the data goes in blocks far below that, so a page of
+# any size parses.
+CHUNK_CHARS = 64 * 2**20
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 
@@ -32,12 +35,28 @@ def page_prompts(loaded: Loaded) -> Iterator[list[Any]]:
         yield [pid, prompt, [a.entries.get(pid, 0) for a in loaded.artifacts]]
 
 
+def write_prompt_blocks(handle: TextIO, rows: Iterable[str], chunk_chars: int = CHUNK_CHARS) -> int:
+    """The prompts' JSON rows as arrays in `<script class="prompts">` blocks of about `chunk_chars` characters each,
+    so the page's script parses many strings below the browser's longest string, never one of the whole data; the
+    blocks written."""
+    blocks, size = 0, 0
+    for row in rows:
+        if blocks and size + len(row) <= chunk_chars:
+            handle.write("," + row)
+            size += len(row) + 1
+            continue
+        handle.write(("]</script>\n" if blocks else "") + '<script type="application/json" class="prompts">[' + row)
+        blocks, size = blocks + 1, len(row)
+    handle.write("]</script>\n" if blocks else "")
+    return blocks
+
+
 def script_json(value: Any) -> str:
     """JSON safe inside a <script> element: no `<` can close the element or open a comment."""
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def write_page(handle: TextIO, loaded: Loaded, config: ViewConfig) -> None:
+def write_page(handle: TextIO, loaded: Loaded, config: ViewConfig, chunk_chars: int = CHUNK_CHARS) -> None:
     """Write the whole page; the data goes out a prompt at a time, never as one string of the whole page."""
     title = config.title or ", ".join(a.label for a in loaded.artifacts) or "training"
     assets = resources.files("stages.view") / "assets"
@@ -54,11 +73,9 @@ def write_page(handle: TextIO, loaded: Loaded, config: ViewConfig) -> None:
 {CONTROLS}
 <main id="cards"></main>
 <script type="application/json" id="data">""")
-    settings = script_json(page_files(loaded, config))
-    handle.write(settings[:-1] + ',"prompts":[')
-    for number, row in enumerate(page_prompts(loaded)):
-        handle.write(("," if number else "") + script_json(row))
-    handle.write("]}</script>\n<script>")
+    handle.write(script_json(page_files(loaded, config)) + "</script>\n")
+    write_prompt_blocks(handle, (script_json(row) for row in page_prompts(loaded)), chunk_chars)
+    handle.write("<script>")
     handle.write((assets / "view.js").read_text(encoding="utf-8"))
     handle.write("</script>\n</body></html>\n")
 

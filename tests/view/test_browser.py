@@ -208,3 +208,24 @@ def test_a_10k_prompt_page_opens_with_one_page_of_cards(browser, tmp_path):
     search(browser, "question 9999?")
     assert [c.get_attribute("data-id") for c in cards(browser)] == ["p09999"]
     assert seconds < 30  # a bound on a hang, not a timing target: `make bench` measures the time
+
+
+def test_a_page_in_many_data_blocks_shows_every_prompt(browser, tmp_path):
+    """Past V8's longest string (~512 M characters) one data block could not be parsed: the data goes in blocks,
+    here made small so that 60 prompts take many, and the page finds a prompt from a later one."""
+    from stages.view.config import ViewConfig
+    from stages.view.load import load_targets
+    from stages.view.page import write_page
+
+    rows = scored_rows(60, seed=3)
+    rows[55]["responses"][2]["text"] = "a needle in the last block"
+    scored = write(tmp_path / "scored.jsonl", rows)
+    page = tmp_path / "blocks.html"
+    with page.open("w", encoding="utf-8") as handle:
+        write_page(handle, load_targets([str(scored)]), ViewConfig(), chunk_chars=4000)
+    assert page.read_text(encoding="utf-8").count('class="prompts"') >= 10
+    open_page(browser, page)
+    assert console_errors(browser) == []
+    assert "of 60" in browser.find_element("id", "status").text
+    search(browser, "needle in the last block")
+    assert [c.get_attribute("data-id") for c in cards(browser)] == ["p00055"]

@@ -96,3 +96,18 @@ def test_pearson_and_the_length_bias_of_a_source():
     parts = [entry([Response(text="a" * n, source="rm", score=n / 10)]) for n in (5, 10, 20, 40)]
     figures, _ = source_figures(parts)
     assert figures["rm"].length_correlation > 0.99 and figures["rm"].lengths == [5, 10, 20, 40]
+
+
+def test_prompt_blocks_split_below_the_limit_and_hold_every_row():
+    import io
+
+    from stages.view.page import write_prompt_blocks
+
+    rows = [json.dumps({"n": i, "text": "x" * 40}) for i in range(30)]  # 53 characters each
+    handle = io.StringIO()
+    assert write_prompt_blocks(handle, iter(rows), chunk_chars=200) == 10  # 3 rows and 2 commas fit in 200
+    blocks = re.findall(r'<script type="application/json" class="prompts">(.*?)</script>', handle.getvalue())
+    assert len(blocks) == 10 and all(len(b) <= 200 + 2 for b in blocks)
+    assert [row["n"] for b in blocks for row in json.loads(b)] == list(range(30))
+    empty = io.StringIO()
+    assert write_prompt_blocks(empty, iter([])) == 0 and empty.getvalue() == ""

@@ -6,12 +6,14 @@ import re
 from tests.conftest import read_jsonl
 
 DATA = re.compile(r'<script type="application/json" id="data">(.*?)</script>', re.S)
+PROMPTS = re.compile(r'<script type="application/json" class="prompts">(.*?)</script>', re.S)
 
 
 def page(path):
-    """The page's HTML and the data its script renders."""
+    """The page's HTML and the data its script renders: the settings, with the prompts of every block."""
     html = path.read_text(encoding="utf-8")
-    return html, json.loads(DATA.search(html).group(1))
+    prompts = [row for block in PROMPTS.findall(html) for row in json.loads(block)]
+    return html, json.loads(DATA.search(html).group(1)) | {"prompts": prompts}
 
 
 def scored_rows():

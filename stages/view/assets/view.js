@@ -4,7 +4,10 @@
 (function () {
   const data = JSON.parse(document.getElementById("data").textContent);
   const files = data.files;
-  const prompts = data.prompts; // [id, prompt, [entry | 0 per file]]; entry: {r, m?, p?, d?, x?}
+  const prompts = []; // [id, prompt, [entry | 0 per file]]; entry: {r, m?, p?, d?, x?}
+  for (const block of document.querySelectorAll("script.prompts")) {
+    for (const row of JSON.parse(block.textContent)) prompts.push(row); // blocks: no one string holds all the data
+  }
   const many = files.length > 1;
   const $ = (id) => document.getElementById(id);
   const state = { query: "", source: "", order: "file", sort: "file", dropped: false, page: 0 };
