@@ -10,10 +10,15 @@ Shapes:
             loss over the 6 pairs a prompt has); the peers train on `rrhf rank --format pairs` of the same
             records, 4 pairs a batch: best-worst (one pair a prompt, the same prompts per step as rrhf) and all
             (6 pairs a prompt, so a step sees fewer prompts).
+  listwise8 32 prompts with k=8 scored answers: rrhf learns all 28 pairs of a prompt from one forward per prompt;
+            TRL DPO trains on the 28 pair rows a prompt has (`rrhf rank --format pairs --pairs all`). Compared per
+            prompt whose pairs were all learned (DPO needs 7 steps of 4 rows a prompt).
 Columns: the training loop's time (model loading excluded), tokens/s (the tokens of the examples a trainer
 stepped through: prompt and answers of each, counted once per example, so the figure is work on the data,
 not padding), the process's peak resident set (the kernel's count, loading included), and on CUDA the peak
-allocated memory. Ratios are rrhf's against the faster and the leaner peer of the same shape.
+allocated memory, and the achieved model FLOP/s (`bench/flops.py`: one cost model for every trainer, as each lays
+out its examples; recomputation not counted) with its share of this machine's fp32 matmul peak, measured in the
+same run. Ratios are rrhf's against the faster and the leaner peer of the same shape.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.flops import matmul_peak, train_flops
 from bench.peers import PEER_NAMES, PEERS, ROOT, Budget, Finished, Phases, train
+from stages.lm.cost import Work, forward_work
 
 WORDS = ("the a model answer question reads every word of long prompt before it replies in few short lines with "
          "care about detail and explains why each step matters for people who ask how to cook bake travel learn "
@@ -54,17 +61,28 @@ def write_data(folder: Path, n: int = 32, k: int = 4, seed: int = 0) -> dict[str
     return files
 
 
-def example_tokens(path: Path, tokenizer: object, steps: int, batch: int) -> int:
-    """Tokens of the examples `steps` batches of `batch` read from `path` (cycled as an epoch loop would):
-    each example's chat-formatted prompt and its answers, once each."""
+def examples_read(path: Path, tokenizer: object, steps: int, batch: int) -> list[tuple[int, list[int]]]:
+    """The examples `steps` batches of `batch` read from `path` (cycled as an epoch loop would), as the tokens of
+    each one's chat-formatted prompt and of each of its answers."""
     rows = [json.loads(line) for line in path.read_text().splitlines()]
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
     sizes = []
     for row in rows:
         prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
         answers = ([r["text"] for r in row["responses"]] if "responses" in row
                    else [row["chosen"][0]["content"], row["rejected"][0]["content"]])
-        sizes.append(sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in [prompt, *answers]))
-    return sum(sizes[i % len(sizes)] for i in range(steps * batch))
+        sizes.append((count(prompt), [count(answer) for answer in answers]))
+    return [sizes[i % len(sizes)] for i in range(steps * batch)]
+
+
+def model_flops(name: str, run: Finished, examples: list[tuple[int, list[int]]], work: Work) -> float:
+    """The model FLOPs of a run's examples as its trainer lays them out (`bench.flops`)."""
+    if name in PEERS:
+        return train_flops(examples, work, "full-logits", reference=name == "dpo")
+    return train_flops(examples, work, "packed" if run.packed else "unpacked")
 
 
 def _model_folder(cache: Path) -> Path:
@@ -96,15 +114,16 @@ def _where(phases: Phases, parameters: int) -> str:
             + f" + the rest {rest:.0f} (activations, head, allocator); loading peaked at {phases.load_peak_mb:.0f}")
 
 
-def _row(name: str, sees: str, run: Finished, tokens: int) -> str:
+def _row(name: str, sees: str, run: Finished, tokens: int, flops: float, peak: float) -> str:
     cuda = f"{run.cuda_peak_mb:8.0f} MiB" if run.cuda_peak_mb is not None else ""
+    rate = flops / run.seconds
     return (f"  {name:30s} {sees:20s} {run.seconds:7.1f} s {tokens / run.seconds:8.0f} tok/s "
-            f"{run.peak_rss_mb:7.0f} MiB {cuda}")
+            f"{rate / 1e9:7.1f} GFLOP/s ({rate / peak:4.0%} of peak) {run.peak_rss_mb:7.0f} MiB {cuda}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shapes", default="pairs,listwise")
+    parser.add_argument("--shapes", default="pairs,listwise,listwise8")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--cache", type=Path, default=ROOT / "out" / "bench-peers",
                         help="where the model folder is written once")
@@ -114,48 +133,75 @@ def main() -> None:
     import torch
     import transformers
     import trl
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     model = _model_folder(args.cache)
     tokenizer = AutoTokenizer.from_pretrained(model)
     parameters = _parameters(model)
+    work = forward_work(AutoConfig.from_pretrained(model))
     checkpointing = {"default": None, "on": True, "off": False}[args.gradient_checkpointing]
     budget = Budget(steps=args.steps, gradient_checkpointing=checkpointing)
     card = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
+    peak = matmul_peak()
     print(f"bench peers: SmolLM2-135M-Instruct fp32 on {card}; batch {budget.batch}, {budget.steps} steps, lr "
           f"{budget.lr:g} {budget.scheduler}, max length {budget.max_length}, gradient checkpointing "
           f"{args.gradient_checkpointing}; torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"trl {trl.__version__}")
+          f"trl {trl.__version__}; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s (2048-square torch.mm, best of 10)")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["RRHF_CACHE"] = str(Path(tmp) / "cache")  # rrhf's prepared data, not kept past the bench
         files = write_data(Path(tmp))
+        (Path(tmp) / "k8").mkdir()
+        files8 = write_data(Path(tmp) / "k8", k=8)
         for shape in args.shapes.split(","):
-            rrhf_data = files["pairs" if shape == "pairs" else "listwise"]
-            sees = "all answers" if shape == "listwise" else "the pairs"
-            runs = [("rrhf", sees, rrhf_data)]
-            if shape == "pairs" and checkpointing is None:  # what rrhf's default costs and saves
-                runs.append(("rrhf-no-checkpointing", sees, rrhf_data))
-            peer_data = [("the pairs", files["pairs"])] if shape == "pairs" else [
-                ("best-worst pairs", files["best-worst"]), ("all pairs", files["all"])]
-            runs += [(peer, sees, data) for peer in PEERS for sees, data in peer_data]
+            runs = _runs(shape, files, files8, checkpointing)
             print(f" {shape}:")
             figures: dict[str, list[tuple[Finished, int]]] = {}
             for name, sees, data in runs:
                 out = Path(tmp) / f"{shape}-{name}-{sees.replace(' ', '-')}"
                 run = train(name, data, model, out, budget)
-                tokens = example_tokens(data, tokenizer, budget.steps, budget.batch)
+                examples = examples_read(data, tokenizer, budget.steps, budget.batch)
+                tokens = sum(prompt + sum(answers) for prompt, answers in examples)
                 figures.setdefault(name, []).append((run, tokens))
-                print(_row(PEER_NAMES[name], sees, run, tokens), flush=True)
+                print(_row(PEER_NAMES[name], sees, run, tokens, model_flops(name, run, examples, work), peak),
+                      flush=True)
                 if run.phases:
                     print(_where(run.phases, parameters), flush=True)
-            ours = figures["rrhf"][0]
-            peers = [(run, tokens) for name in PEERS for run, tokens in figures[name]]
-            faster = min(run.seconds for run, _ in peers)
-            busiest = max(tokens / run.seconds for run, tokens in peers)
-            leaner = min(run.peak_rss_mb for run, _ in peers)
-            print(f"  rrhf against the faster peer: time {ours[0].seconds / faster:.2f}x, tokens/s "
-                  f"{ours[1] / ours[0].seconds / busiest:.2f}x; against the leaner peer: peak RSS "
-                  f"{ours[0].peak_rss_mb / leaner:.2f}x", flush=True)
+            _compare(shape, figures, budget)
+
+
+def _runs(shape: str, files: dict[str, Path], files8: dict[str, Path],
+          checkpointing: bool | None) -> list[tuple[str, str, Path]]:
+    """(trainer, what it sees, its data) for one shape."""
+    if shape == "listwise8":  # all 28 pairs of each prompt: rrhf in one forward per prompt, DPO as 28 pair rows
+        return [("rrhf", "all 8 answers", files8["listwise"]), ("dpo", "all 28 pairs", files8["all"])]
+    rrhf_data = files["pairs" if shape == "pairs" else "listwise"]
+    sees = "all answers" if shape == "listwise" else "the pairs"
+    runs = [("rrhf", sees, rrhf_data)]
+    if shape == "pairs" and checkpointing is None:  # what rrhf's default costs and saves
+        runs.append(("rrhf-no-checkpointing", sees, rrhf_data))
+    peer_data = [("the pairs", files["pairs"])] if shape == "pairs" else [
+        ("best-worst pairs", files["best-worst"]), ("all pairs", files["all"])]
+    return runs + [(peer, sees, data) for peer in PEERS for sees, data in peer_data]
+
+
+def _compare(shape: str, figures: dict[str, list[tuple[Finished, int]]], budget: Budget) -> None:
+    ours = figures["rrhf"][0]
+    if shape == "listwise8":
+        # Per prompt learned from: rrhf covers `batch` prompts a step; DPO needs 28 rows (7 steps of 4) a prompt.
+        dpo = figures["dpo"][0][0]
+        ours_per_prompt = ours[0].seconds / (budget.steps * budget.batch)
+        dpo_per_prompt = dpo.seconds / (budget.steps * budget.batch) * 28
+        print(f"  all 28 pairs of a prompt: rrhf {ours_per_prompt:.2f} s, TRL DPO {dpo_per_prompt:.2f} s a prompt: "
+              f"time {ours_per_prompt / dpo_per_prompt:.2f}x; peak RSS {ours[0].peak_rss_mb / dpo.peak_rss_mb:.2f}x",
+              flush=True)
+        return
+    peers = [(run, tokens) for name in PEERS for run, tokens in figures[name]]
+    faster = min(run.seconds for run, _ in peers)
+    busiest = max(tokens / run.seconds for run, tokens in peers)
+    leaner = min(run.peak_rss_mb for run, _ in peers)
+    print(f"  rrhf against the faster peer: time {ours[0].seconds / faster:.2f}x, tokens/s "
+          f"{ours[1] / ours[0].seconds / busiest:.2f}x; against the leaner peer: peak RSS "
+          f"{ours[0].peak_rss_mb / leaner:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class Finished:
     cuda_peak_mb: float | None
     steps: int
     phases: Phases | None = None
+    packed: bool | None = None  # rrhf: whether it trained with the prompt packed once per query
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def train_rrhf(data: Path, model: Path, out: Path, budget: Budget, *flags: str) 
     if match is None:
         raise RuntimeError(f"rrhf train printed no summary line:\n{stderr[-3000:]}")
     cuda = re.search(r"peak CUDA memory ([\d.]+) MiB", stderr)
-    return Finished(float(match[2]), peak, float(cuda[1]) if cuda else None, int(match[1]), _phases(lines, samples))
+    return Finished(float(match[2]), peak, float(cuda[1]) if cuda else None, int(match[1]), _phases(lines, samples),
+                    packed=" packed prompts" in stderr)
 
 
 def _phases(lines: list[tuple[float, str]], samples: list[tuple[float, float]]) -> Phases:

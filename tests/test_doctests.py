@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = [
-    "bench.efficacy_stats", "examples.rewards", "stages.runtime.memory", "stages.train.cache_admin", "tests.test_docs",
+    "bench.efficacy_stats", "bench.flops", "examples.rewards", "stages.runtime.memory", "stages.train.cache_admin", "tests.test_docs",
 ]
 
 
