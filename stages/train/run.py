@@ -41,7 +41,7 @@ def run_train(
             tokenizer.pad_token = tokenizer.eos_token
         # Validates the whole input (a bad record ends the run here, before OUTDIR changes), or reuses what an
         # earlier run prepared from the same input.
-        data = prepared_data(data_source, tokenizer, config.max_length, launch)
+        data = prepared_data(data_source, tokenizer, config.max_length, launch, config.data_needs())
         counts = data.info.counts
 
         model_kwargs: dict[str, Any] = {"dtype": torch.float32}
@@ -67,6 +67,7 @@ def run_train(
             train_dataset=data,
             data_collator=Collator(tokenizer.pad_token_id, packed),
             processing_class=tokenizer,
+            loss_name=config.loss,
             loss_settings=config.loss_settings(),
             head=head,
         )
