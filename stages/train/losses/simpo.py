@@ -1,7 +1,9 @@
 """SimPO (Meng et al., arXiv 2405.14734, eq. 6) over a query's ranking pairs, with no reference model:
     -log sigmoid(beta (a_w - a_l) - gamma),  a = mean token log-prob of a response;
-the mean over a query's pairs, then over queries. --sft-weight adds the NLL of the best response (CPO-SimPO);
-a batch of one-pair queries is TRL's CPOTrainer loss_type="simpo" (simpo_gamma = gamma, cpo_alpha = sft-weight)."""
+the mean over a query's pairs, then over queries. --sft-weight adds the NLL of the best response (CPO-SimPO).
+A batch of one-pair queries gives TRL's CPOTrainer loss_type="simpo" (simpo_gamma = gamma) exactly; with
+--sft-weight (cpo_alpha) too for one pair, while over several TRL averages the NLL over all chosen tokens of the
+batch and this loss over queries (each query's per-token NLL, as RRHF's SFT term)."""
 
 from __future__ import annotations
 
