@@ -43,6 +43,12 @@ def run_train(
         # earlier run prepared from the same input.
         data = prepared_data(data_source, tokenizer, config.max_length, launch, config.data_needs())
         counts = data.info.counts
+        if config.reference and counts.responses_truncated:
+            log.warning(
+                "train: %d responses were cut to --max-length %d; their scores.%s must have been computed on the same "
+                "cut (rrhf score --max-length %d), or the loss compares log-probs of different tokens",
+                counts.responses_truncated, config.max_length, config.reference, config.max_length,
+            )
 
         model_kwargs: dict[str, Any] = {"dtype": torch.float32}
         if config.attn_implementation:

@@ -79,6 +79,16 @@ def test_a_missing_reference_is_bad_input_naming_the_command(tiny_models, write_
     assert not out.exists()
 
 
+def test_a_reference_on_cut_responses_is_warned_of(tiny_models, write_jsonl, tmp_path, cli):
+    path = write_jsonl("rows.jsonl", [_row(0, [-30.0, -40.0]) | {"responses": [
+        {"text": "one two three four five six seven", "score": 1.0, "scores": {"ref": -30.0}},
+        {"text": "no", "score": 0.0, "scores": {"ref": -5.0}}]}])
+    result = cli("train", path, "-o", tmp_path / "out", "--model", tiny_models.policy, "--loss", "dpo",
+                 "--reference", "ref", "--max-length", "8", "--max-steps", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "1 responses were cut to --max-length 8; their scores.ref must have been computed" in result.stderr
+
+
 def test_a_non_finite_reference_is_bad_input(tiny_models, write_jsonl, tmp_path, cli):
     path = write_jsonl("rows.jsonl", [json.dumps(_row(0, [-1.0, -2.0])).replace("-2.0", "-Infinity")])
     result = cli("train", path, "-o", tmp_path / "out", "--model", tiny_models.policy, "--loss", "lipo",
