@@ -13,6 +13,9 @@ if TYPE_CHECKING:  # the loss modules import torch, which `rrhf --help` must not
     from stages.train.data import DataNeeds
     from stages.train.losses.common import LossSettings
 
+RRHF_ONLY = {"length_penalty", "rank_loss", "margin"}
+"""Settings of the rrhf loss alone: given with another loss they would be silently ignored."""
+
 
 class TrainConfig(BaseModel):
     """Settings of `rrhf train`."""
@@ -132,6 +135,12 @@ class TrainConfig(BaseModel):
         if defaults.reference and not self.reference:
             raise ValueError(f"--loss {self.loss} needs --reference NAME, the scores.NAME that "
                              f"`{REFERENCE_COMMAND.format(name='NAME')}` adds")
+        # Set away from its default: a config written out whole (a meta's) still loads under another loss.
+        fields = type(self).model_fields
+        rrhf_only = sorted(name for name in RRHF_ONLY & self.model_fields_set
+                           if getattr(self, name) != fields[name].default)
+        if rrhf_only and self.loss != "rrhf":
+            raise ValueError(f"--{rrhf_only[0].replace('_', '-')} is the rrhf loss's; --loss {self.loss} has none")
         if self.reference and not defaults.reference:
             raise ValueError(f"--reference: --loss {self.loss} uses no reference (dpo, listmle and lipo do)")
         if self.beta is None:

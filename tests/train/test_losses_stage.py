@@ -114,6 +114,8 @@ def test_pro_on_pairs_without_scores_is_bad_input(tiny_models, write_jsonl, tmp_
     (["--loss", "pro", "--beta", "1"], "--loss pro has no beta"),
     (["--loss", "dpo", "--reference", "ref", "--gamma", "1"], "--gamma is for --loss simpo"),
     (["--reference", "ref"], "--loss rrhf uses no reference"),
+    (["--loss", "simpo", "--margin", "0.5"], "--margin is the rrhf loss's; --loss simpo has none"),
+    (["--loss", "pro", "--rank-loss", "logistic"], "--rank-loss is the rrhf loss's"),
 ])
 def test_bad_loss_settings_are_refused_in_one_line(tiny_models, scored, tmp_path, cli, flags, says):
     result = cli("train", scored, "-o", tmp_path / "out", "--model", tiny_models.policy, *flags)
