@@ -29,6 +29,10 @@ class TrainConfig(BaseModel):
         f"reference model (added by `{REFERENCE_COMMAND.format(name='NAME')}`, at train's --max-length).",
         metavar="NAME",
     )
+    reference_model: str | None = setting(
+        None, description="dpo, listmle, lipo: instead of --reference, compute each response's reference log-prob "
+        "with this model (its tokenizer must be --model's) before step 1, in every process.", metavar="MODEL",
+    )
     rank_weight: float = setting(1.0, ge=0, description="Weight of the ranking loss; 0 is plain SFT on the best.")
     sft_weight: float | None = setting(  # set to the loss's default after validation when unset
         None, ge=0, description="Weight of the SFT loss on the best response; 0 is pure ranking (default: the "
@@ -132,17 +136,20 @@ class TrainConfig(BaseModel):
             raise ValueError(f"--beta: --loss {self.loss} has no beta")
         if self.gamma is not None and defaults.gamma is None:
             raise ValueError(f"--gamma is for --loss simpo, not --loss {self.loss}")
-        if defaults.reference and not self.reference:
+        if defaults.reference and not (self.reference or self.reference_model):
             raise ValueError(f"--loss {self.loss} needs --reference NAME, the scores.NAME that "
-                             f"`{REFERENCE_COMMAND.format(name='NAME')}` adds")
+                             f"`{REFERENCE_COMMAND.format(name='NAME')}` adds, or --reference-model MODEL")
+        if self.reference and self.reference_model:
+            raise ValueError("--reference and --reference-model exclude each other")
         # Set away from its default: a config written out whole (a meta's) still loads under another loss.
         fields = type(self).model_fields
         rrhf_only = sorted(name for name in RRHF_ONLY & self.model_fields_set
                            if getattr(self, name) != fields[name].default)
         if rrhf_only and self.loss != "rrhf":
             raise ValueError(f"--{rrhf_only[0].replace('_', '-')} is the rrhf loss's; --loss {self.loss} has none")
-        if self.reference and not defaults.reference:
-            raise ValueError(f"--reference: --loss {self.loss} uses no reference (dpo, listmle and lipo do)")
+        given = "--reference" if self.reference else "--reference-model" if self.reference_model else None
+        if given and not defaults.reference:
+            raise ValueError(f"{given}: --loss {self.loss} uses no reference (dpo, listmle and lipo do)")
         if self.beta is None:
             self.beta = defaults.beta
         if self.gamma is None:

@@ -47,6 +47,27 @@ def test_dpo_trains_on_the_reference_score_and_records_it(tiny_models, scored, t
     assert "dpo" in json.dumps(identity) and "ref" in json.dumps(identity)
 
 
+def test_a_reference_model_trains_as_the_reference_score(tiny_models, scored, tmp_path, cli):
+    """--reference-model computes the same log-probs in-process: the same figures as the scored reference."""
+    with_ref = tmp_path / "with-ref.jsonl"
+    assert cli("score", scored, "-o", with_ref, "--scorer", "logprob", "--model", tiny_models.policy,
+               "--length-penalty", "0", "--as", "ref", "--keep-score").exit_code == 0
+    runs = {}
+    for name, source, flags in (("score", with_ref, ["--reference", "ref"]),
+                                ("model", scored, ["--reference-model", tiny_models.policy])):
+        out = tmp_path / name
+        result = cli("train", source, "-o", out, "--model", tiny_models.policy, "--loss", "listmle", *flags,
+                     "--max-steps", "3", "--lr", "1e-2", "--logging-steps", "1")
+        assert result.exit_code == 0, result.stderr
+        runs[name] = read_jsonl(out / "metrics.jsonl")
+    assert "train: reference log-probs of 3 queries from" in result.stderr
+    for by_score, by_model in zip(runs["score"], runs["model"], strict=True):
+        for key in ("loss", "rank_loss", "p_best", "p_worst"):
+            assert by_model[key] == pytest.approx(by_score[key], abs=1e-4), key
+    assert json.loads((tmp_path / "model" / "meta.json").read_text())["config"]["reference_model"] == str(
+        tiny_models.policy)
+
+
 def test_a_resume_under_another_loss_is_refused(tiny_models, scored, tmp_path, cli):
     out = tmp_path / "out"
     common = ["train", scored, "-o", out, "--model", tiny_models.policy, "--max-steps", "2", "--save-steps", "1"]
@@ -114,6 +135,8 @@ def test_pro_on_pairs_without_scores_is_bad_input(tiny_models, write_jsonl, tmp_
     (["--loss", "pro", "--beta", "1"], "--loss pro has no beta"),
     (["--loss", "dpo", "--reference", "ref", "--gamma", "1"], "--gamma is for --loss simpo"),
     (["--reference", "ref"], "--loss rrhf uses no reference"),
+    (["--reference-model", "m"], "--reference-model: --loss rrhf uses no reference"),
+    (["--loss", "dpo", "--reference", "ref", "--reference-model", "m"], "exclude each other"),
     (["--loss", "simpo", "--margin", "0.5"], "--margin is the rrhf loss's; --loss simpo has none"),
     (["--loss", "pro", "--rank-loss", "logistic"], "--rank-loss is the rrhf loss's"),
 ])
