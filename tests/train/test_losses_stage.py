@@ -145,3 +145,18 @@ def test_bad_loss_settings_are_refused_in_one_line(tiny_models, scored, tmp_path
     assert result.exit_code == 2
     assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_reference_model_with_another_tokenizer_is_refused(tiny_models, scored, tmp_path, cli):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_models.policy, other)
+    template = other / "chat_template.jinja"
+    template.write_text("{{ 'Q: ' }}" + template.read_text())  # other prompt ids for the same messages
+    result = cli("train", scored, "-o", tmp_path / "out", "--model", tiny_models.policy, "--loss", "dpo",
+                 "--reference-model", other)
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith(f"--reference-model {other}: its tokenizer is not --model's, so it would "
+                                          "read other tokens")
+    assert not (tmp_path / "out" / "meta.json").exists()
