@@ -131,7 +131,8 @@ def run_variant(model_name: str, row: str, variant: str, repeats: int, device: s
     from stages.lm.logprobs import response_logprobs
     from stages.lm.packing import collate
     from stages.score.reward_model import decoder_rewards
-    from stages.train.loss import LossSettings, rrhf_loss
+    from stages.train.losses.common import LossSettings
+    from stages.train.losses.rrhf import rrhf_loss
 
     task, _, shape = row.rpartition("/")
     task = task or "train"

@@ -25,7 +25,8 @@ def train_command(
     inputs: InputOptions,
     force: CheckpointForceOpt = False,
 ) -> None:
-    """Fine-tune a causal LM with the RRHF loss: a ranking loss on length-normalised log-probs plus SFT on the best.
+    """Fine-tune a causal LM with the RRHF loss (a ranking loss on length-normalised log-probs plus SFT on the
+    best) or another of --loss: pro, listmle, lipo, dpo, simpo.
 
     INPUT is a scored file, a listwise ranked file, TRL preference pairs or an RRHF-reference file. Runs on
     CUDA when present; `torchrun` or `accelerate launch` run the same command with DDP, FSDP or DeepSpeed.
@@ -35,6 +36,7 @@ def train_command(
     \b
         rrhf train scored.jsonl -o out/ --model Qwen/Qwen2.5-0.5B-Instruct --bf16 --lr 1e-5
         rrhf train pairs.jsonl -o out/ --model my-sft/ --rank-loss logistic --beta 0.5 --lora-r 16
+        rrhf train with-ref.jsonl -o out/ --model my-sft/ --loss dpo --reference ref
         torchrun --nproc_per_node 8 -m rrhf_cli train scored.jsonl -o out/ --config train.yaml
     """
     from stages.train.run import run_train

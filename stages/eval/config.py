@@ -54,7 +54,7 @@ class EvalConfig(BaseModel):
         "How to score the responses: the score stage's settings.",
         prefix="scorer-",
         keep=_SHORT_SCORE_FLAGS,
-        hidden=(*_SET_BY_EVAL, "as_name", "primary"),
+        hidden=(*_SET_BY_EVAL, "as_name", "primary", "keep_score"),
     )
 
     @model_validator(mode="before")

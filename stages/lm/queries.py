@@ -13,13 +13,15 @@ from stages.lm.prompts import render_ids
 
 @dataclass
 class Query:
-    """Token ids of a prompt and of each response; `rewards` (one per response) where a loss needs them, and
-    `pairs`, (better, worse) response indices, where the ranking pairs were chosen rather than all."""
+    """Token ids of a prompt and of each response; `rewards` (one per response) where a loss needs them,
+    `pairs`, (better, worse) response indices, where the ranking pairs were chosen rather than all, and `refs`,
+    each response's summed log-prob under a reference model, where the loss reads one."""
 
     prompt: list[int]
     responses: list[list[int]]
     rewards: list[float] | None = None
     pairs: list[tuple[int, int]] | None = None
+    refs: list[float] | None = None
 
     def ranking_pairs(self) -> list[tuple[int, int]]:
         """The (better, worse) pairs the ranking loss sees: the chosen ones, or every pair whose rewards differ."""

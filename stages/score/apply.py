@@ -15,9 +15,11 @@ def apply_scores(
     as_name: str | None,
     primary: str | None,
     where: Location,
+    keep_score: bool = False,
 ) -> Record:
     """A copy of `record` with each response's value set: under `scores[as_name]` when named, and as `score`
-    unless `primary` names another of `scores`. Failed responses lose `score` and carry the failure."""
+    unless `primary` names another of `scores` or `keep_score` leaves `score` (and the rank's pairs) as they
+    were. Failed responses lose `score` and carry the failure."""
     if len(values) != len(record.responses):
         raise ValueError(f"{len(values)} values for {len(record.responses)} responses")
     responses = []
@@ -40,7 +42,9 @@ def apply_scores(
             if primary not in scores:
                 raise BadInput(where, f"'responses[{index}]' has no scores.{primary} for --primary")
             fields["score"] = scores[primary]
-        else:
+        elif not keep_score:
             fields["score"] = value
         responses.append(fields)
-    return without_rank_fields(Record.model_validate(record.to_json_dict() | {"responses": responses}))
+    scored = Record.model_validate(record.to_json_dict() | {"responses": responses})
+    # The scores that rank stay as they were with `keep_score`, so do the pairs `rrhf rank` chose from them.
+    return scored if keep_score else without_rank_fields(scored)

@@ -29,6 +29,10 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     model: str | None = setting(None, description="Reward model, policy (logprob) or judge model name.")
     as_name: str | None = setting(None, "Also keep the value under scores.NAME.", flags=("--as",), metavar="NAME")
     primary: str | None = setting(None, description="Which scores.NAME becomes `score` (default: this run's value).")
+    keep_score: bool = setting(
+        False, description="Write only scores.NAME (--as), leaving each response's `score` as it was: a reference "
+        "log-prob for `rrhf train --reference`, say, beside the score that ranks."
+    )
     batch_size: int | None = setting(
         None,  # filled in after validation, so it is always set once the config exists
         ge=1,
@@ -109,6 +113,8 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
             return flag_of(type(self), info, name)
 
         scorer, engine = f"{flag('scorer')} {self.scorer}", flag("engine")
+        if self.keep_score and (not self.as_name or self.primary):
+            raise ValueError(f"{flag('keep_score')} needs {flag('as_name')} NAME and no {flag('primary')}")
         if self.scorer == "python" and not self.fn:
             raise ValueError(f"{scorer} needs {flag('fn')} module:function or path.py:function")
         if SCORERS[self.scorer].needs_model and not self.model:

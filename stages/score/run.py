@@ -43,7 +43,7 @@ def run_score(
         values = scorer.score(batch, locations)
         result = BatchResult(finished=[])
         for record, vals, location in zip(batch, values, locations, strict=True):
-            scored = apply_scores(record, vals, config.as_name, config.primary, location)
+            scored = apply_scores(record, vals, config.as_name, config.primary, location, config.keep_score)
             failures = [
                 value.at(record.id, index)
                 for index, value in enumerate(vals)

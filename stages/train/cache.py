@@ -24,6 +24,7 @@ from stages.contract.inputs import InputFile
 from stages.contract.meta import fingerprint, local_files
 from stages.runtime.console import log
 from stages.runtime.launch import Launch
+from stages.train.data import DataNeeds
 from stages.train.dataset import LAYOUT, PreparedData, PreparedInfo, complete
 from stages.train.prepare import prepare
 
@@ -38,15 +39,18 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "rrhf"
 
 
-def prepared_data(source: InputFile, tokenizer: Any, max_length: int, launch: Launch) -> PreparedData:
+def prepared_data(
+    source: InputFile, tokenizer: Any, max_length: int, launch: Launch, needs: DataNeeds = DataNeeds()
+) -> PreparedData:
     """The training queries of `source`: prepared now, or reused as an earlier run prepared them. In a launch of
     several processes the first of each node (local rank 0) prepares while the others wait for its folder. Sets
-    `source.format` and `source.count`, which a reuse does not read the input for."""
-    folder = cache_root() / "train-data" / data_key(source, tokenizer, max_length)
+    `source.format` and `source.count`, which a reuse does not read the input for. `needs`: what the loss reads of
+    each record (a reference), or checks there (scores)."""
+    folder = cache_root() / "train-data" / data_key(source, tokenizer, max_length, needs)
     if launch.local_rank == 0:
         info = complete(folder)
         if info is None:
-            info = _prepare(source, tokenizer, max_length, folder)
+            info = _prepare(source, tokenizer, max_length, folder, needs)
         else:
             os.utime(folder)  # when a run last used it: what `rrhf cache clean` goes by
             log.info("train: reusing prepared data from %s", folder)
@@ -56,8 +60,8 @@ def prepared_data(source: InputFile, tokenizer: Any, max_length: int, launch: La
     return PreparedData(folder, info)
 
 
-def data_key(source: InputFile, tokenizer: Any, max_length: int) -> str:
-    """The name of the folder holding this input's queries for this tokenizer and length."""
+def data_key(source: InputFile, tokenizer: Any, max_length: int, needs: DataNeeds = DataNeeds()) -> str:
+    """The name of the folder holding this input's queries for this tokenizer, length and loss's needs."""
     import tokenizers
     import transformers
 
@@ -68,6 +72,9 @@ def data_key(source: InputFile, tokenizer: Any, max_length: int) -> str:
         "options": source.options,
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "max_length": max_length,
+        # The reference read decides the data; the scores check decides whether it was made (so not reused unmade).
+        "reference": needs.reference,
+        "scores": needs.scores,
         "versions": [transformers.__version__, tokenizers.__version__],
     }
     return fingerprint(identity)[:32]
@@ -93,7 +100,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return digest.hexdigest()
 
 
-def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -> PreparedInfo:
+def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path, needs: DataNeeds) -> PreparedInfo:
     """Prepare into a hidden folder beside `folder`, then rename it into place: a preparation cut short (killed,
     a bad record) never leaves a folder that looks complete."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +110,7 @@ def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -
     staging.mkdir()
     clock = time.perf_counter()
     try:
-        info = prepare(source, tokenizer, max_length, staging)
+        info = prepare(source, tokenizer, max_length, staging, needs)
         for path in staging.iterdir():
             fsync_file(path)
         if folder.exists() and complete(folder) is None:

@@ -7,24 +7,45 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, model_validator
 
 from stages.runtime.config import setting
+from stages.train.losses.catalog import DEFAULTS, LOSS_NAMES, REFERENCE_COMMAND, LossName, defaults_help
 
-if TYPE_CHECKING:  # the loss module imports torch, which `rrhf --help` must not pay for
-    from stages.train.loss import LossSettings
+if TYPE_CHECKING:  # the loss modules import torch, which `rrhf --help` must not pay for
+    from stages.train.data import DataNeeds
+    from stages.train.losses.common import LossSettings
+
+RRHF_ONLY = {"length_penalty", "rank_loss", "margin"}
+"""Settings of the rrhf loss alone: given with another loss they would be silently ignored."""
 
 
 class TrainConfig(BaseModel):
     """Settings of `rrhf train`."""
 
     model: str = setting(description="Policy to fine-tune: a from_pretrained folder or hub name.")
-    # The loss (arXiv 2304.05302, section 3).
+    # The loss: RRHF's (arXiv 2304.05302, section 3) or another (stages/train/losses).
+    loss: LossName = setting("rrhf", description=f"The loss: {', '.join(LOSS_NAMES)}; defaults of each: "
+                             f"{defaults_help()}.")
+    reference: str | None = setting(
+        None, description="dpo, listmle, lipo: the scores.NAME holding each response's summed log-prob under the "
+        f"reference model (added by `{REFERENCE_COMMAND.format(name='NAME')}`, at train's --max-length).",
+        metavar="NAME",
+    )
+    reference_model: str | None = setting(
+        None, description="dpo, listmle, lipo: instead of --reference, compute each response's reference log-prob "
+        "with this model (its tokenizer must be --model's) before step 1, in every process.", metavar="MODEL",
+    )
     rank_weight: float = setting(1.0, ge=0, description="Weight of the ranking loss; 0 is plain SFT on the best.")
-    sft_weight: float = setting(
-        1.0, ge=0, description="Weight of the SFT loss on the best response; 0 is pure ranking."
+    sft_weight: float | None = setting(  # set to the loss's default after validation when unset
+        None, ge=0, description="Weight of the SFT loss on the best response; 0 is pure ranking (default: the "
+        "loss's, see --loss; pro scales it by (k - 1)^2 per query as its authors do)."
     )
     length_penalty: float = setting(1.0, ge=0, description="alpha in p = logp / |y|^alpha.")
     rank_loss: Literal["hinge", "logistic"] = setting("hinge", description="hinge (the paper) or logistic.")
     margin: float = setting(0.0, description="Margin inside the ranking loss.")
-    beta: float = setting(1.0, gt=0, description="Scale of the logistic ranking loss.")
+    beta: float | None = setting(  # set to the loss's default after validation when unset
+        None, gt=0, description="Scale: of rrhf's logistic ranking loss, of the implicit reward (dpo, listmle, lipo), "
+        "of the mean log-prob gap (simpo); default: the loss's, see --loss (pro has none)."
+    )
+    gamma: float | None = setting(None, description="simpo: the target reward margin (default: the loss's).")
     sft_reduction: Literal["mean", "sum"] = setting("mean", description="SFT loss per token (mean) or summed.")
     # Batching and the optimiser.
     queries_per_batch: int = setting(1, ge=1, description="Queries per device batch; pairs stay within a query.")
@@ -107,16 +128,53 @@ class TrainConfig(BaseModel):
             raise ValueError("--bf16 and --fp16 exclude each other")
         return self
 
+    @model_validator(mode="after")
+    def _loss_defaults(self) -> TrainConfig:
+        # Filled in here, so a config always holds the values it trains with (and the meta records them).
+        defaults = DEFAULTS[self.loss]
+        if self.beta is not None and defaults.beta is None:
+            raise ValueError(f"--beta: --loss {self.loss} has no beta")
+        if self.gamma is not None and defaults.gamma is None:
+            raise ValueError(f"--gamma is for --loss simpo, not --loss {self.loss}")
+        if defaults.reference and not (self.reference or self.reference_model):
+            raise ValueError(f"--loss {self.loss} needs --reference NAME, the scores.NAME that "
+                             f"`{REFERENCE_COMMAND.format(name='NAME')}` adds, or --reference-model MODEL")
+        if self.reference and self.reference_model:
+            raise ValueError("--reference and --reference-model exclude each other")
+        # Set away from its default: a config written out whole (a meta's) still loads under another loss.
+        fields = type(self).model_fields
+        rrhf_only = sorted(name for name in RRHF_ONLY & self.model_fields_set
+                           if getattr(self, name) != fields[name].default)
+        if rrhf_only and self.loss != "rrhf":
+            raise ValueError(f"--{rrhf_only[0].replace('_', '-')} is the rrhf loss's; --loss {self.loss} has none")
+        given = "--reference" if self.reference else "--reference-model" if self.reference_model else None
+        if given and not defaults.reference:
+            raise ValueError(f"{given}: --loss {self.loss} uses no reference (dpo, listmle and lipo do)")
+        if self.beta is None:
+            self.beta = defaults.beta
+        if self.gamma is None:
+            self.gamma = defaults.gamma
+        if self.sft_weight is None:
+            self.sft_weight = defaults.sft_weight
+        return self
+
+    def data_needs(self) -> DataNeeds:
+        """What the loss needs of each record beyond a ranking: a reference score, or scores proper."""
+        from stages.train.data import DataNeeds
+
+        return DataNeeds(reference=self.reference, scores=DEFAULTS[self.loss].scores, loss=self.loss)
+
     def loss_settings(self) -> LossSettings:
         """The loss's part of the settings."""
-        from stages.train.loss import LossSettings
+        from stages.train.losses.common import LossSettings
 
         return LossSettings(
             rank_weight=self.rank_weight,
-            sft_weight=self.sft_weight,
+            sft_weight=self.sft_weight if self.sft_weight is not None else 1.0,
             length_penalty=self.length_penalty,
             rank_loss=self.rank_loss,
             margin=self.margin,
-            beta=self.beta,
+            beta=self.beta if self.beta is not None else 1.0,
+            gamma=self.gamma or 0.0,
             sft_reduction=self.sft_reduction,
         )

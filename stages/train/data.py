@@ -15,6 +15,7 @@ from typing import Any
 
 from stages.contract.errors import BadInput, Location
 from stages.contract.schema import Prompt, Record
+from stages.train.losses.catalog import REFERENCE_COMMAND
 
 PREFERENCE_FORMATS = ("trl-preference", "hh")
 PlainPrompt = str | list[dict[str, Any]]
@@ -29,6 +30,17 @@ class Candidates:
     texts: list[str]
     rewards: list[float]
     pairs: list[tuple[int, int]] | None = None
+    refs: list[float] | None = None  # each response's reference log-prob, where the loss reads one
+
+
+@dataclass(frozen=True)
+class DataNeeds:
+    """What the loss needs of each record beyond a ranking: `reference`, the scores.NAME every response must carry
+    (its summed log-prob under the reference model); `scores`, rewards that are scores (not wins over pairs)."""
+
+    reference: str | None = None
+    scores: bool = False
+    loss: str = "rrhf"  # named in the messages
 
 
 @dataclass(frozen=True)
@@ -41,14 +53,19 @@ class PreferencePair:
     score_rejected: float | None = None
 
 
-def listwise_candidates(record: Record, where: Location) -> Candidates:
-    """A scored or ranked record as one query: its scores, and its `pairs` when `rrhf rank` chose them."""
+def listwise_candidates(record: Record, where: Location, needs: DataNeeds = DataNeeds()) -> Candidates:
+    """A scored or ranked record as one query: its scores, its `pairs` when `rrhf rank` chose them, and the
+    reference log-probs `needs` names. BadInput where the record lacks what `needs` asks."""
     if not record.responses:
         raise BadInput(where, "has no responses to train on")
     pairs = _pairs_field(record.extra.get("pairs"), len(record.responses), where)
     scores = [r.score for r in record.responses]
+    refs = reference_scores(record, where, needs.reference) if needs.reference else None
     if all(s is not None for s in scores):
         rewards: list[float] = scores  # type: ignore[assignment]
+    elif needs.scores:
+        raise BadInput(where, f"--loss {needs.loss} ranks by scores and 'responses[{scores.index(None)}]' has none; "
+                       "run `rrhf score` on this file first")
     elif pairs is not None:
         rewards = net_wins(len(record.responses), pairs)
     elif sorted(r.source for r in record.responses) == ["chosen", "rejected"] and all(s is None for s in scores):
@@ -57,7 +74,17 @@ def listwise_candidates(record: Record, where: Location) -> Candidates:
     else:
         missing = scores.index(None)
         raise BadInput(where, f"'responses[{missing}]' has no score; run `rrhf score` on this file first")
-    return Candidates(record.prompt, [r.text for r in record.responses], rewards, pairs)
+    return Candidates(record.prompt, [r.text for r in record.responses], rewards, pairs, refs)
+
+
+def reference_scores(record: Record, where: Location, name: str) -> list[float]:
+    """Each response's scores.NAME (the reference log-prob); BadInput naming the command that adds it where a
+    response has none (the schema has already refused a non-finite one)."""
+    values = [(r.scores or {}).get(name) for r in record.responses]
+    if None in values:
+        raise BadInput(where, f"'responses[{values.index(None)}]' has no scores.{name} for --reference {name}; add it "
+                       f"with `{REFERENCE_COMMAND.format(name=name)}`")
+    return values  # type: ignore[return-value]
 
 
 def plain_prompt(prompt: Prompt) -> PlainPrompt:
@@ -77,6 +104,17 @@ def preference_pair(record: Record, where: Location) -> PreferencePair:
         raise BadInput(where, "a preference row needs one chosen and one rejected response")
     chosen, rejected = by_source["chosen"], by_source["rejected"]
     return PreferencePair(chosen.text, rejected.text, chosen.score, rejected.score)
+
+
+def check_preference(pair: PreferencePair, needs: DataNeeds, where: Location) -> None:
+    """BadInput where a preference row cannot give what `needs` asks: a reference (rows carry no scores.NAME), or
+    scores on both texts."""
+    if needs.reference:
+        raise BadInput(where, f"preference rows carry no scores.{needs.reference} for --reference; add it with "
+                       f"`{REFERENCE_COMMAND.format(name=needs.reference)}`, which writes rrhf records")
+    if needs.scores and (pair.score_chosen is None or pair.score_rejected is None):
+        raise BadInput(where, f"--loss {needs.loss} ranks by scores and this row's texts have none; run `rrhf score` "
+                       "on this file first")
 
 
 def preference_query(prompt: Prompt | PlainPrompt, rows: Sequence[PreferencePair]) -> Candidates:

@@ -26,7 +26,9 @@ from stages.contract.inputs import InputFile
 from stages.train.data import (
     PREFERENCE_FORMATS,
     Candidates,
+    DataNeeds,
     PreferencePair,
+    check_preference,
     group_key,
     listwise_candidates,
     plain_prompt,
@@ -50,15 +52,17 @@ _ROWS = pa.schema([
 T = TypeVar("T")
 
 
-def prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) -> PreparedInfo:
+def prepare(
+    source: InputFile, tokenizer: Any, max_length: int, folder: Path, needs: DataNeeds = DataNeeds()
+) -> PreparedInfo:
     """Write a prepared folder: DATA_FILE, one row per query (`tokenise.SCHEMA`), and the PreparedInfo that
     describes it (the input's format and record count, the Counts over all queries), which it returns. BadInput,
-    naming file:line, on the first bad record."""
+    naming file:line, on the first bad record or one lacking what the loss `needs`."""
     if tokenizer.eos_token_id is None:
         raise UsageError(f"{tokenizer.name_or_path}: the tokenizer has no EOS token, which ends every response")
     counts = Counts()
     with pa.OSFile(str(folder / DATA_FILE), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as writer:
-        batches = _chunks(candidates(source, folder), BATCH)
+        batches = _chunks(candidates(source, folder, needs), BATCH)
         for batch, batch_counts in tokenised(batches, tokenizer, max_length, worker_count(source.spec)):
             writer.write_batch(batch)
             counts += batch_counts
@@ -67,14 +71,14 @@ def prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path) ->
     return info
 
 
-def candidates(source: InputFile, workdir: Path) -> Iterator[Candidates]:
+def candidates(source: InputFile, workdir: Path, needs: DataNeeds = DataNeeds()) -> Iterator[Candidates]:
     """The input's queries before tokenisation, validated a record at a time: a scored or ranked record is one
     query; preference rows are grouped by prompt (`data.group_key`), one query per prompt in order of first
     appearance, through a scratch file in `workdir` removed once they are all read. The format is known on
     return (before any tokenising process is forked)."""
     if (source.format or _first_format(source)) in PREFERENCE_FORMATS:
-        return _grouped_preferences(source, workdir / "rows.arrow")
-    return (listwise_candidates(record, where) for where, record in source)
+        return _grouped_preferences(source, workdir / "rows.arrow", needs)
+    return (listwise_candidates(record, where, needs) for where, record in source)
 
 
 def _first_format(source: InputFile) -> str:
@@ -85,7 +89,7 @@ def _first_format(source: InputFile) -> str:
     return first.format or "rrhf"
 
 
-def _grouped_preferences(source: InputFile, rows_file: Path) -> Iterator[Candidates]:
+def _grouped_preferences(source: InputFile, rows_file: Path, needs: DataNeeds) -> Iterator[Candidates]:
     """Preference rows as one query per prompt, in order of first appearance. One pass writes each validated row
     with its group's number (prompts are held as 16-byte hashes); the rows are then read back in group order."""
     groups: dict[bytes, int] = {}
@@ -94,6 +98,7 @@ def _grouped_preferences(source: InputFile, rows_file: Path) -> Iterator[Candida
             rows = []
             for where, record in chunk:
                 pair = preference_pair(record, where)
+                check_preference(pair, needs, where)
                 key = hashlib.blake2b(group_key(record).encode(), digest_size=16).digest()
                 rows.append({"group": groups.setdefault(key, len(groups)),
                              "prompt": json.dumps(plain_prompt(record.prompt)), "chosen": pair.chosen,

@@ -24,6 +24,7 @@ from stages.train.config import TrainConfig
 from stages.train.run_folder import RunFolder
 
 PACK_SAMPLE = 1000  # queries `--pack-prompt auto` estimates the saving on
+REFERENCE_BATCH = 8  # sequences per reference forward per training query: no gradients, so a few more fit
 
 
 def run_train(
@@ -42,8 +43,22 @@ def run_train(
             tokenizer.pad_token = tokenizer.eos_token
         # Validates the whole input (a bad record ends the run here, before OUTDIR changes), or reuses what an
         # earlier run prepared from the same input.
-        data = prepared_data(data_source, tokenizer, config.max_length, launch)
+        data = prepared_data(data_source, tokenizer, config.max_length, launch, config.data_needs())
         counts = data.info.counts
+        if config.reference and counts.responses_truncated:  # --reference-model reads the very tokens trained
+            log.warning(
+                "train: %d responses were cut to --max-length %d; their scores.%s must have been computed on the same "
+                "cut (rrhf score --max-length %d), or the loss compares log-probs of different tokens",
+                counts.responses_truncated, config.max_length, config.reference, config.max_length,
+            )
+
+        train_data: Any = data
+        if config.reference_model:  # before the policy loads, so the two never share the memory
+            from stages.train.reference import WithReferences, reference_logprobs
+
+            refs = reference_logprobs(config.reference_model, data, tokenizer, config.pack_prompt,
+                                      REFERENCE_BATCH * config.queries_per_batch)
+            train_data = WithReferences(data, refs)
 
         model_kwargs: dict[str, Any] = {"dtype": torch.float32}
         if config.attn_implementation:
@@ -65,9 +80,10 @@ def run_train(
         trainer = RRHFTrainer(
             model=model,
             args=args,
-            train_dataset=data,
+            train_dataset=train_data,
             data_collator=Collator(tokenizer.pad_token_id, packed),
             processing_class=tokenizer,
+            loss_name=config.loss,
             loss_settings=config.loss_settings(),
             head=head,
         )

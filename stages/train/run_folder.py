@@ -92,7 +92,8 @@ class RunFolder:
 
     def __enter__(self) -> RunFolder:
         """Refuse, in one line and before any work, an OUTDIR this run may not write or a resume it cannot make."""
-        check_output(self.outdir, [self.config.model], folder=True)  # never over the model being trained
+        # Never over the model being trained, nor the reference.
+        check_output(self.outdir, [self.config.model, *filter(None, [self.config.reference_model])], folder=True)
         self._check_checkpoints()
         if self.launch.rank == 0:  # one writer per OUTDIR: the launch's ranks write it together
             lock_output(self.outdir)

@@ -26,6 +26,7 @@ SCHEMA = pa.schema([
     ("responses", pa.list_(pa.list_(pa.int32()))),
     ("rewards", pa.list_(pa.float64())),
     ("pairs", pa.list_(pa.list_(pa.int32()))),  # null: every pair whose rewards differ
+    ("refs", pa.list_(pa.float64())),  # null: the loss reads no reference log-probs
 ])
 POOL_BYTES = 8 * 2**20  # a smaller file (a few thousand records) is tokenised here, with the tokenizer's threads
 MAX_WORKERS = 8  # beyond this many, reading and validating the input is the bottleneck
@@ -64,7 +65,7 @@ def tokenise(batch: Sequence[Candidates], tokenizer: Any, max_length: int) -> To
     for candidate, prompt in zip(batch, prompts, strict=True):
         responses = [[*next(encoded), eos] for _ in candidate.texts]
         prompt, responses, (prompt_cut, responses_cut) = fit(prompt, responses, max_length)
-        query = Query(prompt, responses, candidate.rewards, candidate.pairs)
+        query = Query(prompt, responses, candidate.rewards, candidate.pairs, candidate.refs)
         response_tokens = sum(map(len, responses))
         counts += Counts(queries=1, responses=len(responses), pairs=len(query.ranking_pairs()),
                          prompts_truncated=int(prompt_cut), responses_truncated=responses_cut,
@@ -74,6 +75,7 @@ def tokenise(batch: Sequence[Candidates], tokenizer: Any, max_length: int) -> To
         columns["responses"].append(responses)
         columns["rewards"].append(candidate.rewards)
         columns["pairs"].append(None if candidate.pairs is None else [list(p) for p in candidate.pairs])
+        columns["refs"].append(candidate.refs)
     return pa.RecordBatch.from_pydict(columns, schema=SCHEMA), counts
 
 
@@ -121,7 +123,7 @@ def as_query(row: dict[str, Any]) -> Query:
     """One row of SCHEMA as the Query the collator takes."""
     pairs = row["pairs"]
     return Query(prompt=row["prompt"], responses=row["responses"], rewards=row["rewards"],
-                 pairs=None if pairs is None else [(better, worse) for better, worse in pairs])
+                 pairs=None if pairs is None else [(better, worse) for better, worse in pairs], refs=row.get("refs"))
 
 
 _worker: dict[str, Any] = {}
@@ -141,7 +143,7 @@ def _work(batch: list[Candidates]) -> Tokenised:
 def _portable(candidate: Candidates) -> Candidates:
     # Plain data crosses to a worker faster than pydantic messages do, and renders the same.
     prompt = candidate.prompt if isinstance(candidate.prompt, str) else _messages(candidate.prompt)
-    return Candidates(prompt, candidate.texts, candidate.rewards, candidate.pairs)
+    return Candidates(prompt, candidate.texts, candidate.rewards, candidate.pairs, candidate.refs)
 
 
 def _prompt_ids(tokenizer: Any, prompts: Sequence[Any]) -> list[list[int]]:

@@ -1,4 +1,5 @@
-"""The engine: transformers' Trainer with the RRHF loss, so torchrun/accelerate give DDP, FSDP or DeepSpeed."""
+"""The engine: transformers' Trainer with the chosen loss (RRHF's by default), so torchrun/accelerate give DDP,
+FSDP or DeepSpeed."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import collate
 from stages.lm.queries import Query
 from stages.train.checkpoints import STAGING, discard, is_write_failure, publish, write_failure
-from stages.train.loss import LossSettings, rrhf_loss
+from stages.train.losses.common import LossSettings
+from stages.train.losses.compute import batch_loss
 
 
 class Collator:
@@ -31,13 +33,15 @@ class Collator:
 
 
 class RRHFTrainer(Trainer):
-    """Trainer whose loss is RRHF's (`compute_loss`); logs (`log`) rank/SFT loss, rank accuracy, mean p of
+    """Trainer whose loss is `loss_name`'s (`compute_loss`); logs (`log`) rank/SFT loss, rank accuracy, mean p of
     best/worst and tokens/s, each over all ranks; a checkpoint appears as OUTDIR/checkpoint-N only once it is
     completely written (`StagedCheckpoints`)."""
 
-    def __init__(self, *args: Any, loss_settings: LossSettings, head: LabelLogProbHead | None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, loss_name: str, loss_settings: LossSettings, head: LabelLogProbHead | None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.loss_settings = loss_settings
+        self.loss_name, self.loss_settings = loss_name, loss_settings
         self.head = head
         self._sums: dict[str, torch.Tensor | int] = {}
         self._since = time.perf_counter()
@@ -48,9 +52,7 @@ class RRHFTrainer(Trainer):
         self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False, **kwargs: Any
     ) -> Any:
         logp = response_logprobs(model, inputs, self.head)
-        parts = rrhf_loss(
-            logp, inputs["lengths"], inputs["rewards"], inputs["response_query"], self.loss_settings, inputs["pairs"]
-        )
+        parts = batch_loss(self.loss_name, inputs, logp, self.loss_settings)
         # Summed as device tensors: read (one host sync) only when a step is logged.
         for name, value in (
             ("rank_loss", parts.rank_loss),

@@ -259,6 +259,41 @@ def test_logprob_equals_a_direct_computation(tiny_models, samples, tmp_path, cli
             assert scored["score"] == pytest.approx(expected, abs=1e-5)
 
 
+def test_logprob_sum_as_a_reference_keeps_score_and_pairs(tiny_models, write_jsonl, tmp_path, cli):
+    """`--length-penalty 0 --as ref --keep-score`: each response's summed log-prob under scores.ref (what `rrhf
+    train --reference ref` reads), its `score` and the record's rank pairs as they were."""
+    ranked = write_jsonl("ranked.jsonl", [
+        {**sample, "pairs": [[1, 0]], "responses": [r | {"score": float(i)} for i, r in enumerate(sample["responses"])]}
+        for sample in SAMPLES
+    ])
+    out = tmp_path / "with-ref.jsonl"
+    result = cli("score", ranked, "-o", out, "--scorer", "logprob", "--model", tiny_models.policy,
+                 "--length-penalty", "0", "--as", "ref", "--keep-score")
+    assert result.exit_code == 0, result.stderr
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
+    model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float().eval()
+    for sample, row in zip(SAMPLES, read_jsonl(out), strict=True):
+        assert row["pairs"] == [[1, 0]]
+        prompt = sample["prompt"]
+        text = (tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+                if isinstance(prompt, list) else prompt)
+        prompt_ids = tokenizer(text, add_special_tokens=not isinstance(prompt, list)).input_ids
+        for i, (response, scored) in enumerate(zip(sample["responses"], row["responses"], strict=True)):
+            ids = tokenizer(response["text"], add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([prompt_ids + ids])).logits[0].float(), -1)
+            n = len(prompt_ids)
+            expected = logp[n - 1 : n - 1 + len(ids)].gather(-1, torch.tensor(ids)[:, None]).sum().item()
+            assert scored["scores"] == {"ref": pytest.approx(expected, abs=1e-4)}
+            assert scored["score"] == float(i)
+
+
+def test_keep_score_needs_a_name(samples, tmp_path, cli):
+    result = cli("score", samples, "-o", tmp_path / "out.jsonl", "--scorer", "logprob", "--model", "m",
+                 "--keep-score")
+    assert result.exit_code == 2 and "--keep-score needs --as NAME" in result.stderr
+
+
 def _hf_reward(model, ids):
     with torch.no_grad():
         return model(torch.tensor([ids])).logits[0, 0].item()

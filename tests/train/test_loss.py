@@ -10,7 +10,8 @@ import math
 import pytest
 import torch
 
-from stages.train.loss import LossSettings, rrhf_loss
+from stages.train.losses.common import LossSettings
+from stages.train.losses.rrhf import rrhf_loss
 
 LOGP = torch.tensor([-3.0, -8.0, -3.0])
 LENGTHS = torch.tensor([3, 2, 1])

@@ -11,7 +11,8 @@ from stages.contract.inputs import InputFile
 from stages.contract.schema import Record
 from stages.lm.queries import Query
 from stages.train.data import listwise_candidates, net_wins
-from stages.train.loss import LossSettings, rrhf_loss
+from stages.train.losses.common import LossSettings
+from stages.train.losses.rrhf import rrhf_loss
 from stages.train.prepare import candidates
 
 HERE = Location("t.jsonl", 1)
