@@ -68,12 +68,16 @@ test-vllm: $(VLLM_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo --out $(OUT)/demo
 
+# LOSS=NAME (rrhf, pro, listmle, lipo, dpo, simpo) trains demo-real with that loss: `LOSS=lipo make demo-real`.
+LOSS ?=
+LOSS_FLAG = $(if $(LOSS),--loss $(LOSS))
+
 # Iterative RRHF on a real instruct model, SmolLM2-135M-Instruct (about 6 minutes on 2 CPU cores): held-out
 # reward and reference perplexity before and after; plots in $(OUT)/demo-real. Samples with vLLM where
 # `make install-vllm` has been run.
 demo-real: $(STAMP)
-	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python -m examples.demo_real --out $(OUT)/demo-real; \
-	else $(BIN)/python -m examples.demo_real --out $(OUT)/demo-real; fi
+	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python -m examples.demo_real --out $(OUT)/demo-real $(LOSS_FLAG); \
+	else $(BIN)/python -m examples.demo_real --out $(OUT)/demo-real $(LOSS_FLAG); fi
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

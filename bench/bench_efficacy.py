@@ -136,11 +136,11 @@ def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int) -
     sample = SampleConfig(model=str(initial), engine=engine, k=K, max_new_tokens=task.max_new_tokens,
                           temperature=TEMPERATURE, seed=seed + 1, source="policy-0", **EAGER)
     run_sample(str(task.prompts), folder / "samples.jsonl", sample, force=True)
-    run_score(str(folder / "samples.jsonl"), folder / "rewarded.jsonl",
-              ScoreConfig(scorer="python", fn=task.reward, as_name="reward"), force=True)
-    run_score(str(folder / "rewarded.jsonl"), folder / "scored.jsonl",
-              ScoreConfig(scorer="logprob", model=str(initial), length_penalty=0.0, as_name="ref", primary="reward"),
+    run_score(str(folder / "samples.jsonl"), folder / "rewarded.jsonl", ScoreConfig(scorer="python", fn=task.reward),
               force=True)
+    run_score(str(folder / "rewarded.jsonl"), folder / "scored.jsonl", ScoreConfig(
+        scorer="logprob", model=str(initial), length_penalty=0.0, as_name="ref", keep_score=True, max_length=MAX_LENGTH,
+    ), force=True)
     listwise = run_rank(str(folder / "scored.jsonl"), folder / "ranked.jsonl", RankConfig())
     best_worst = run_rank(str(folder / "scored.jsonl"), folder / "pairs.jsonl",
                           RankConfig(format="pairs", pairs="best-worst"))

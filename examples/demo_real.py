@@ -30,6 +30,7 @@ from stages.sample.run import run_sample
 from stages.score.config import ScoreConfig
 from stages.score.run import run_score
 from stages.train.config import TrainConfig
+from stages.train.losses.catalog import DEFAULTS, LOSS_NAMES
 
 HERE = Path(__file__).resolve().parent
 REWARD = f"{HERE / 'rewards.py'}:positivity"
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--loss", choices=LOSS_NAMES, default="rrhf",
+                        help="train's loss; dpo, listmle and lipo take each round's starting policy as the reference")
     args = parse_common(parser, argv)
     out = args.out
     engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
@@ -67,8 +70,10 @@ def main(argv: list[str] | None = None) -> dict:
         folder, policy = out / f"round-{round_}", policies[-1]
         sample = SampleConfig(model=str(policy), engine=engine, k=args.k, max_new_tokens=args.max_new_tokens,
                               temperature=0.8, seed=args.seed + round_, source=f"policy-{round_ - 1}", **EAGER)
+        reference = str(policy) if DEFAULTS[args.loss].reference else None
         train = TrainConfig(model=str(policy), lr=args.lr, epochs=args.epochs, queries_per_batch=4,
-                            logging_steps=2, seed=args.seed, warmup_ratio=0.1)
+                            logging_steps=2, seed=args.seed, warmup_ratio=0.1, loss=args.loss,
+                            reference_model=reference)
         policies.append(rrhf_round(PROMPTS, folder, sample, REWARD, train))
         heldout_rewards.append(_heldout_reward(policies[-1], folder, args, engine))
 
@@ -84,7 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows = read_metrics(out / f"round-{r}" / "policy")
         offset = metrics[-1]["step"] if metrics else 0
         metrics += [row | {"step": row["step"] + offset} for row in rows]
-    training_curves(metrics, out / "training.png", title=f"RRHF on SmolLM2-135M-Instruct, {args.rounds} rounds")
+    title = f"rrhf --loss {args.loss} on SmolLM2-135M-Instruct, {args.rounds} rounds"
+    training_curves(metrics, out / "training.png", title=title)
     reward_curve(heldout_rewards, out / "heldout-reward.png", title="held-out reward (VADER compound) per round")
     figures = {
         "heldout_reward_per_round": heldout_rewards,
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         "reference_perplexity_before": report.baseline.reference_perplexity,
         "reference_perplexity_after": report.model.reference_perplexity,
         "sample_engine": engine,
+        "loss": args.loss,
     }
     (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     write_view(out, args.rounds, "rrhf on SmolLM2-135M-Instruct: held-out answers before and after")

@@ -38,6 +38,13 @@ def test_examples_makefile_iterates_and_reruns_only_what_changed(tmp_path):
     assert planned == ["rank", "train"]
 
 
+def test_examples_makefile_takes_a_loss(tmp_path):
+    done = _make(tmp_path, "LOSS=dpo")
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = json.loads((tmp_path / "round-2" / "policy" / "meta.json").read_text())["config"]
+    assert config["loss"] == "dpo" and config["reference_model"] == str(tmp_path / "round-1" / "policy")
+
+
 def test_examples_makefile_takes_a_dataset_and_nproc(tmp_path):
     planned = _make(tmp_path, "-n", "PROMPTS=hf:Anthropic/hh-rlhf:train", "NPROC=2")
     assert planned.returncode == 0, planned.stderr  # colons in a prerequisite were "multiple target patterns"
