@@ -9,8 +9,6 @@ import sys
 
 import pytest
 
-from stages.contract.errors import first_line
-from stages.engines.vllm_engine import Engine
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import trim_at_stop
 from tests.conftest import read_jsonl, real_vllm
@@ -106,25 +104,6 @@ def test_missing_vllm_is_one_line_with_the_install_hint(monkeypatch, write_jsonl
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("rrhf: error: the vllm backend needs vLLM, which is not installed: pip install")
     assert not out.exists()
-
-
-def test_one_refused_request_fails_alone():
-    from stages.sample.vllm_backend import VllmSampler
-
-    sampler = VllmSampler.__new__(VllmSampler)  # only the batching logic, no engine
-    sampler.refused, sampler.engine = (ValueError,), Engine(llm=None, key=())
-    calls = []
-
-    def call(items):
-        calls.append(items)
-        if 1 in items:
-            raise ValueError("This model's maximum context length is 8 tokens.\nMore detail")
-        return [f"out{j}" for j in items]
-
-    assert sampler._each(call, 3) == ["out0", "vLLM refused the request: This model's maximum context length is 8 "
-                                               "tokens.", "out2"]
-    assert calls == [[0, 1, 2], [0], [1], [2]]
-    assert first_line(ValueError("a\nb")) == "a"
 
 
 @real_vllm
