@@ -30,11 +30,15 @@ def sample(cli, prompts, out, model, *flags):
 
 
 @real_vllm
-def test_k_samples_per_prompt_stops_and_the_same_file_from_the_same_seed(vllm_models, write_jsonl, tmp_path, cli):
+def test_k_samples_per_prompt_stops_and_the_same_file_from_the_same_seed(
+    vllm_models, write_jsonl, tmp_path, cli, shared_vllm_engine
+):
     prompts = write_jsonl("p.jsonl", PROMPTS)
     flags = ["-k", "3", "--temperature", "0.9", "--top-p", "0.95", "--max-new-tokens", "12"]
     first, _ = sample(cli, prompts, tmp_path / "a.jsonl", vllm_models.policy, *flags)
+    engine = shared_vllm_engine.engine
     again, _ = sample(cli, prompts, tmp_path / "b.jsonl", vllm_models.policy, *flags)
+    assert shared_vllm_engine.engine is engine and engine.alive  # one engine for the same settings
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
     assert set(first) == {p["id"] for p in PROMPTS} and all(len(texts) == 3 for texts in first.values())
     assert len({t for texts in first.values() for t in texts}) > 4, "sampling at temperature 0.9 varies"
