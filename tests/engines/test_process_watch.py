@@ -65,6 +65,14 @@ def test_a_watched_call_gives_its_result_or_its_exception(process):
     assert watch.ended is None and not watch.busy
 
 
+def test_ctrl_c_still_ends_the_wait_and_leaves_the_call_behind(process):
+    watch = ProcessWatch([process(_sleep)])
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        watch.call(lambda: time.sleep(5))
+    assert watch.ended is None and watch.busy
+
+
 def test_check_names_an_end_another_path_noticed_first(process):
     child = process(_exit_three)
     child.join()
