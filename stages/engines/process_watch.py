@@ -2,68 +2,88 @@
 
 vLLM's synchronous client waits on its output queue without a timeout; when its engine-core process is killed
 (the OOM killer, a crash in native code, kill -9) its monitor thread marks the engine dead but nothing wakes the
-waiting call, which then hangs forever. A `ProcessWatch` waits on the processes' sentinels (multiprocessing's
-public handle that becomes ready when a process ends) and interrupts the main thread when one ends mid-call.
+waiting call, which then hangs forever. `ProcessWatch.call` therefore runs the call on a worker thread and waits
+in the caller's thread for whichever comes first: the call's end, or the end of a watched process (the sentinel,
+multiprocessing's public handle that becomes ready when a process ends). No signal is involved, so this works
+whatever the signal dispositions are (a background job ignores SIGINT), and Ctrl-C still reaches the waiting
+thread as it always does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from multiprocessing import connection
 from multiprocessing.process import BaseProcess
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class ProcessEnded(Exception):
+    """A watched process ended while a call waited on it; the message says how (`describe_end`)."""
 
 
 class ProcessWatch:
-    """While `watching()` is active, the first of `processes` to end interrupts the main thread (KeyboardInterrupt
-    there); `ended` then describes it."""
+    """Runs calls that depend on `processes`; the first of them to end mid-call ends the call (ProcessEnded), and
+    `ended` then describes it."""
 
     def __init__(self, processes: Sequence[BaseProcess]) -> None:
         self.processes = list(processes)
         self.ended: str | None = None
         self.signalled = False  # whether a signal ended it (kill -9, the OOM killer, a crash in native code)
-        self._lock = threading.Lock()
-        self._active = False
+        self._left: threading.Thread | None = None  # a call's thread the caller stopped waiting for
 
-    @contextmanager
-    def watching(self) -> Iterator[None]:
-        """Watch for the duration of the block (from the main thread; elsewhere the block runs unwatched)."""
-        if not self.processes or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        stop_read, stop_write = os.pipe()
-        self._active = True
-        thread = threading.Thread(target=self._wait, args=(stop_read,), daemon=True, name="rrhf-engine-watch")
+    @property
+    def busy(self) -> bool:
+        """Whether a call the caller stopped waiting for (Ctrl-C, a process that ended) is still running."""
+        return self._left is not None and self._left.is_alive()
+
+    def call(self, work: Callable[[], T]) -> T:
+        """`work()`, run on a worker thread while this thread waits for it or for a watched process to end; its
+        result or its exception, or ProcessEnded when a process ended first."""
+        if not self.processes:
+            return work()
+        done_read, done_write = os.pipe()
+        outcome: list[tuple[bool, object]] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, work()))
+            except BaseException as err:  # handed to the waiting thread, which raises it there
+                outcome.append((False, err))
+            finally:
+                # The waiting thread may have left and closed its end: the write then fails, harmlessly.
+                with contextlib.suppress(OSError):
+                    os.write(done_write, b"x")
+                os.close(done_write)
+
+        thread = threading.Thread(target=run, daemon=True, name="rrhf-engine-call")
         thread.start()
         try:
-            yield
+            ready = connection.wait([done_read, *(p.sentinel for p in self.processes)])
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: the call is left to the engine's shutdown
+            self._left = thread
+            raise
         finally:
-            with self._lock:
-                self._active = False
-            os.write(stop_write, b"x")
-            thread.join()
-            os.close(stop_read)
-            os.close(stop_write)
-
-    def _wait(self, stop: int) -> None:
-        ready = connection.wait([p.sentinel for p in self.processes] + [stop])
-        if stop in ready:
-            return
-        with self._lock:
-            if not self._active:
-                return
+            os.close(done_read)
+        if done_read not in ready:
+            self._left = thread
             self._record(next(p for p in self.processes if p.sentinel in ready))
-            # A real SIGINT sent to the main thread: `_thread.interrupt_main` only sets a flag, which a thread
-            # blocked on a lock never reads; the signal wakes it, and Python's handler raises KeyboardInterrupt.
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            raise ProcessEnded(self.ended or "")
+        thread.join()
+        finished, value = outcome[0]
+        if finished:
+            return value  # type: ignore[return-value]
+        raise value  # type: ignore[misc]
 
     def check(self, wait: float = 1.0) -> None:
         """Record how a process ended when the engine reported its death another way first (vLLM's own monitor
-        can fail the call before this watch interrupts it); waits up to `wait` seconds for the exit status."""
+        can fail the call before the watch sees the process end); waits up to `wait` seconds for the exit status."""
         if self.ended is not None:
             return
         ready = connection.wait([p.sentinel for p in self.processes], timeout=wait) if self.processes else []

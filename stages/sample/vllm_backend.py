@@ -9,19 +9,19 @@ longer than the context leaves room for is cut from the left, as `--max-prompt-t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from contextlib import ExitStack
+from typing import Any
 
 from stages.contract.errors import UsageError, first_line
 from stages.contract.schema import Prompt
-from stages.engines.vllm_engine import import_vllm, refusals, start_llm
+from stages.engines import vllm_engine
+from stages.engines.vllm_engine import import_vllm, refusals
 from stages.lm.loading import pick_device, pick_dtype
 from stages.lm.prompts import as_plain, render_tail, token_counts
 from stages.runtime.runs import Failure
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import decode_response
-
-T = TypeVar("T")
 
 
 class VllmSampler:
@@ -48,11 +48,12 @@ class VllmSampler:
             # and a CPU torch.Generator cannot rewind ("CPU Generator does not use offset" kills the engine). So
             # on the CPU every prefill runs whole; vLLM then raises a step's token budget to the context length.
             engine["enable_chunked_prefill"] = False
-        self.engine = start_llm(self.vllm, config.model, **engine)
-        self.llm = self.engine.llm
-        self.tokenizer = self.llm.get_tokenizer()
+        with ExitStack() as resources:  # the engine is shut down if what follows its start fails
+            self.engine = resources.enter_context(vllm_engine.open_engine(self.vllm, config.model, **engine))
+            self.tokenizer = self.engine.llm.get_tokenizer()
+            self._resources = resources.pop_all()
         self.eos = {self.tokenizer.eos_token_id}
-        context = self.llm.model_config.max_model_len
+        context = self.engine.llm.model_config.max_model_len
         # Keep room for the response: at least half the context, or all but --max-new-tokens of it.
         room = max(context - config.max_new_tokens, context // 2)
         self.prompt_limit = min(room, config.max_prompt_tokens or room)
@@ -85,7 +86,8 @@ class VllmSampler:
                 chats.append((index, as_plain(request.prompt)))
             else:
                 plain.append((index, request.prompt))
-        for method, group in ((self.llm.chat, chats), (self.llm.generate, plain)):
+        llm = self.engine.llm
+        for method, group in ((llm.chat, chats), (llm.generate, plain)):
             for (index, _), result in zip(group, self._generate(method, group, requests), strict=True):
                 results[index] = result
         return results
@@ -101,24 +103,7 @@ class VllmSampler:
             # From the tokens, as the hf backend decodes: vLLM's own text holds back a character cut in two.
             return [decode_response(self.tokenizer, c.token_ids, self.eos, self.config.stop) for c in output.outputs]
 
-        return [self._result(output, read) for output in self._each(call, len(group))]
-
-    def _each(self, call: Callable[[list[int]], list[T]], n: int) -> list[T | str]:
-        """`call` on all n items at once; if vLLM refuses the batch, on each item alone, so one bad request
-        fails alone: its refusal in one line in place of its output. A dead engine ends the run (RunInterrupted)."""
-        if n == 0:
-            return []
-        try:
-            return list(self.engine.run(lambda: call(list(range(n)))))
-        except self.refused:
-            pass
-        outputs: list[T | str] = []
-        for j in range(n):
-            try:
-                outputs.extend(self.engine.run(lambda: call([j])))  # noqa: B023 (run calls it at once)
-            except self.refused as err:
-                outputs.append(f"vLLM refused the request: {first_line(err)}")
-        return outputs
+        return [self._result(output, read) for output in self.engine.run_each(call, len(group))]
 
     def _params(self, seed: int) -> Any:
         c = self.config
@@ -144,7 +129,7 @@ class VllmSampler:
         params, k = self._beam_params(), self.config.k
 
         def call(items: list[int]) -> list[Any]:
-            return self.llm.beam_search([{"prompt_token_ids": ids[j]} for j in items], params, use_tqdm=False)
+            return self.engine.llm.beam_search([{"prompt_token_ids": ids[j]} for j in items], params, use_tqdm=False)
 
         def texts(prompt_ids: Sequence[int]) -> Callable[[Any], list[str]]:
             # A beam's tokens start with the prompt's; decode only what was generated.
@@ -153,11 +138,11 @@ class VllmSampler:
                 for seq in output.sequences[:k]
             ]
 
-        return [self._result(out, texts(p)) for p, out in zip(ids, self._each(call, len(ids)), strict=True)]
+        return [self._result(out, texts(p)) for p, out in zip(ids, self.engine.run_each(call, len(ids)), strict=True)]
 
     def _result(self, output: Any, read: Callable[[Any], list[str]]) -> SampleResult:
-        if isinstance(output, str):
-            return Failure(error=output)
+        if isinstance(output, Failure):
+            return output
         texts = read(output)
         if len(texts) == 1 and self.config.temperature == 0 and self.config.strategy == "sample":
             texts = texts * self.config.k
@@ -166,6 +151,5 @@ class VllmSampler:
         return texts
 
     def close(self) -> None:
-        """Shut the engine down (or keep it for the next stage, inside `reusing_engines()`)."""
-        self.llm = None
-        self.engine.close()
+        """Shut the engine down."""
+        self._resources.close()

@@ -9,14 +9,15 @@ transformers engine's token ids; the k responses of a prompt share its encoding 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
-from stages.contract.errors import Location, RrhfError, first_line
+from stages.contract.errors import Location
 from stages.contract.schema import Record
-from stages.engines.vllm_engine import import_vllm, refusals, start_llm
+from stages.engines import vllm_engine
+from stages.engines.vllm_engine import import_vllm
 from stages.lm.loading import fitting_length, load_pretrained, pick_device, pick_dtype
-from stages.lm.queries import Query
 from stages.runtime.runs import Failure
 from stages.score.config import ScoreConfig
 from stages.score.rm_inputs import check_one_output, reward_query
@@ -48,27 +49,22 @@ class VllmRewardScorer:
         }
         if config.pack_prompt != "auto":  # auto: vLLM's own default for the model
             engine["enable_prefix_caching"] = config.pack_prompt == "on"
-        self.refused = refusals(vllm)
-        self.engine = start_llm(vllm, model, **engine)
-        self.llm = self.engine.llm
         self.raw = vllm.PoolingParams(use_activation=False)
+        self._resources = ExitStack()
+        self.engine = self._resources.enter_context(vllm_engine.open_engine(vllm, model, **engine))
 
     def close(self) -> None:
-        """Shut the engine down (or keep it for the next stage, inside `reusing_engines()`)."""
-        self.llm = None
-        self.engine.close()
+        """Shut the engine down."""
+        self._resources.close()
 
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
-        """All responses of the batch in one engine call; vLLM schedules them itself."""
+        """All responses of the batch in one engine call; vLLM schedules them itself. A response vLLM refuses
+        fails alone (see `VllmEngine.run_each`)."""
         fmt = self.config.rm_format
         queries = [reward_query(self.tokenizer, record, fmt, self.max_length) for record in records]
-        try:
-            outputs = self.engine.run(
-                lambda: self._pair_outputs(queries) if fmt == "pair" else self._classify_outputs(queries)
-            )
-        except self.refused as err:  # e.g. a model vLLM loads for another pooling task than classification
-            raise RrhfError(f"vLLM could not score with {self.config.model}: {first_line(err)}") from None
-        flat = [_value(output, fmt) for output in outputs]
+        pairs = [(q.prompt, r) for q in queries for r in q.responses]
+        call = self._pair_outputs(pairs) if fmt == "pair" else self._classify_outputs(pairs)
+        flat = [o if isinstance(o, Failure) else _value(o, fmt) for o in self.engine.run_each(call, len(pairs))]
         values: list[list[float | Failure]] = []
         start = 0
         for q in queries:
@@ -76,16 +72,23 @@ class VllmRewardScorer:
             start += len(q.responses)
         return values
 
-    def _classify_outputs(self, queries: list[Query]) -> list[Any]:
-        prompts = [{"prompt_token_ids": q.prompt + r} for q in queries for r in q.responses]
-        return self.llm.classify(prompts, pooling_params=self.raw, use_tqdm=False)
+    def _classify_outputs(self, pairs: list[tuple[list[int], list[int]]]) -> Callable[[list[int]], list[Any]]:
+        def call(items: list[int]) -> list[Any]:
+            prompts = [{"prompt_token_ids": pairs[j][0] + pairs[j][1]} for j in items]
+            return self.engine.llm.classify(prompts, pooling_params=self.raw, use_tqdm=False)
 
-    def _pair_outputs(self, queries: list[Query]) -> list[Any]:
+        return call
+
+    def _pair_outputs(self, pairs: list[tuple[list[int], list[int]]]) -> Callable[[list[int]], list[Any]]:
         # vLLM's cross-encoder scoring encodes each pair itself, special tokens and token types included.
         decode = self.tokenizer.decode
-        firsts = [decode(q.prompt) for q in queries for _ in q.responses]
-        seconds = [decode(r) for q in queries for r in q.responses]
-        return self.llm.score(firsts, seconds, pooling_params=self.raw, use_tqdm=False)
+        firsts, seconds = [decode(p) for p, _ in pairs], [decode(r) for _, r in pairs]
+
+        def call(items: list[int]) -> list[Any]:
+            return self.engine.llm.score([firsts[j] for j in items], [seconds[j] for j in items],
+                                         pooling_params=self.raw, use_tqdm=False)
+
+        return call
 
 
 def _value(output: Any, fmt: str) -> float | Failure:

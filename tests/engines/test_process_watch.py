@@ -1,5 +1,5 @@
-"""ProcessWatch on real processes: a call is interrupted when a watched process ends, and how it ended is told
-apart (a signal, or an exit status) whether the watch or another path noticed first."""
+"""ProcessWatch on real processes: a call ends when a watched process ends, whatever the signal dispositions, and
+how it ended is told apart (a signal, or an exit status) whether the watch or another path noticed first."""
 
 import multiprocessing
 import os
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from stages.engines.process_watch import ProcessWatch, exit_code
+from stages.engines.process_watch import ProcessEnded, ProcessWatch, exit_code
 
 
 def _sleep() -> None:
@@ -37,13 +37,40 @@ def process():
         child.join()
 
 
-def test_a_killed_process_interrupts_the_watched_call_and_is_named(process):
+@pytest.fixture
+def sigint_ignored():
+    """SIGINT ignored, as in a background job of a shell, under nohup, setsid or a batch scheduler."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_killed_process_ends_the_watched_call_at_once_and_is_named(process, sigint_ignored):
     child = process(_sleep)
     watch = ProcessWatch([child])
-    with pytest.raises(KeyboardInterrupt), watch.watching():
-        os.kill(child.pid, signal.SIGKILL)
-        time.sleep(30)
+    threading.Timer(0.5, os.kill, (child.pid, signal.SIGKILL)).start()
+    started = time.monotonic()
+    with pytest.raises(ProcessEnded, match=r"^its process EngineCore was killed \(SIGKILL\)$"):
+        watch.call(lambda: time.sleep(30))  # a call that would wait long after its process died
+    assert time.monotonic() - started < 10
     assert watch.ended == "its process EngineCore was killed (SIGKILL)" and watch.signalled
+    assert watch.busy  # the call was left behind: its engine is not to be used again
+
+
+def test_a_watched_call_gives_its_result_or_its_exception(process):
+    watch = ProcessWatch([process(_sleep)])
+    assert watch.call(lambda: 41 + 1) == 42
+    with pytest.raises(ValueError, match="refused"):
+        watch.call(lambda: int("refused"))
+    assert watch.ended is None and not watch.busy
+
+
+def test_ctrl_c_still_ends_the_wait_and_leaves_the_call_behind(process):
+    watch = ProcessWatch([process(_sleep)])
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        watch.call(lambda: time.sleep(5))
+    assert watch.ended is None and watch.busy
 
 
 def test_check_names_an_end_another_path_noticed_first(process):

@@ -12,6 +12,11 @@ from pathlib import Path
 
 def engine_core_pids(parent: int) -> list[int]:
     """The vLLM engine-core processes (`VLLM::EngineCore`) started by process `parent`."""
+    return child_pids(parent, b"EngineCore")
+
+
+def child_pids(parent: int, marker: bytes = b"") -> list[int]:
+    """The processes whose parent is `parent` and whose command line holds `marker`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -22,17 +27,26 @@ def engine_core_pids(parent: int) -> list[int]:
         except OSError:
             continue
         ppid = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), -1)
-        if ppid == parent and b"EngineCore" in cmdline:
+        if ppid == parent and marker in cmdline:
             found.append(int(entry.name))
     return found
 
 
-def kill_engine_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 240) -> None:
-    """Wait until `ready()` (e.g. two batches journaled), then SIGKILL the engine core of `proc`."""
+def ignores_sigint(pid: int) -> bool:
+    """Whether process `pid` runs with SIGINT ignored (its SigIgn mask in /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+    return bool(mask >> (signal.SIGINT - 1) & 1)
+
+
+def kill_engine_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 240,
+                     parent: int | None = None) -> None:
+    """Wait until `ready()` (e.g. two batches journaled), then SIGKILL the engine core started by `parent` (by
+    default `proc` itself)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         if ready():
-            pids = engine_core_pids(proc.pid)
+            pids = engine_core_pids(proc.pid if parent is None else parent)
             assert pids, "no engine-core process found"
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)

@@ -9,8 +9,6 @@ import sys
 
 import pytest
 
-from stages.contract.errors import first_line
-from stages.engines.vllm_engine import Engine
 from stages.sample.config import SampleConfig
 from stages.sample.decoding import trim_at_stop
 from tests.conftest import read_jsonl, real_vllm
@@ -32,11 +30,15 @@ def sample(cli, prompts, out, model, *flags):
 
 
 @real_vllm
-def test_k_samples_per_prompt_stops_and_the_same_file_from_the_same_seed(vllm_models, write_jsonl, tmp_path, cli):
+def test_k_samples_per_prompt_stops_and_the_same_file_from_the_same_seed(
+    vllm_models, write_jsonl, tmp_path, cli, shared_vllm_engine
+):
     prompts = write_jsonl("p.jsonl", PROMPTS)
     flags = ["-k", "3", "--temperature", "0.9", "--top-p", "0.95", "--max-new-tokens", "12"]
     first, _ = sample(cli, prompts, tmp_path / "a.jsonl", vllm_models.policy, *flags)
+    engine = shared_vllm_engine.engine
     again, _ = sample(cli, prompts, tmp_path / "b.jsonl", vllm_models.policy, *flags)
+    assert shared_vllm_engine.engine is engine and engine.alive  # one engine for the same settings
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
     assert set(first) == {p["id"] for p in PROMPTS} and all(len(texts) == 3 for texts in first.values())
     assert len({t for texts in first.values() for t in texts}) > 4, "sampling at temperature 0.9 varies"
@@ -106,25 +108,6 @@ def test_missing_vllm_is_one_line_with_the_install_hint(monkeypatch, write_jsonl
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("rrhf: error: the vllm backend needs vLLM, which is not installed: pip install")
     assert not out.exists()
-
-
-def test_one_refused_request_fails_alone():
-    from stages.sample.vllm_backend import VllmSampler
-
-    sampler = VllmSampler.__new__(VllmSampler)  # only the batching logic, no engine
-    sampler.refused, sampler.engine = (ValueError,), Engine(llm=None, key=())
-    calls = []
-
-    def call(items):
-        calls.append(items)
-        if 1 in items:
-            raise ValueError("This model's maximum context length is 8 tokens.\nMore detail")
-        return [f"out{j}" for j in items]
-
-    assert sampler._each(call, 3) == ["out0", "vLLM refused the request: This model's maximum context length is 8 "
-                                               "tokens.", "out2"]
-    assert calls == [[0, 1, 2], [0], [1], [2]]
-    assert first_line(ValueError("a\nb")) == "a"
 
 
 @real_vllm

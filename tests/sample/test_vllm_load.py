@@ -1,15 +1,28 @@
 """`rrhf sample --engine vllm` at a real round's load on real vLLM (the CPU build): 64 prompts, chat and plain,
 k=4, seeded, more prompt tokens than one engine step takes (so vLLM would split prefills), and an engine killed
-mid-run. Before the CPU engine kept prefills whole, this load killed it ("CPU Generator does not use offset")."""
+mid-run, also in a shell's background job. Before the CPU engine kept prefills whole, this load killed it ("CPU
+Generator does not use offset")."""
 
 import json
+import os
 import random
+import shlex
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from transformers import AutoTokenizer
 
 from tests.conftest import read_jsonl, real_vllm
-from tests.engines.vllm_kill import kill_mid_run_then_rerun
+from tests.engines.vllm_kill import (
+    child_pids,
+    ignores_sigint,
+    journaled,
+    kill_engine_when,
+    kill_mid_run_then_rerun,
+)
 
 K = 4
 STEP_TOKENS = 4096  # vLLM's CPU default for a step's token budget (offline LLM)
@@ -63,3 +76,35 @@ def test_a_killed_engine_is_one_line_and_a_rerun_continues_to_the_uninterrupted_
     kept = kill_mid_run_then_rerun(["sample", load, "-o", out, "--model", vllm_models.policy, *FLAGS], out, 16)
     assert 16 <= kept < 64
     assert out.read_text() == reference.read_text()  # nothing lost, nothing duplicated, the same draws
+
+
+@real_vllm
+def test_a_background_job_whose_engine_is_killed_ends_in_seconds_with_one_line(vllm_models, load, tmp_path):
+    # A shell's background job runs with SIGINT ignored (POSIX; so do nohup, setsid, systemd and batch schedulers):
+    # noticing the dead engine must not depend on a signal reaching rrhf.
+    out = tmp_path / "s.jsonl"
+    journal = out.with_name(out.name + ".partial")
+    rrhf = shlex.join([sys.executable, "-m", "rrhf_cli", "sample", str(load), "-o", str(out), "--model",
+                       str(vllm_models.policy), *FLAGS])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    shell = subprocess.Popen(["bash", "-c", f"{rrhf} & wait $!"], env=env, start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not child_pids(shell.pid, b"rrhf_cli") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (job,) = child_pids(shell.pid, b"rrhf_cli")
+        assert ignores_sigint(job), "the job runs with SIGINT ignored, as a background job does"
+        kill_engine_when(shell, lambda: journaled(journal) >= 1, parent=job)  # the engine's child of rrhf, mid-sampling
+        killed = time.monotonic()
+        _, stderr = shell.communicate(timeout=60)
+        assert time.monotonic() - killed < 30
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
+    assert shell.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr and not out.exists()
+    last = [line for line in stderr.splitlines() if line.startswith("rrhf:")][-1]
+    assert last.startswith("rrhf: error: vLLM's engine stopped: its process EngineCore was killed (SIGKILL); "), last
+    assert last.endswith(f"kept in {journal}: run the same command again to continue"), last

@@ -156,3 +156,32 @@ def test_settings_vllm_refuses_at_start_are_one_line(vllm_models, samples, tmp_p
     assert lines[-1].startswith(f"rrhf: error: vLLM could not start {vllm_models.reward}: "), lines
     # vLLM may log its engine processes' own errors above; rrhf's report is the one last line.
     assert not out.exists()
+
+
+def test_a_response_vllm_refuses_fails_alone_and_the_others_are_scored(tiny_models):
+    from stages.contract.errors import Location
+    from stages.contract.schema import Record
+    from stages.engines.vllm_engine import VllmEngine
+    from stages.score.reward_model_vllm import VllmRewardScorer
+    from tests.engines.recording_vllm import Recorder
+
+    records = [Record.model_validate(row) for row in SAMPLES]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.reward)
+    scorer = VllmRewardScorer.__new__(VllmRewardScorer)  # the batching over a recording engine
+    scorer.config = ScoreConfig(scorer="reward-model", model="m", engine="vllm", rm_format="concat")
+    scorer.tokenizer, scorer.max_length, scorer.raw = tokenizer, 64, None
+    refused = {"prompt_token_ids": reward_ids(tokenizer, records[0], 1)}  # record a, its response 1
+    recorder = Recorder(refuse=(refused,))
+    with VllmEngine(recorder.module(), "m") as scorer.engine:
+        values = scorer.score(records, [Location("samples.jsonl", i + 1) for i in range(2)])
+    assert [len(c) for c in recorder.calls] == [5, 1, 1, 1, 1, 1]  # the batch, then each response alone
+    assert values[0][1] == Failure(error="vLLM refused the request: This model's maximum context length is 8 tokens.")
+    assert values[0][0] == values[0][2] == values[1][0] == values[1][1] == 0.5
+
+
+def reward_ids(tokenizer, record, response):
+    """The ids the concat format scores for one response of a record."""
+    from stages.score.rm_inputs import reward_query
+
+    query = reward_query(tokenizer, record, "concat", 64)
+    return query.prompt + query.responses[response]
