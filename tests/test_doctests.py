@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = [
-    "bench.efficacy_stats", "bench.flops", "examples.rewards", "stages.runtime.memory", "stages.train.cache_admin", "tests.test_docs",
+    "bench.efficacy_stats", "bench.flops", "examples.rewards", "rrhf_cli.own_stages", "stages.runtime.memory",
+    "stages.train.cache_admin", "tests.test_docs",
 ]
 
 
