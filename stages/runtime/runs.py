@@ -110,8 +110,8 @@ class StageRun:
         self.stage, self.config, self.output, self.inputs = stage, config, output, list(inputs)
         self.started_at = now()
         sources = [i.spec for i in inputs if not i.spec.startswith(HF_PREFIX)]
-        check_output(output, [] if appending else sources)
         self.launch = launch or Launch()
+        check_output(output, [] if appending else sources, tag=self.launch.tag if self.launch.parallel else "")
         journaled = output.with_name(f"{output.name}.{self.launch.tag}") if self.launch.parallel else output
         self.locked = journaled
         lock_output(journaled)

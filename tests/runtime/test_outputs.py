@@ -83,3 +83,35 @@ def test_rescoring_or_merging_a_ranked_file_drops_its_stale_pairs(write_jsonl, t
     other = write_jsonl("other.jsonl", [{"id": "a", "prompt": "p", "responses": [{"text": "w", "score": 2.0}]}])
     assert cli("merge", ranked, other, "-o", merged).exit_code == 0
     assert "pairs" not in read_jsonl(merged)[0]
+
+
+def test_an_output_name_too_long_for_what_the_run_writes_beside_it_is_refused_before_any_work(write_jsonl, tmp_path,
+                                                                                              cli):
+    src = write_jsonl("scored.jsonl", SCORED)
+    output = tmp_path / ("r" * 236 + ".jsonl")  # 242 bytes fit; the temp name of its failure list (269) does not
+    result = cli("rank", src, "-o", output)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and line.endswith("269 bytes where the file system allows 255; choose a shorter name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.jsonl"]
+
+
+def test_an_output_folder_that_cannot_be_created_is_refused_before_any_work(write_jsonl, tmp_path, cli):
+    src = write_jsonl("scored.jsonl", SCORED)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli("rank", src, "-o", blocker / "sub" / "ranked.jsonl")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"rrhf: error: {blocker / 'sub' / 'ranked.jsonl'}: {blocker} is not a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes any folder")
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(write_jsonl, tmp_path, cli):
+    src = write_jsonl("scored.jsonl", SCORED)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        result = cli("rank", src, "-o", locked / "ranked.jsonl")
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 2 and f"the folder {locked} cannot be written" in result.stderr
