@@ -7,7 +7,7 @@ import pytest
 
 MODULES = [
     "bench.efficacy_stats", "bench.flops", "examples.rewards", "rrhf_cli.own_stages", "stages.runtime.memory",
-    "stages.runtime.outputs", "stages.train.cache_admin", "tests.test_docs",
+    "stages.runtime.outputs", "stages.runtime.resolve", "stages.train.cache_admin", "tests.test_docs",
 ]
 
 

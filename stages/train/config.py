@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the loss module imports torch, which `rrhf --help` must not
 class TrainConfig(BaseModel):
     """Settings of `rrhf train`."""
 
-    model: str = setting(description="Policy to fine-tune: a from_pretrained folder or hub name.")
+    model: str = setting(description="Policy to fine-tune: a from_pretrained folder or hub name.", path="local")
     # The loss (arXiv 2304.05302, section 3).
     rank_weight: float = setting(1.0, ge=0, description="Weight of the ranking loss; 0 is plain SFT on the best.")
     sft_weight: float = setting(
