@@ -33,7 +33,7 @@ class ClosedOutput(io.TextIOBase):
 
     def write(self, text: str) -> int:
         if text:
-            raise OSError(errno.EBADF, "standard output is closed; the result had nowhere to go", "<stdout>")
+            raise OSError(errno.EBADF, "closed, so the result had nowhere to go", "standard output")
         return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from stages.contract.errors import naming
 from stages.contract.id_index import IdIndex, IdList
 from stages.runtime.launch import Group
 
@@ -47,7 +48,8 @@ def collect_shares(group: Group, output: Path, own: Path, chunk_bytes: int = CHU
             chunk = b"" if lead else source.read(chunk_bytes)
             chunks = group.gather(chunk)
             for sink, piece in zip(sinks, (chunks or [])[1:], strict=False):
-                sink.write(piece)
+                with naming(sink.name):
+                    sink.write(piece)
             if not any(group.everyone(bool(chunk))):
                 break
     return received if lead else None

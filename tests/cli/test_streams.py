@@ -48,7 +48,7 @@ def test_a_closed_stdout_is_an_error_for_a_command_that_prints(tmp_path):
     data.write_text('{"prompt": "a"}\n')
     result = _in_bash(">&-", "inspect", str(data), "--json")
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "standard output is closed" in result.stderr
+    assert result.stderr == "rrhf: error: standard output: closed, so the result had nowhere to go\n"
 
 
 def test_a_closed_stderr_loses_only_the_messages(tmp_path):

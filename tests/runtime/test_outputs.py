@@ -66,7 +66,7 @@ def test_a_full_disk_is_one_line_naming_the_file(write_jsonl, tmp_path, cli, mon
     monkeypatch.setattr(os, "fsync", full)
     result = cli("rank", write_jsonl("scored.jsonl", SCORED), "-o", out)
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"rrhf: error: [Errno 28] cannot write {out}: No space left on device"
+    assert result.stderr.strip() == f"rrhf: error: {out}: No space left on device"
     assert out.read_text() == "kept\n" and not list(tmp_path.glob(".ranked.jsonl.*"))
 
 
@@ -115,3 +115,21 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(writ
     finally:
         locked.chmod(0o700)
     assert result.exit_code == 2 and f"the folder {locked} cannot be written" in result.stderr
+
+
+def test_a_file_size_limit_names_the_file_it_stopped(write_jsonl, tmp_path):
+    """`ulimit -f`: the system's "File too large" names no file; the journal it stopped is named."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rows = [{"id": str(i), "prompt": "p", "responses": [{"text": "x" * 40}, {"text": "y"}]} for i in range(300)]
+    src = write_jsonl("samples.jsonl", rows)
+    rewards = Path(__file__).resolve().parents[2] / "examples" / "rewards.py"
+    out = tmp_path / "scored.jsonl"
+    command = [sys.executable, "-m", "rrhf_cli", "score", str(src), "-o", str(out), "--scorer", "python",
+               "--fn", f"{rewards}:concise", "--batch-size", "64"]
+    limited = ["bash", "-c", 'ulimit -f 4 && exec "$@"', "bash", *command]  # 4 KiB
+    result = subprocess.run(limited, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"rrhf: error: {out}.partial: File too large"
