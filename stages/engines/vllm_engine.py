@@ -17,6 +17,7 @@ from stages.contract.errors import RrhfError, RunInterrupted, first_line
 from stages.engines import vllm_log
 from stages.engines.process_watch import ProcessWatch
 from stages.runtime.console import log
+from stages.runtime.hub import cache_only
 
 T = TypeVar("T")
 
@@ -130,6 +131,7 @@ def start_llm(vllm: Any, model: str, **engine: Any) -> Engine:
         if kept.key == key:
             return kept
         kept.shutdown()
+    cache_only(model)  # a name that can load from nowhere is refused now, not after vLLM's retries
     since = vllm_log.mark()
     before = set(multiprocessing.active_children())
     try:
