@@ -57,6 +57,21 @@ def lock_output(output: Path) -> None:
     _held[path] = handle
 
 
+def lock_holder(lock: Path) -> str | None:
+    """The process holding the lock file `lock` (as it wrote itself there), or None where no process holds it."""
+    try:
+        handle = lock.open("r", encoding="utf-8")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "unknown"
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return None
+
+
 def unlock_output(output: Path) -> None:
     """Let go of the lock this process holds on `output`, removing its file (removed while still held, so no
     other run can lock a file that is about to disappear)."""
