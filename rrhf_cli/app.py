@@ -10,7 +10,8 @@ from typer.core import TyperCommand, TyperGroup
 
 from rrhf_cli.options import debug_enabled
 from stages.contract import __version__
-from stages.contract.errors import RrhfError, exit_status, interrupted, raise_terminated
+from stages.contract.errors import RrhfError, exit_status, interrupted, os_error_message, raise_terminated
+from stages.runtime.console import PIPE_EXIT, drop_stdout, flush_stdout, guard_streams, stdout_reader_gone
 from stages.runtime.memory import memory_kind, out_of_memory
 from stages.runtime.outputs import unlock_all
 
@@ -22,9 +23,13 @@ class RrhfGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except (RrhfError, OSError) as err:
+            if isinstance(err, BrokenPipeError) and stdout_reader_gone():  # `rrhf inspect f | head -1`: no error
+                drop_stdout()
+                raise typer.Exit(PIPE_EXIT) from None
             if debug_enabled(ctx):
                 raise
-            typer.echo(f"rrhf: error: {err}", err=True)
+            message = os_error_message(err) if isinstance(err, OSError) else str(err)
+            typer.echo(f"rrhf: error: {message}", err=True)
             raise typer.Exit(exit_status(err)) from None
         except (MemoryError, RuntimeError) as err:  # out of memory outside a stage's batches (loading a model, say)
             kind = memory_kind(err)
@@ -112,5 +117,12 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    guard_streams()
     signal.signal(signal.SIGTERM, raise_terminated)
-    app()
+    try:
+        app()
+    except SystemExit as end:
+        status = end.code
+    else:
+        status = 0
+    raise SystemExit(status if flush_stdout() else PIPE_EXIT)

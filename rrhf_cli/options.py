@@ -117,7 +117,8 @@ def command(model: type[BaseModel] | None = None) -> Callable[[Callable[..., Any
             flags = _flag_values(plan, kwargs)
             file_values = load_config_file(config_file) if config_file else {}
             source = str(config_file) if config_file else "config"
-            return fn(**kwargs, config=resolve_config(model, file_values, flags, source=source))
+            config = resolve_config(model, file_values, flags, source=source, config_file=config_file)
+            return fn(**kwargs, config=config)
 
         context = inspect.Parameter(_CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
         wrapper.__signature__ = signature.replace(parameters=[*own, *reads, *fields, *general, context])  # type: ignore[attr-defined]

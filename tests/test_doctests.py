@@ -6,8 +6,9 @@ import importlib
 import pytest
 
 MODULES = [
-    "bench.efficacy_stats", "bench.flops", "examples.rewards", "stages.runtime.memory", "stages.train.cache_admin",
-    "tests.test_docs",
+    "bench.efficacy_stats", "bench.flops", "examples.rewards", "rrhf_cli.own_stages", "stages.contract.errors",
+    "stages.runtime.hub", "stages.runtime.memory", "stages.runtime.outputs", "stages.runtime.resolve",
+    "stages.runtime.shares", "stages.train.cache_admin", "tests.test_docs",
 ]
 
 

@@ -6,6 +6,7 @@ import json
 import time
 
 from rrhf_cli.options import JsonOpt, command
+from stages.runtime.console import output_console
 from stages.train.cache_admin import CleanConfig
 
 
@@ -26,7 +27,6 @@ def cache_ls_command(json_output: JsonOpt = False) -> None:
     if json_output:
         print(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("key", "records", "queries", "size", "last used", title=str(cache_root() / "train-data"),
@@ -34,7 +34,7 @@ def cache_ls_command(json_output: JsonOpt = False) -> None:
     for row in rows:
         table.add_row(str(row["key"])[:16], str(row["records"] or "incomplete"), str(row["queries"] or ""),
                       str(row["size"]), str(row["last_used"]))
-    Console().print(table)
+    output_console().print(table)
 
 
 @command(CleanConfig)

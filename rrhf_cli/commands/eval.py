@@ -11,6 +11,7 @@ import typer
 from rrhf_cli.options import ForceOpt, InputArg, JsonOpt, command
 from stages.contract.formats import InputOptions
 from stages.eval.config import EvalConfig
+from stages.runtime.console import output_console
 
 EvalDirOpt = Annotated[
     Path, typer.Option("-o", "--output", help="Folder for the samples, the scored files and report.json.")
@@ -43,7 +44,6 @@ def eval_command(
     if json_output:
         print(json.dumps(report.model_dump(mode="json"), indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     title = f"rrhf eval: {report.prompts} prompts"
@@ -52,6 +52,6 @@ def eval_command(
         if item is not None:
             ppl = "n/a" if item.reference_perplexity is None else f"{item.reference_perplexity:.3f}"
             table.add_row(f"{label}: {item.model}", f"{item.mean_reward:.4f}", str(item.responses), ppl)
-    Console().print(table)
+    output_console().print(table)
     if report.win_rate is not None:
-        Console().print(f"win rate of the model over the baseline: {report.win_rate:.3f} (ties count half)")
+        output_console().print(f"win rate of the model over the baseline: {report.win_rate:.3f} (ties count half)")

@@ -13,6 +13,7 @@ from stages.contract.inputs import InputFile
 from stages.contract.meta import read_meta
 from stages.contract.metrics import read_metrics
 from stages.report.summary import Stats, Summary, summarize
+from stages.runtime.console import output_console
 
 
 @command()
@@ -51,9 +52,8 @@ def _inspect_model_folder(folder: Path, json_output: bool) -> None:
     if json_output:
         print(json.dumps({"path": str(folder), "meta": meta.model_dump(mode="json"), "metrics": last}, indent=2))
         return
-    from rich.console import Console
 
-    console = Console()
+    console = output_console()
     table = _key_value_table(f"{folder} (last logged step)")
     for key, value in (last or {}).items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -62,10 +62,9 @@ def _inspect_model_folder(folder: Path, json_output: bool) -> None:
 
 
 def _render(path: str, summary: Summary, meta: dict | None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = output_console()
     overview = _key_value_table(path)
     overview.add_row("format", summary.format)
     overview.add_row("records", str(summary.records))

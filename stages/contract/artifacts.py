@@ -49,7 +49,7 @@ def atomic_open(path: Path, binary: bool = False) -> Iterator[IO[Any]]:
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
         if err.filename is None:  # a write error (a full disk) names no file by itself
-            raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
+            raise OSError(err.errno, err.strerror, str(path)) from None
         raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

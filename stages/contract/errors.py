@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -77,3 +79,33 @@ def first_line(err: BaseException) -> str:
     what a one-line error report quotes from a library's exception."""
     text = str(err).strip()
     return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+def os_error_message(err: OSError) -> str:
+    """An OS error as `FILE: problem` (the file it names, both of a rename), or the problem alone where it names
+    none.
+
+    >>> os_error_message(FileNotFoundError(2, "No such file or directory", "in.jsonl"))
+    'in.jsonl: No such file or directory'
+    >>> os_error_message(OSError(18, "Invalid cross-device link", "a", None, "b"))
+    'a -> b: Invalid cross-device link'
+    >>> os_error_message(OSError(27, "File too large"))
+    'File too large'
+    """
+    problem = err.strerror or first_line(err)
+    if err.filename is None:
+        return problem
+    names = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else str(err.filename)
+    return f"{names}: {problem}"
+
+
+@contextmanager
+def naming(path: object) -> Iterator[None]:
+    """Give an OS error raised inside (a write's full disk, `ulimit -f`'s "File too large") the file it was about,
+    where the system call named none; the error keeps its kind (OSError picks it by errno)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None or err.errno is None:
+            raise
+        raise OSError(err.errno, err.strerror or first_line(err), str(path)) from err

@@ -39,6 +39,7 @@ class Meta(BaseModel):
     stage: str
     rrhf_version: str = __version__
     config: dict[str, Any] = {}
+    config_file: str | None = None  # the --config file the settings were read from, where one was
     inputs: list[InputInfo] = []
     counts: dict[str, int] = {}
     world_size: int = 1  # processes that shared the work (a data-parallel launch)
@@ -54,6 +55,17 @@ def input_info(loaded: InputFile | LoadedInput) -> InputInfo:
     )
 
 
+CONFIG_FILE = "_rrhf_config_file"
+"""The attribute of a resolved settings object naming the config file it was read from: kept beside the settings,
+not among them, so a moved config file with the same settings still resumes a run."""
+
+
+def config_file_of(config: BaseModel) -> str | None:
+    """The config file `config` was read from (`--config`), or None."""
+    value = getattr(config, CONFIG_FILE, None)
+    return value if isinstance(value, str) else None
+
+
 def stage_meta(
     stage: str, config: BaseModel, inputs: Sequence[InputFile | LoadedInput], counts: dict[str, int], started_at: str
 ) -> Meta:
@@ -61,6 +73,7 @@ def stage_meta(
     return Meta(
         stage=stage,
         config=redact(config.model_dump(mode="json")),
+        config_file=config_file_of(config),
         inputs=[input_info(i) for i in inputs],
         counts=counts,
         started_at=started_at,

@@ -17,6 +17,7 @@ from stages.engines.environ import scoped_environ
 from stages.engines.process_watch import ProcessEnded, ProcessWatch
 from stages.engines.vllm_log import ErrorLog
 from stages.runtime.console import log
+from stages.runtime.hub import cache_only
 from stages.runtime.runs import Failure
 
 T = TypeVar("T")
@@ -79,6 +80,7 @@ class VllmEngine:
         self._resources = ExitStack()
 
     def __enter__(self) -> VllmEngine:
+        cache_only(self.model)  # a name that can load from nowhere is refused now, not after vLLM's retries
         with ExitStack() as resources:
             self._log = resources.enter_context(ErrorLog(self.vllm.logger, log_level()))
             before = set(multiprocessing.active_children())

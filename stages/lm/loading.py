@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from stages.contract.errors import UsageError, first_line
 from stages.runtime.console import log, quiet_libraries
+from stages.runtime.hub import cache_only
 from stages.runtime.launch import current_launch
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ def load_pretrained(load: Callable[..., Any], name: str, **kwargs: Any) -> Any:
     gguf = path.suffix == ".gguf"
     if (gguf or name.startswith(("/", ".", "~"))) and not path.exists():
         raise UsageError(f"--model {name}: no such {'file' if gguf else 'folder'}")
+    if not gguf and cache_only(name):  # the hub is silent: its retries would take a minute to say so
+        kwargs["local_files_only"] = True
     try:
         if gguf:
             # transformers dequantises under a bare tqdm bar that its progress-bar switch does not reach

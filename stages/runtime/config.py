@@ -39,6 +39,9 @@ class Cli:
     shown: bool = True  # False: a config file sets it, no flag does
     deprecated: tuple[str, ...] = ()  # former names (config key and flag), accepted with a warning
     former_values: tuple[tuple[str, str], ...] = ()  # (former value, its new spelling)
+    # A file the setting names, which a config file gives relative to its own folder: "file" (a path), "local"
+    # (a local folder or else a hub name), "fn" (the file of `path/to/file.py:function`).
+    path: Literal["", "file", "local", "fn"] = ""
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,13 @@ def setting(
     shown: bool = True,
     deprecated: Iterable[str] = (),
     former_values: Iterable[tuple[str, str]] = (),
+    path: Literal["", "file", "local", "fn"] = "",
     **constraints: Any,
 ) -> Any:
     """A config field (pydantic's `Field` with `constraints`) and how the command line shows it."""
     field: FieldInfo = Field(default, description=description, **constraints)
     field.metadata.append(Cli(tuple(flags), tuple(aliases), metavar, operational, shown, tuple(deprecated),
-                              tuple(former_values)))
+                              tuple(former_values), path))
     return field
 
 

@@ -2,16 +2,112 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
+import os
+import select
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from stages.runtime.launch import current_launch
 
 log = logging.getLogger("rrhf")
 _state = {"quiet": False}
+
+PIPE_EXIT = 128 + 13
+"""The status of a command whose reader went away (`rrhf inspect f | head -1`): what SIGPIPE gives in a shell."""
+
+
+class ClosedOutput(io.TextIOBase):
+    """Standard output started closed (`>&-`): writing to it is an error naming it, so a command whose result is
+    its output fails instead of ending well with nothing written; commands that write files are unaffected."""
+
+    encoding = "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if text:
+            raise OSError(errno.EBADF, "closed, so the result had nowhere to go", "standard output")
+        return 0
+
+
+def guard_streams() -> None:
+    """Make the standard streams safe to use whatever state they start in: a closed descriptor 0-2 is held on
+    /dev/null (so no file the run opens takes its number and receives what was meant for the terminal), a closed
+    stderr discards messages, a closed stdout fails on the first write, and a stream whose encoding cannot spell
+    a character (LC_ALL=C, a Latin-1 locale) writes it escaped instead of failing."""
+    closed = [fd for fd in (0, 1, 2) if not _open(fd)]
+    for fd in closed:
+        held = os.open(os.devnull, os.O_RDWR)
+        if held != fd:
+            os.dup2(held, fd)
+            os.close(held)
+    if 1 in closed or sys.stdout is None:
+        sys.stdout = ClosedOutput()
+    if 2 in closed or sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (a broken pipe there is the reader's choice, not a
+    failure); False where stdout is anything else."""
+    try:
+        poller = select.poll()
+        poller.register(sys.__stdout__.fileno() if sys.__stdout__ else 1, select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def drop_stdout() -> None:
+    """Point stdout at /dev/null, so what is still buffered for a reader that left is dropped without an error
+    when the process exits."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+
+
+def output_console() -> Any:
+    """A rich Console on stdout whose broken pipe ends the command as every other write to stdout does (rich's
+    own default exits 1 by itself)."""
+    from rich.console import Console
+
+    class _OutputConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    return _OutputConsole()
+
+
+def flush_stdout() -> bool:
+    """Flush stdout at the end of a command; False (and the rest dropped) where its reader has gone."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        drop_stdout()
+        return False
+    except OSError:
+        return True  # a closed stdout already failed its command; nothing more to say at exit
+    return True
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from stages.contract.artifacts import dumps
-from stages.contract.errors import UsageError
+from stages.contract.errors import UsageError, naming
 from stages.contract.id_index import IdIndex, id_hash
 from stages.contract.meta import differences
 from stages.contract.schema import Record
@@ -114,7 +114,7 @@ class Journal:
         and from a machine crash within SYNC_SECONDS (an fsync per small batch would cost more than the work)."""
         self.load()
         lines = [(r.id, (dumps(r.to_json_dict()) + "\n").encode("utf-8")) for r in records]
-        with self.path.open("ab") as handle:
+        with naming(self.path), self.path.open("ab") as handle:
             at = handle.seek(0, os.SEEK_END)
             handle.write(b"".join(line for _, line in lines))
             handle.flush()
@@ -153,7 +153,7 @@ class Journal:
 
     def _start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("w", encoding="utf-8") as handle:
+        with naming(self.path), self.path.open("w", encoding="utf-8") as handle:
             handle.write(self._header())
             handle.flush()
             os.fsync(handle.fileno())

@@ -4,6 +4,7 @@ flags and values are renamed with one warning line each; unknown keys are refuse
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from stages.contract.errors import UsageError, first_line
+from stages.contract.meta import CONFIG_FILE
 from stages.runtime.config import (
     SPELLING,
     Flag,
@@ -29,7 +31,8 @@ C = TypeVar("C", bound=BaseModel)
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a YAML (.yaml/.yml) or TOML (.toml) mapping; keys may use dashes or underscores, at any depth."""
+    """Read a YAML (.yaml/.yml) or TOML (.toml) mapping; keys may use dashes or underscores, at any depth, but a
+    key given twice (in either spelling) is refused."""
     if not path.is_file():
         raise UsageError(f"{path}: config file not found")
     text = path.read_text(encoding="utf-8-sig")
@@ -39,7 +42,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
         else:
             import yaml
 
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_unique_keys_loader(path))  # a SafeLoader subclass: no tags that run code
+    except UsageError:
+        raise
     except (tomllib.TOMLDecodeError, ValueError) as err:
         raise UsageError(
             f"{path}: not valid {path.suffix.lstrip('.').upper() or 'YAML'} ({first_line(err)})"
@@ -52,11 +57,75 @@ def load_config_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a config file must hold a mapping of option names to values")
-    return _underscored(data)
+    return _underscored(data, path)
 
 
-def _underscored(data: dict[Any, Any]) -> dict[str, Any]:
-    return {str(k).replace("-", "_"): _underscored(v) if isinstance(v, dict) else v for k, v in data.items()}
+def _unique_keys_loader(path: Path) -> Any:
+    """A YAML SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    raise UsageError(f"{path}:{line}: key '{key}' is given twice (first on line {seen[key]})")
+                if isinstance(key, str | int | float | bool):
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeys
+
+
+def _underscored(data: dict[Any, Any], path: Path, where: str = "") -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name in spelled:
+            raise UsageError(f"{path}: '{where}{spelled[name]}' and '{where}{key}' are the same setting; keep one")
+        spelled[name] = str(key)
+        result[name] = _underscored(value, path, f"{where}{key}.") if isinstance(value, dict) else value
+    return result
+
+
+def rebased(value: str, kind: str, folder: Path, exists: Callable[[Path], bool] = Path.exists) -> str:
+    """A setting's file as a config file in `folder` names it: a relative path is taken from that folder, a
+    `local` name only where that folder holds it (else it is a hub name), `fn` only in its file part.
+
+    >>> rebased("rewards.py:score", "fn", Path("/cfg")), rebased("pkg.mod:score", "fn", Path("/cfg"))
+    ('/cfg/rewards.py:score', 'pkg.mod:score')
+    >>> rebased("rubric.txt", "file", Path("/cfg")), rebased("/abs/rubric.txt", "file", Path("/cfg"))
+    ('/cfg/rubric.txt', '/abs/rubric.txt')
+    >>> rebased("Qwen/Qwen2.5-0.5B", "local", Path("/cfg"), exists=lambda p: False)
+    'Qwen/Qwen2.5-0.5B'
+    >>> rebased("models/tiny", "local", Path("/cfg"), exists=lambda p: p == Path("/cfg/models/tiny"))
+    '/cfg/models/tiny'
+    """
+    if kind == "fn":
+        target, colon, name = value.rpartition(":")
+        if colon and (target.endswith(".py") or "/" in target):
+            return rebased(target, "file", folder, exists) + ":" + name
+        return value
+    if not value or value.startswith("~") or Path(value).is_absolute():
+        return value
+    if kind == "local" and not exists(folder / value):
+        return value
+    return str(folder / value)
+
+
+def rebase_paths(values: dict[str, Any], plan: list[Flag], folder: Path) -> None:
+    """Rewrite, in place, the files a config file's `values` name (settings declared with `path=`) relative to
+    `folder`, the config file's own, rather than to the working folder."""
+    for flag in plan:
+        kind = cli_of(flag.field).path
+        holder: Any = values
+        for part in flag.path[:-1]:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if kind and isinstance(holder, dict) and isinstance(holder.get(flag.name), str):
+            holder[flag.name] = rebased(holder[flag.name], kind, folder)
 
 
 def resolve_config(
@@ -65,12 +134,16 @@ def resolve_config(
     flags: dict[str, Any],
     source: str = "config",
     warn: Callable[[str], None] = log.warning,
+    config_file: Path | None = None,
 ) -> C:
     """Build the model from file values overridden by flags (both nested as the model is); every problem is
     reported in one message, each setting named by its flag. Former names and values are accepted with a
-    warning through `warn`."""
+    warning through `warn`. The files `config_file` (where the file values came from) names are taken from its
+    folder, and the result remembers it for the meta."""
     plan = plan_flags(model)
     values = modern_keys(model, file_values, plan, source, warn)
+    if config_file is not None:
+        rebase_paths(values, plan, Path(os.path.abspath(config_file)).parent)
     for flag in plan:  # a section set by no key (or an empty one) still reports its own missing settings
         target: Any = values
         for part in flag.path[:-1]:
@@ -81,9 +154,12 @@ def resolve_config(
     values = _merged(values, flags)
     current_values(values, plan, warn)
     try:
-        return model.model_validate(values, context={SPELLING: spelling(plan)})
+        config = model.model_validate(values, context={SPELLING: spelling(plan)})
     except ValidationError as err:
         raise UsageError("invalid settings: " + "; ".join(_problems(err, plan))) from None
+    if config_file is not None:
+        object.__setattr__(config, CONFIG_FILE, str(Path(os.path.abspath(config_file))))
+    return config
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

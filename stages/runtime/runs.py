@@ -23,7 +23,7 @@ from stages.runtime.journal import Journal
 from stages.runtime.launch import Group, Launch
 from stages.runtime.memory import memory_kind, out_of_memory
 from stages.runtime.outputs import check_output, lock_output, unlock_output
-from stages.runtime.shares import collect_shares, in_input_order, share_path
+from stages.runtime.shares import collect_shares, drop_other_world_sizes, in_input_order, share_path
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,15 @@ class StageRun:
         self.stage, self.config, self.output, self.inputs = stage, config, output, list(inputs)
         self.started_at = now()
         sources = [i.spec for i in inputs if not i.spec.startswith(HF_PREFIX)]
-        check_output(output, [] if appending else sources)
         self.launch = launch or Launch()
+        check_output(output, [] if appending else sources, tag=self.launch.tag if self.launch.parallel else "")
         journaled = output.with_name(f"{output.name}.{self.launch.tag}") if self.launch.parallel else output
         self.locked = journaled
         lock_output(journaled)
+        if self.launch.rank == 0:  # one rank clears what a launch of another size left; the others never see it
+            said = drop_other_world_sizes(output, self.launch.world_size)
+            if said is not None:
+                log.warning(said)
         self.group = Group(self.launch) if self.launch.parallel else None
         infos = [input_info(i) for i in inputs]
         settings = outcome_settings(config)

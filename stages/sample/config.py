@@ -21,6 +21,7 @@ class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
 
     model: str = setting(
         description="A local folder or hub name (hf, vllm), or the model name the server knows (openai).",
+        path="local",
     )
     k: int = setting(4, "Responses per prompt.", flags=("-k",), ge=1)
     engine: str = setting(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.contract.artifacts import Row, json_line
-from stages.contract.errors import BadInput, Location, UsageError
+from stages.contract.errors import BadInput, Location, UsageError, naming
 from stages.contract.formats import InputOptions
 from stages.contract.id_index import IdIndex, IdList
 from stages.contract.ids import derive_seed
@@ -133,8 +133,9 @@ def _finish_appended(
     """Write the existing output joined by id with the new samples (parked in a file beside it first)."""
     with tempfile.NamedTemporaryFile("w", dir=output.parent, prefix=f".{output.name}.", suffix=".new.jsonl",
                                      encoding="utf-8") as new:
-        new.writelines(json_line(row) for row in rows)
-        new.flush()
+        with naming(new.name):
+            new.writelines(json_line(row) for row in rows)
+            new.flush()
         counts["records_before"] = existing.count or 0
         joined: Counter[str] = Counter()
         counts_out = dict(counts)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from stages.contract.errors import Location
+from stages.contract.errors import Location, naming
 from stages.contract.schema import Record
 
 
@@ -19,6 +19,7 @@ class RecordSpool:
     def __init__(self, folder: Path) -> None:
         """`folder`: where the file lives; beside the output, so a large spool uses the output's disk."""
         folder.mkdir(parents=True, exist_ok=True)
+        self._folder = folder
         self._file = tempfile.TemporaryFile(dir=folder)
         self._offsets = array("q")
         self._lines = array("q")  # the record's line (or row) in its input; -1 where it has none
@@ -32,8 +33,9 @@ class RecordSpool:
         if not self._sources or self._sources[-1] != key:
             self._sources.append(key)
         line = orjson.dumps(record.to_json_dict()) + b"\n"
-        self._file.seek(self._end)
-        self._file.write(line)
+        with naming(f"a temporary file in {self._folder}"):
+            self._file.seek(self._end)
+            self._file.write(line)
         self._offsets.append(self._end)
         self._lines.append(-1 if where.index is None else where.index)
         self._source_of.append(len(self._sources) - 1)

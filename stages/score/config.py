@@ -26,7 +26,7 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
         metavar="|".join(SCORERS),
         deprecated=("backend",),
     )
-    model: str | None = setting(None, description="Reward model, policy (logprob) or judge model name.")
+    model: str | None = setting(None, description="Reward model, policy (logprob) or judge model name.", path="local")
     as_name: str | None = setting(None, "Also keep the value under scores.NAME.", flags=("--as",), metavar="NAME")
     primary: str | None = setting(None, description="Which scores.NAME becomes `score` (default: this run's value).")
     keep_score: bool = setting(
@@ -66,7 +66,8 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     length_penalty: float = setting(1.0, ge=0, description="logprob: alpha in logp / |y|^alpha.")
     # python
     fn: str | None = setting(
-        None, description="python: module:function or path/to/file.py:function, (prompt, response) -> float."
+        None, description="python: module:function or path/to/file.py:function, (prompt, response) -> float.",
+        path="fn",
     )
     # ApiSettings' timeout, described for the python scorer too, which honours it only where it is given.
     timeout: float = borrowed(
@@ -76,7 +77,8 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
         "take before that response fails (unset: no limit).",
     )
     # judge
-    judge_template: Path | None = setting(None, description="judge: a rubric template replacing the built-in one.")
+    judge_template: Path | None = setting(None, description="judge: a rubric template replacing the built-in one.",
+                                          path="file")
     judge_mode: Literal["pointwise", "listwise"] = setting(
         "pointwise", description="judge: one call per response, or all k responses of a prompt in one call."
     )

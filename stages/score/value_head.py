@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.contract.errors import UsageError
+from stages.runtime.hub import cache_only
 
 HEAD_PREFIXES = ("v_head.summary", "value_head")  # TRL, OpenRLHF
 
@@ -36,10 +37,11 @@ def model_folder(name: str) -> Path:
         return path
     from huggingface_hub import snapshot_download
 
+    local = cache_only(name)  # the hub is silent: its retries would take a minute to say so
     try:  # the files from_pretrained fetches too: safetensors, or .bin where a repository has none
-        folder = Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors"]))
+        folder = Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors"], local_files_only=local))
         if not checkpoint_files(folder):
-            folder = Path(snapshot_download(name, allow_patterns=["*.json", "*.bin"]))
+            folder = Path(snapshot_download(name, allow_patterns=["*.json", "*.bin"], local_files_only=local))
         return folder
     except Exception as err:  # not found, offline, auth: one line naming the model
         raise UsageError(f"cannot load model '{name}': {str(err).splitlines()[0]}") from None

@@ -20,7 +20,7 @@ RRHF_ONLY = {"length_penalty", "rank_loss", "margin"}
 class TrainConfig(BaseModel):
     """Settings of `rrhf train`."""
 
-    model: str = setting(description="Policy to fine-tune: a from_pretrained folder or hub name.")
+    model: str = setting(description="Policy to fine-tune: a from_pretrained folder or hub name.", path="local")
     # The loss: RRHF's (arXiv 2304.05302, section 3) or another (stages/train/losses).
     loss: LossName = setting("rrhf", description=f"The loss: {', '.join(LOSS_NAMES)}; defaults of each: "
                              f"{defaults_help()}.")
@@ -32,6 +32,7 @@ class TrainConfig(BaseModel):
     reference_model: str | None = setting(
         None, description="dpo, listmle, lipo: instead of --reference, compute each response's reference log-prob "
         "with this model (its tokenizer must be --model's) before step 1, in every process.", metavar="MODEL",
+        path="local",
     )
     rank_weight: float = setting(1.0, ge=0, description="Weight of the ranking loss; 0 is plain SFT on the best.")
     sft_weight: float | None = setting(  # set to the loss's default after validation when unset

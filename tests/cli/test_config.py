@@ -105,3 +105,51 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 def test_resolve_config_without_a_command():
     assert resolve_config(DemoConfig, {"model": "a", "k": 2}, {"k": 3}).k == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("model: m\nbatch-size: 2\nbatch_size: 3\n", "'batch-size' and 'batch_size' are the same setting; keep one"),
+        ("model: m\nsection:\n  top-p: 1\n  top_p: 2\n", "'section.top-p' and 'section.top_p' are the same setting"),
+        ("model: m\nk: 2\nk: 3\n", ":3: key 'k' is given twice (first on line 2)"),
+    ],
+)
+def test_a_setting_given_twice_in_a_config_file_is_refused(tmp_path, text, problem):
+    config = tmp_path / "run.yaml"
+    config.write_text(text)
+    with pytest.raises(UsageError, match=f"^{config}") as refused:
+        load_config_file(config)
+    assert problem in str(refused.value)
+
+
+def test_a_toml_setting_in_two_spellings_is_refused(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('max-length = 1\nmax_length = 2\n')
+    with pytest.raises(UsageError, match="'max-length' and 'max_length' are the same setting"):
+        load_config_file(config)
+
+
+def test_a_config_file_names_files_from_its_own_folder(tmp_path, write_jsonl, monkeypatch):
+    """`fn: rewards.py:score` in configs/score.yaml is configs/rewards.py, wherever rrhf runs; the meta names the
+    config file."""
+    from rrhf_cli.app import app
+    from stages.contract.meta import read_meta
+    from tests.conftest import read_jsonl
+
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "rewards.py").write_text("def length(prompt, response):\n    return float(len(response))\n")
+    config = folder / "score.yaml"
+    config.write_text("scorer: python\nfn: rewards.py:length\n")
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    samples = write_jsonl("samples.jsonl", [{"id": "1", "prompt": "p", "responses": [{"text": "abc"}]}])
+    result = CliRunner().invoke(app, ["score", str(samples), "-o", "scored.jsonl", "--config", "../configs/score.yaml"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    meta = read_meta(elsewhere / "scored.jsonl")
+    assert meta.config["fn"] == f"{folder}/rewards.py:length"
+    assert meta.config_file == str(config)
+    assert read_jsonl(elsewhere / "scored.jsonl")[0]["responses"][0]["score"] == 3.0

@@ -66,7 +66,7 @@ def test_a_full_disk_is_one_line_naming_the_file(write_jsonl, tmp_path, cli, mon
     monkeypatch.setattr(os, "fsync", full)
     result = cli("rank", write_jsonl("scored.jsonl", SCORED), "-o", out)
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"rrhf: error: [Errno 28] cannot write {out}: No space left on device"
+    assert result.stderr.strip() == f"rrhf: error: {out}: No space left on device"
     assert out.read_text() == "kept\n" and not list(tmp_path.glob(".ranked.jsonl.*"))
 
 
@@ -83,3 +83,53 @@ def test_rescoring_or_merging_a_ranked_file_drops_its_stale_pairs(write_jsonl, t
     other = write_jsonl("other.jsonl", [{"id": "a", "prompt": "p", "responses": [{"text": "w", "score": 2.0}]}])
     assert cli("merge", ranked, other, "-o", merged).exit_code == 0
     assert "pairs" not in read_jsonl(merged)[0]
+
+
+def test_an_output_name_too_long_for_what_the_run_writes_beside_it_is_refused_before_any_work(write_jsonl, tmp_path,
+                                                                                              cli):
+    src = write_jsonl("scored.jsonl", SCORED)
+    output = tmp_path / ("r" * 236 + ".jsonl")  # 242 bytes fit; the temp name of its failure list (269) does not
+    result = cli("rank", src, "-o", output)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and line.endswith("269 bytes where the file system allows 255; choose a shorter name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.jsonl"]
+
+
+def test_an_output_folder_that_cannot_be_created_is_refused_before_any_work(write_jsonl, tmp_path, cli):
+    src = write_jsonl("scored.jsonl", SCORED)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli("rank", src, "-o", blocker / "sub" / "ranked.jsonl")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"rrhf: error: {blocker / 'sub' / 'ranked.jsonl'}: {blocker} is not a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes any folder")
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(write_jsonl, tmp_path, cli):
+    src = write_jsonl("scored.jsonl", SCORED)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        result = cli("rank", src, "-o", locked / "ranked.jsonl")
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 2 and f"the folder {locked} cannot be written" in result.stderr
+
+
+def test_a_file_size_limit_names_the_file_it_stopped(write_jsonl, tmp_path):
+    """`ulimit -f`: the system's "File too large" names no file; the journal it stopped is named."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rows = [{"id": str(i), "prompt": "p", "responses": [{"text": "x" * 40}, {"text": "y"}]} for i in range(300)]
+    src = write_jsonl("samples.jsonl", rows)
+    rewards = Path(__file__).resolve().parents[2] / "examples" / "rewards.py"
+    out = tmp_path / "scored.jsonl"
+    command = [sys.executable, "-m", "rrhf_cli", "score", str(src), "-o", str(out), "--scorer", "python",
+               "--fn", f"{rewards}:concise", "--batch-size", "64"]
+    limited = ["bash", "-c", 'ulimit -f 4 && exec "$@"', "bash", *command]  # 4 KiB
+    result = subprocess.run(limited, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"rrhf: error: {out}.partial: File too large"

@@ -3,6 +3,7 @@ them and receiving them in chunks where it does not (RRHF_SHARED_FS=0, as on nod
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -63,3 +64,51 @@ def test_shares_merge_in_input_order_when_records_are_missing(tmp_path):
     # A failed record leaves a gap; the shares follow the input's order, not their own.
     assert [json.loads(x)["id"] for x in in_input_order([first, second], ["d", "c", "b", "e", "a"])] == [
         "d", "c", "b", "a"]
+
+
+def test_a_rerun_under_another_number_of_processes_says_so_and_clears_the_old_journals(tmp_path):
+    from tests.conftest import read_jsonl, rrhf_process
+
+    rows = [{"id": str(i), "prompt": f"p{i}", "responses": [{"text": "x" * i}]} for i in range(8)]
+    src = tmp_path / "samples.jsonl"
+    src.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    rewards = tmp_path / "rewards.py"
+    rewards.write_text(textwrap.dedent("""
+        import os
+        def length(prompt, response):
+            if os.environ.get("FAIL") and prompt == "p3":
+                raise ValueError("p3 fails this time")
+            return float(len(response))
+    """))
+    out = tmp_path / "scored.jsonl"
+    args = ("score", src, "-o", out, "--scorer", "python", "--fn", f"{rewards}:length", "--batch-size", "1")
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    first = rrhf_process(*args, nproc=2, env={**env, "FAIL": "1"})
+    assert first.returncode == 1, first.stderr[-3000:]
+    left = sorted(p.name for p in tmp_path.glob("scored.jsonl.rank*"))
+    assert "scored.jsonl.rank0-of-2.partial" in left and "scored.jsonl.rank1-of-2.partial" in left
+    again = rrhf_process(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    said = [line for line in again.stderr.splitlines() if "cannot continue" in line]
+    assert len(said) == 1 and re.search(r"an unfinished run under 2 process\(es\) left [1-7] finished record", said[0])
+    assert not list(tmp_path.glob("scored.jsonl.rank*"))
+    assert [r["responses"][0]["score"] for r in read_jsonl(out)] == [float(i) for i in range(8)]
+
+
+def test_old_journals_of_a_run_still_going_are_left_to_it(tmp_path):
+    from stages.contract.errors import UsageError
+    from stages.runtime.outputs import lock_output, unlock_output
+    from stages.runtime.shares import drop_other_world_sizes
+
+    out = tmp_path / "o.jsonl"
+    journal = tmp_path / "o.jsonl.rank1-of-2.partial"
+    journal.write_text('{"rrhf_journal": 1, "fingerprint": "f"}\n')
+    lock_output(tmp_path / "o.jsonl.rank1-of-2")  # that rank is still running
+    try:
+        with pytest.raises(UsageError, match=r"another rrhf run under 2 process\(es\) \(process \d+\) is writing it"):
+            drop_other_world_sizes(out, 1)
+        assert journal.exists()
+    finally:
+        unlock_output(tmp_path / "o.jsonl.rank1-of-2")
+    assert "under 2 process(es) left 0 finished record(s)" in drop_other_world_sizes(out, 1)
+    assert not journal.exists()
