@@ -13,6 +13,12 @@ from stages.runtime.runs import Failure
 from tests.engines.recording_vllm import Recorder
 
 
+@pytest.fixture(autouse=True)
+def _names_are_labels(monkeypatch):
+    """The recorder's models are names, not folders or hub models: the hub check before a start is not theirs."""
+    monkeypatch.setattr("stages.engines.vllm_engine.cache_only", lambda name: False)
+
+
 def test_the_block_starts_the_engine_and_its_end_shuts_it_down_and_restores_the_environment(monkeypatch):
     monkeypatch.delenv("VLLM_LOGGING_CONFIG_PATH", raising=False)
     monkeypatch.setenv("VLLM_LOGGING_LEVEL", "ERROR")  # the user's level is theirs, and kept

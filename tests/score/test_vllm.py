@@ -172,7 +172,7 @@ def test_a_response_vllm_refuses_fails_alone_and_the_others_are_scored(tiny_mode
     scorer.tokenizer, scorer.max_length, scorer.raw = tokenizer, 64, None
     refused = {"prompt_token_ids": reward_ids(tokenizer, records[0], 1)}  # record a, its response 1
     recorder = Recorder(refuse=(refused,))
-    with VllmEngine(recorder.module(), "m") as scorer.engine:
+    with VllmEngine(recorder.module(), str(tiny_models.reward)) as scorer.engine:
         values = scorer.score(records, [Location("samples.jsonl", i + 1) for i in range(2)])
     assert [len(c) for c in recorder.calls] == [5, 1, 1, 1, 1, 1]  # the batch, then each response alone
     assert values[0][1] == Failure(error="vLLM refused the request: This model's maximum context length is 8 tokens.")
