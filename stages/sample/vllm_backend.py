@@ -28,7 +28,7 @@ class VllmSampler:
     """k responses per prompt from an in-process `vllm.LLM`."""
 
     def __init__(self, config: SampleConfig) -> None:
-        self.vllm = import_vllm("the vllm backend")
+        self.vllm = import_vllm("--engine vllm")
         self.config = config
         self.refused = refusals(self.vllm)
         self._check_settings()  # before the engine takes the device
