@@ -106,7 +106,7 @@ def test_missing_vllm_is_one_line_with_the_install_hint(monkeypatch, write_jsonl
     result = cli("sample", write_jsonl("p.jsonl", PROMPTS), "-o", out, "--engine", "vllm", "--model", "m")
     assert result.exit_code == 1, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("rrhf: error: the vllm backend needs vLLM, which is not installed: pip install")
+    assert lines[-1].startswith("rrhf: error: --engine vllm needs vLLM, which is not installed: pip install")
     assert not out.exists()
 
 
