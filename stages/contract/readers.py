@@ -4,17 +4,21 @@ hf:NAME[:CONFIG][:SPLIT]."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
+from stages.contract.artifacts import file_sha256
 from stages.contract.errors import BadInput, Location, RrhfError, first_line
 
 Row = tuple[Location, Any]
@@ -29,28 +33,145 @@ _LONG_DIGITS = b"0" * 19  # a run of digits orjson may read as an integer beyond
 _HUGE_FLOAT = re.compile(rb"-?\d[\d.]*[eE][+]?\d{3,}")
 
 
+class RowReader:
+    """One pass over a file or `hf:` dataset: iterating yields (location, decoded value) for each record while the
+    file's bytes are hashed as they are read. Once the pass ended (the rows ran out, or `stop` cut it short)
+    `sha256` is the hash of the bytes read (None for an `hf:` dataset); a file whose inode, size or modification
+    time moved during the pass is refused (BadInput), so the hash names the very bytes the rows came from."""
+
+    def __init__(self, spec: str | Path) -> None:
+        self.spec = str(spec)
+        self.sha256: str | None = None
+        self.ended = False
+        self._file: _HashedRead | _WholeFile | None = None
+
+    def __iter__(self) -> Iterator[Row]:
+        path = Path(self.spec)
+        suffix = path.suffix.lower()
+        if self.spec.startswith(HF_PREFIX):
+            yield from _checked(_hf_rows(self.spec))
+            self.ended = True
+            return
+        if not path.is_file():
+            raise BadInput(self.spec, "no such file" if not path.exists() else "not a file")
+        if suffix == ".parquet":
+            self._file = _WholeFile(path)
+            yield from _checked(_parquet_rows(path))
+        else:
+            with _HashedRead(path) as self._file:
+                if suffix == ".json":
+                    yield from _checked(_json_rows(path, self._file.binary.read()))
+                elif suffix == ".csv":
+                    yield from _checked(_csv_rows(path, self._file.text()))
+                else:  # .jsonl, .ndjson and anything else: one JSON value per line
+                    yield from _jsonl_rows(path, self._file.binary)  # checks the lines that may need it, itself
+                self.stop()
+                return
+        self.stop()
+
+    def stop(self) -> None:
+        """End the pass here (the rows not taken are hashed, not decoded): `sha256` describes the whole file."""
+        if self.ended:
+            return
+        if self._file is not None:
+            self.sha256 = self._file.finish()
+        self.ended = True
+
+
 def iter_rows(spec: str | Path) -> Iterator[Row]:
-    """Yield (location, decoded value) for each record of a file or `hf:` dataset."""
-    text = str(spec)
-    path = Path(spec)
-    suffix = path.suffix.lower()
-    if text.startswith(HF_PREFIX):
-        rows = _hf_rows(text)
-    elif not path.is_file():
-        raise BadInput(text, "no such file" if not path.exists() else "not a file")
-    elif suffix == ".json":
-        rows = _json_rows(path)
-    elif suffix == ".csv":
-        rows = _csv_rows(path)
-    elif suffix == ".parquet":
-        rows = _parquet_rows(path)
-    else:  # .jsonl, .ndjson and anything else: one JSON value per line
-        yield from _jsonl_rows(path)  # checks the lines that may need it, itself
-        return
+    """Yield (location, decoded value) for each record of a file or `hf:` dataset (a RowReader's rows)."""
+    return iter(RowReader(spec))
+
+
+def _checked(rows: Iterator[Row]) -> Iterator[Row]:
     for where, row in rows:
         if isinstance(row, str | dict | list | float):
             check_value(where, row)
         yield where, row
+
+
+READ_BLOCK = 1 << 20
+Stamp = tuple[int, int, int, int]
+
+
+def _stamp(info: os.stat_result) -> Stamp:
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _check_unchanged(path: Path, stamp: Stamp) -> None:
+    """BadInput when the file at `path` is no longer the one opened (replaced, truncated, appended to, rewritten)."""
+    try:
+        now = _stamp(os.stat(path))
+    except OSError:
+        now = None
+    if now != stamp:
+        raise BadInput(str(path), "changed while it was read (another process wrote, replaced or removed it); "
+                                  "run again once nothing writes to it")
+
+
+class _Hashing(io.RawIOBase):
+    """A file's raw reads, each hashed as it passes."""
+
+    def __init__(self, raw: io.FileIO, digest: Any) -> None:
+        super().__init__()
+        self.raw, self.digest = raw, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.raw.readinto(buffer)
+        if count:
+            self.digest.update(memoryview(buffer)[:count])
+        return count or 0
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class _HashedRead:
+    """A file open for one pass: every byte read is hashed, and its identity at opening is kept to tell a change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.digest = hashlib.sha256()
+        raw = path.open("rb", buffering=0)
+        self.stamp = _stamp(os.fstat(raw.fileno()))
+        self.binary = io.BufferedReader(_Hashing(raw, self.digest), READ_BLOCK)
+        self._text: io.TextIOWrapper | None = None
+
+    def __enter__(self) -> _HashedRead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.binary.close()
+
+    def text(self) -> io.TextIOWrapper:
+        """The bytes as UTF-8 text (a BOM dropped), lines as written: for the csv module."""
+        # Kept here: a wrapper let go of closes the file under it, which `finish` still reads.
+        self._text = io.TextIOWrapper(self.binary, encoding="utf-8-sig", newline="")
+        return self._text
+
+    def finish(self) -> str:
+        """The hash of the whole file (the rest read now), once it proved unchanged since it was opened."""
+        while self.binary.read(READ_BLOCK):
+            pass
+        _check_unchanged(self.path, self.stamp)
+        return self.digest.hexdigest()
+
+
+class _WholeFile:
+    """A file read by a library that opens it itself (Parquet): hashed after its rows, checked unchanged since."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp = _stamp(os.stat(path))
+
+    def finish(self) -> str:
+        digest = file_sha256(self.path)
+        _check_unchanged(self.path, self.stamp)
+        return digest
 
 
 def check_value(where: Location, value: Any) -> None:
@@ -102,26 +223,25 @@ def _too_deep() -> str:
     return f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 
-def _jsonl_rows(path: Path) -> Iterator[Row]:
+def _jsonl_rows(path: Path, handle: IO[bytes]) -> Iterator[Row]:
     source = str(path)
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                value = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                if not raw.strip():
-                    continue
-                value = _slow_json_line(Location(source, number), raw)
-            # Walking every row would cost as much as decoding it: only a line with a surrogate's escape, a
-            # number orjson would round, or enough brackets can fail the check. One translate (in C) serves the
-            # last two: digits become 0 and braces brackets (a regex for a digit run costs ten times the decoding).
-            folded = raw.translate(_FOLD)
-            long_integer = _LONG_DIGITS in folded
-            if _ESCAPED_SURROGATE.search(raw) or folded.count(b"[") > MAX_DEPTH or long_integer:
-                value = _checked_line(Location(source, number), raw, value, long_integer)
-            yield Location(source, number), value
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            if not raw.strip():
+                continue
+            value = _slow_json_line(Location(source, number), raw)
+        # Walking every row would cost as much as decoding it: only a line with a surrogate's escape, a
+        # number orjson would round, or enough brackets can fail the check. One translate (in C) serves the
+        # last two: digits become 0 and braces brackets (a regex for a digit run costs ten times the decoding).
+        folded = raw.translate(_FOLD)
+        long_integer = _LONG_DIGITS in folded
+        if _ESCAPED_SURROGATE.search(raw) or folded.count(b"[") > MAX_DEPTH or long_integer:
+            value = _checked_line(Location(source, number), raw, value, long_integer)
+        yield Location(source, number), value
 
 
 def _slow_json_line(where: Location, raw: bytes) -> Any:
@@ -149,8 +269,7 @@ def _checked_line(where: Location, raw: bytes, value: Any, long_integer: bool) -
     return value
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+def _read_text(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -158,8 +277,8 @@ def _read_text(path: Path) -> str:
         raise BadInput(Location(str(path), line), "not UTF-8 text") from None
 
 
-def _json_rows(path: Path) -> Iterator[Row]:
-    text = _read_text(path)
+def _json_rows(path: Path, data: bytes) -> Iterator[Row]:
+    text = _read_text(path, data)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -191,21 +310,19 @@ def _deep_line(text: str) -> int:
     return 1
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
+def _csv_rows(path: Path, handle: io.TextIOWrapper) -> Iterator[Row]:
     # The csv module refuses cells over 128 KiB by default; a long prompt is a legitimate cell.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    handle = path.open(encoding="utf-8-sig", newline="")  # streamed: a CSV input can be as large as a JSONL one
+    # Streamed: a CSV input can be as large as a JSONL one.
     reader = csv.DictReader(handle)
     rows = iter(reader)
     while True:
         try:
             row = next(rows)
         except StopIteration:
-            handle.close()
             return
         except UnicodeDecodeError:
-            handle.close()
-            _read_text(path)  # names the line
+            _read_text(path, path.read_bytes())  # names the line
             raise
         except csv.Error as err:
             raise BadInput(Location(str(path), reader.line_num), f"not readable CSV ({first_line(err)})") from None
