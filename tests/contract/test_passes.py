@@ -126,7 +126,7 @@ def test_a_file_changed_during_a_pass_is_refused_naming_it(tmp_path, suffix, cha
 
 
 def test_a_duplicate_is_still_named_by_the_second_pass_that_finds_it(tmp_path):
-    # That pass is told the first one's hash: it names the line only in the bytes the first read.
+    # That pass is told the first one's hash, so a file changed in between is refused, never passed as clean.
     path = _written(tmp_path / "in.jsonl", ROWS + [ROWS[0]])
     with pytest.raises(BadInput, match=r"in.jsonl:7: duplicate id 'r0' \(first at .*in.jsonl:1\)"):
         load_records(path)
