@@ -33,8 +33,8 @@ def inspect_command(path: InputArg, inputs: InputOptions, json_output: JsonOpt =
     if Path(path).is_dir():
         _inspect_model_folder(Path(path), json_output)
         return
-    stream = InputFile(path, inputs)
-    summary = summarize(stream.records(), lambda: stream.format or "rrhf")
+    rows = InputFile(path, inputs).read()
+    summary = summarize((record for _, record in rows), lambda: rows.format or "rrhf")
     meta = read_meta(Path(path)) if not path.startswith("hf:") else None
     meta_dict = meta.model_dump(mode="json") if meta else None
     if json_output:

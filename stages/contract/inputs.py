@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,96 +17,152 @@ from stages.contract.errors import BadInput, Location
 from stages.contract.formats import FormatError, InputOptions, detect_format, map_fields, to_contract
 from stages.contract.id_index import IdList, id_hash
 from stages.contract.ids import IdAssigner
-from stages.contract.readers import HF_PREFIX, iter_rows
+from stages.contract.readers import HF_PREFIX, RowReader
 from stages.contract.schema import PROMPT_TAGS, Record, kind_of
 
 Row = tuple[Location, Record]
 
 
+@dataclass(frozen=True)
+class InputSummary:
+    """One whole pass over an input: its format, record count and the hash of the bytes the records came from
+    (None for an `hf:` dataset), with the options it was read under; `ids` (kept where asked for, in input order)
+    is left out of equality."""
+
+    spec: str
+    format: str
+    count: int
+    sha256: str | None
+    options: dict[str, Any]
+    ids: IdList | None = field(default=None, compare=False, repr=False)
+
+
 class InputFile:
-    """One input (a file or `hf:` dataset) with the options that map it onto the contract. Iterating it reads
-    it once more, validating as it goes (BadInput, naming file:line, on the first bad row); after one whole
-    pass, `format`, `count` and (for `scan`) `ids` describe it."""
+    """One input (a file or `hf:` dataset) with the options that map it onto the contract. `read` starts a pass,
+    which validates as it goes (BadInput, naming file:line, on the first bad row) and ends in an InputSummary."""
 
     def __init__(self, spec: str | Path, inputs: InputOptions = InputOptions()) -> None:
         self.spec = str(spec)
         self.inputs = inputs
-        self.format: str | None = None if inputs.format == "auto" else inputs.format
-        self.count: int | None = None
-        self.ids: IdList | None = None
-        self._sha256: str | None = None
 
     @property
     def options(self) -> dict[str, Any]:
         """The options that change what is read (InputOptions.described())."""
         return self.inputs.described()
 
-    @property
-    def sha256(self) -> str | None:
-        """The content hash of a file input (read once, in blocks); None for an `hf:` dataset."""
-        if self._sha256 is None and not self.spec.startswith(HF_PREFIX):
-            self._sha256 = file_sha256(Path(self.spec))
-        return self._sha256
+    def read(self, keep_ids: bool = False, sha256: str | None = None) -> InputPass:
+        """A new pass over the input. `keep_ids`: its summary keeps every id, in input order, compactly (for
+        stages that check the whole input before any work and address records by id). `sha256`: the hash an
+        earlier pass (or run) recorded; bytes that differ are refused, naming the file, once the pass ends."""
+        return InputPass(self, keep_ids, sha256)
 
-    def scan(self) -> InputFile:
-        """One validating pass that keeps every id, in input order, compactly: for stages that check the whole
-        input before any work and address records by id."""
-        ids = IdList()
-        for _, record in self:
-            ids.append(record.id)
-        self.ids = ids
-        return self
+    def scan(self) -> InputSummary:
+        """One whole validating pass, keeping the ids: what a stage reads before any work."""
+        rows = self.read(keep_ids=True)
+        for _ in rows:
+            pass
+        return rows.summary
+
+    def content_sha256(self) -> str | None:
+        """The hash of the file as it is now (None for an `hf:` dataset), without reading it as records: what a
+        run records before its pass, which it then gives to `read(sha256=...)`."""
+        return None if self.spec.startswith(HF_PREFIX) else file_sha256(Path(self.spec))
 
     def __iter__(self) -> Iterator[Row]:
+        """The rows of a new pass, for a reader that needs no summary."""
+        return iter(self.read())
+
+    def records(self) -> Iterator[Record]:
+        """The records alone, in input order, of a new pass."""
+        return (record for _, record in self)
+
+
+class InputPass:
+    """One pass over an input, iterated once: (location, record) rows. `format` is known from the first row on;
+    `summary` once the rows ran out."""
+
+    def __init__(self, source: InputFile, keep_ids: bool = False, sha256: str | None = None) -> None:
+        self.source = source
+        self.expected = sha256
+        self.format: str | None = None if source.inputs.format == "auto" else source.inputs.format
+        self._ids = IdList() if keep_ids else None
+        self._summary: InputSummary | None = None
+        self._rows = self._validated()
+
+    @property
+    def summary(self) -> InputSummary:
+        """What the whole pass read; only once its rows ran out (a stage consumes them all before it writes)."""
+        if self._summary is None:
+            raise RuntimeError(f"{self.source.spec}: the pass has not ended, so nothing describes it yet")
+        return self._summary
+
+    @property
+    def ended(self) -> bool:
+        """Whether the rows ran out, so `summary` describes the pass."""
+        return self._summary is not None
+
+    def __iter__(self) -> Iterator[Row]:
+        return self._rows
+
+    def _validated(self) -> Iterator[Row]:
         # Ids are checked for duplicates by their hashes (8 bytes each), sorted once the pass ends: a duplicate
         # is then found and named by a second, exact pass. A stage's output appears only after the last row,
         # so a duplicate reported at the end has still changed nothing.
+        spec = self.source.spec
         keys = array("q")
         count = 0
-        for where, record in self._rows():
+        reader = RowReader(spec)
+        for where, record in self._records(reader):
             keys.append(id_hash(record.id))
+            if self._ids is not None:
+                self._ids.append(record.id)
             count += 1
             yield where, record
+        sha256 = reader.sha256
+        if self.expected is not None and sha256 != self.expected:
+            raise BadInput(spec, "changed while it was read (its content is not what this run read of it before); "
+                                 "run again once nothing writes to it")
         if not count:
-            raise BadInput(self.spec, "no records (the input is empty)")
+            raise BadInput(spec, "no records (the input is empty)")
         ordered = sorted(keys)
         if any(a == b for a, b in itertools.pairwise(ordered)):
             del ordered
-            self._name_duplicate()
-        self.count = count
+            self._name_duplicate(sha256)
+        self._summary = InputSummary(spec, self.format or "rrhf", count, sha256, self.source.options, self._ids)
 
-    def _rows(self) -> Iterator[Row]:
-        fmt = self.format
-        limit = self.inputs.limit
+    def _records(self, reader: RowReader) -> Iterator[Row]:
+        inputs = self.source.inputs
         assign_id = IdAssigner()
         count = 0
-        for where, row in iter_rows(self.spec):
-            if limit is not None and count >= limit:
-                break
-            if not isinstance(row, dict):
-                raise BadInput(where, f"expected a JSON object, got {kind_of(row)}")
-            try:
-                row = map_fields(row, self.inputs.fields)
-                if fmt is None:  # known from the first row on, to a reader that acts on it as it goes
-                    fmt = self.format = detect_format(row)
-                fields = to_contract(row, fmt)
-            except FormatError as err:
-                raise BadInput(where, str(err)) from None
-            count += 1
-            yield where, record_from_fields(where, fields, assign_id)
-        self.format = fmt or "rrhf"
+        rows = iter(reader)
+        try:
+            for where, row in rows:
+                if inputs.limit is not None and count >= inputs.limit:
+                    reader.stop()  # the rest is hashed, so the summary names the file as a whole
+                    break
+                if not isinstance(row, dict):
+                    raise BadInput(where, f"expected a JSON object, got {kind_of(row)}")
+                try:
+                    row = map_fields(row, inputs.fields)
+                    if self.format is None:  # known from the first row on, to a reader that acts on it as it goes
+                        self.format = detect_format(row)
+                    fields = to_contract(row, self.format)
+                except FormatError as err:
+                    raise BadInput(where, str(err)) from None
+                count += 1
+                yield where, record_from_fields(where, fields, assign_id)
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
 
-    def _name_duplicate(self) -> None:
+    def _name_duplicate(self, sha256: str | None) -> None:
         """BadInput at the first repeated id, naming where it first was (hashes only said one may exist)."""
         seen: dict[str, Location] = {}
-        for where, record in self._rows():
+        for where, record in InputPass(self.source, sha256=sha256):
             if record.id in seen:
                 raise BadInput(where, f"duplicate id '{record.id}' (first at {seen[record.id]})")
             seen[record.id] = where
-
-    def records(self) -> Iterator[Record]:
-        """The records alone, in input order."""
-        return (record for _, record in self)
 
 
 @dataclass
@@ -114,12 +170,24 @@ class LoadedInput:
     """An input read whole into memory: for small inputs (tests, plots, a dozen eval prompts), never a stage's
     main input."""
 
-    spec: str
-    format: str
+    summary: InputSummary
     records: list[Record]
     locations: list[Location]
-    sha256: str | None
-    options: dict[str, Any]
+
+    @property
+    def spec(self) -> str:
+        """Where it was read from."""
+        return self.summary.spec
+
+    @property
+    def format(self) -> str:
+        """The format its rows were in."""
+        return self.summary.format
+
+    @property
+    def sha256(self) -> str | None:
+        """The hash of the bytes its records came from."""
+        return self.summary.sha256
 
     @property
     def count(self) -> int:
@@ -129,12 +197,12 @@ class LoadedInput:
 
 def load_records(spec: str | Path, inputs: InputOptions = InputOptions()) -> LoadedInput:
     """Every record of a small input, in memory; BadInput on the first bad row."""
-    source = InputFile(spec, inputs)
+    rows = InputFile(spec, inputs).read()
     locations, records = [], []
-    for where, record in source:
+    for where, record in rows:
         locations.append(where)
         records.append(record)
-    return LoadedInput(source.spec, source.format or "rrhf", records, locations, source.sha256, source.options)
+    return LoadedInput(rows.summary, records, locations)
 
 
 def record_from_fields(where: Location, fields: dict[str, Any], assign_id: IdAssigner) -> Record:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from stages.contract import __version__
 from stages.contract.artifacts import write_json
-from stages.contract.inputs import InputFile, LoadedInput
+from stages.contract.inputs import InputSummary
 
 REDACTED = "<redacted>"
 # Keys that may hold credentials; `*_env` keys name an environment variable, not its value.
@@ -47,11 +47,11 @@ class Meta(BaseModel):
     finished_at: str | None = None
 
 
-def input_info(loaded: InputFile | LoadedInput) -> InputInfo:
-    """What the meta records of one input (its format and count once it has been read through)."""
+def input_info(summary: InputSummary) -> InputInfo:
+    """What the meta records of one input: what its pass read."""
     return InputInfo(
-        path=loaded.spec, format=loaded.format, sha256=loaded.sha256, records=loaded.count,
-        options=loaded.options or None,
+        path=summary.spec, format=summary.format, sha256=summary.sha256, records=summary.count,
+        options=summary.options or None,
     )
 
 
@@ -67,7 +67,7 @@ def config_file_of(config: BaseModel) -> str | None:
 
 
 def stage_meta(
-    stage: str, config: BaseModel, inputs: Sequence[InputFile | LoadedInput], counts: dict[str, int], started_at: str
+    stage: str, config: BaseModel, inputs: Sequence[InputSummary], counts: dict[str, int], started_at: str
 ) -> Meta:
     """The sidecar of a finished stage: its redacted settings, inputs and counts, ending now."""
     return Meta(

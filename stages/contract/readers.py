@@ -4,6 +4,7 @@ hf:NAME[:CONFIG][:SPLIT]."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -11,11 +12,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from stages.contract.errors import BadInput, Location, RrhfError, first_line
+from stages.contract.hashed_read import HashedRead, WholeFile
 
 Row = tuple[Location, Any]
 HF_PREFIX = "hf:"
@@ -29,24 +31,57 @@ _LONG_DIGITS = b"0" * 19  # a run of digits orjson may read as an integer beyond
 _HUGE_FLOAT = re.compile(rb"-?\d[\d.]*[eE][+]?\d{3,}")
 
 
+class RowReader:
+    """One pass over a file or `hf:` dataset: iterating yields (location, decoded value) for each record while the
+    file's bytes are hashed as they are read. Once the pass ended (the rows ran out, or `stop` cut it short)
+    `sha256` is the hash of the bytes read (None for an `hf:` dataset); a file whose inode, size or modification
+    time moved during the pass is refused (BadInput), so the hash names the very bytes the rows came from."""
+
+    def __init__(self, spec: str | Path) -> None:
+        self.spec = str(spec)
+        self.sha256: str | None = None
+        self.ended = False
+        self._file: HashedRead | WholeFile | None = None
+
+    def __iter__(self) -> Iterator[Row]:
+        path = Path(self.spec)
+        suffix = path.suffix.lower()
+        if self.spec.startswith(HF_PREFIX):
+            yield from _checked(_hf_rows(self.spec))
+            self.ended = True
+            return
+        if not path.is_file():
+            raise BadInput(self.spec, "no such file" if not path.exists() else "not a file")
+        if suffix == ".parquet":
+            self._file = WholeFile(path)
+            yield from _checked(_parquet_rows(path))
+        else:
+            with HashedRead(path) as self._file:
+                if suffix == ".json":
+                    yield from _checked(_json_rows(path, self._file.binary.read()))
+                elif suffix == ".csv":
+                    yield from _checked(_csv_rows(path, self._file.text()))
+                else:  # .jsonl, .ndjson and anything else: one JSON value per line
+                    yield from _jsonl_rows(path, self._file.binary)  # checks the lines that may need it, itself
+                self.stop()
+                return
+        self.stop()
+
+    def stop(self) -> None:
+        """End the pass here (the rows not taken are hashed, not decoded): `sha256` describes the whole file."""
+        if self.ended:
+            return
+        if self._file is not None:
+            self.sha256 = self._file.finish()
+        self.ended = True
+
+
 def iter_rows(spec: str | Path) -> Iterator[Row]:
-    """Yield (location, decoded value) for each record of a file or `hf:` dataset."""
-    text = str(spec)
-    path = Path(spec)
-    suffix = path.suffix.lower()
-    if text.startswith(HF_PREFIX):
-        rows = _hf_rows(text)
-    elif not path.is_file():
-        raise BadInput(text, "no such file" if not path.exists() else "not a file")
-    elif suffix == ".json":
-        rows = _json_rows(path)
-    elif suffix == ".csv":
-        rows = _csv_rows(path)
-    elif suffix == ".parquet":
-        rows = _parquet_rows(path)
-    else:  # .jsonl, .ndjson and anything else: one JSON value per line
-        yield from _jsonl_rows(path)  # checks the lines that may need it, itself
-        return
+    """Yield (location, decoded value) for each record of a file or `hf:` dataset (a RowReader's rows)."""
+    return iter(RowReader(spec))
+
+
+def _checked(rows: Iterator[Row]) -> Iterator[Row]:
     for where, row in rows:
         if isinstance(row, str | dict | list | float):
             check_value(where, row)
@@ -102,26 +137,25 @@ def _too_deep() -> str:
     return f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 
-def _jsonl_rows(path: Path) -> Iterator[Row]:
+def _jsonl_rows(path: Path, handle: IO[bytes]) -> Iterator[Row]:
     source = str(path)
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                value = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                if not raw.strip():
-                    continue
-                value = _slow_json_line(Location(source, number), raw)
-            # Walking every row would cost as much as decoding it: only a line with a surrogate's escape, a
-            # number orjson would round, or enough brackets can fail the check. One translate (in C) serves the
-            # last two: digits become 0 and braces brackets (a regex for a digit run costs ten times the decoding).
-            folded = raw.translate(_FOLD)
-            long_integer = _LONG_DIGITS in folded
-            if _ESCAPED_SURROGATE.search(raw) or folded.count(b"[") > MAX_DEPTH or long_integer:
-                value = _checked_line(Location(source, number), raw, value, long_integer)
-            yield Location(source, number), value
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            if not raw.strip():
+                continue
+            value = _slow_json_line(Location(source, number), raw)
+        # Walking every row would cost as much as decoding it: only a line with a surrogate's escape, a
+        # number orjson would round, or enough brackets can fail the check. One translate (in C) serves the
+        # last two: digits become 0 and braces brackets (a regex for a digit run costs ten times the decoding).
+        folded = raw.translate(_FOLD)
+        long_integer = _LONG_DIGITS in folded
+        if _ESCAPED_SURROGATE.search(raw) or folded.count(b"[") > MAX_DEPTH or long_integer:
+            value = _checked_line(Location(source, number), raw, value, long_integer)
+        yield Location(source, number), value
 
 
 def _slow_json_line(where: Location, raw: bytes) -> Any:
@@ -149,8 +183,7 @@ def _checked_line(where: Location, raw: bytes, value: Any, long_integer: bool) -
     return value
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+def _read_text(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -158,8 +191,8 @@ def _read_text(path: Path) -> str:
         raise BadInput(Location(str(path), line), "not UTF-8 text") from None
 
 
-def _json_rows(path: Path) -> Iterator[Row]:
-    text = _read_text(path)
+def _json_rows(path: Path, data: bytes) -> Iterator[Row]:
+    text = _read_text(path, data)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -191,21 +224,19 @@ def _deep_line(text: str) -> int:
     return 1
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
+def _csv_rows(path: Path, handle: io.TextIOWrapper) -> Iterator[Row]:
     # The csv module refuses cells over 128 KiB by default; a long prompt is a legitimate cell.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    handle = path.open(encoding="utf-8-sig", newline="")  # streamed: a CSV input can be as large as a JSONL one
+    # Streamed: a CSV input can be as large as a JSONL one.
     reader = csv.DictReader(handle)
     rows = iter(reader)
     while True:
         try:
             row = next(rows)
         except StopIteration:
-            handle.close()
             return
         except UnicodeDecodeError:
-            handle.close()
-            _read_text(path)  # names the line
+            _read_text(path, path.read_bytes())  # names the line
             raise
         except csv.Error as err:
             raise BadInput(Location(str(path), reader.line_num), f"not readable CSV ({first_line(err)})") from None

@@ -4,11 +4,12 @@ and report mean reward, win rate and the perplexity of the references the prompt
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from pathlib import Path
 
 from stages.contract.artifacts import write_json
 from stages.contract.formats import InputOptions
-from stages.contract.inputs import InputFile
+from stages.contract.inputs import InputFile, Row
 from stages.contract.schema import Record, Response
 from stages.eval.config import EvalConfig
 from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity
@@ -36,17 +37,19 @@ def run_eval(
         scores[label] = {
             r.id: [x.score for x in r.responses if x.score is not None] for r in InputFile(scored).records()
         }
+        read = prompts.read()
         reports[label] = ModelReport(
             model=name,
             mean_reward=mean_reward(scores[label]),
             responses=sum(len(v) for v in scores[label].values()),
-            reference_perplexity=reference_perplexity(name, prompts, config),
+            reference_perplexity=reference_perplexity(name, read, config),
         )
+        count = read.summary.count  # the references streamed through the whole input
     report = EvalReport(
         model=reports["model"],
         baseline=reports.get("baseline"),
         win_rate=win_rate(scores["model"], scores["baseline"]) if "baseline" in scores else None,
-        prompts=prompts.count or 0,
+        prompts=count,
     )
     write_json(outdir / "report.json", report.model_dump(mode="json"))
     return report
@@ -58,7 +61,7 @@ def references(record: Record) -> list[Response]:
     return chosen or list(record.responses)
 
 
-def reference_perplexity(model_name: str, prompts: InputFile, config: EvalConfig) -> float | None:
+def reference_perplexity(model_name: str, prompts: Iterable[Row], config: EvalConfig) -> float | None:
     """Token-weighted perplexity of the references under the model (response tokens and EOS), as the paper
     reports next to reward; None when the prompts carry no references. Prompts stream through in chunks."""
     from stages.lm.policy import PolicyLogprobs
@@ -66,7 +69,7 @@ def reference_perplexity(model_name: str, prompts: InputFile, config: EvalConfig
     policy: PolicyLogprobs | None = None
     sums: list[float] = []
     lengths: list[int] = []
-    with_references = (r.model_copy(update={"responses": references(r)}) for r in prompts.records() if r.responses)
+    with_references = (r.model_copy(update={"responses": references(r)}) for _, r in prompts if r.responses)
     while chunk := list(itertools.islice(with_references, REFERENCE_CHUNK)):
         policy = policy or PolicyLogprobs(model_name, config.score.max_length, config.batch_size, stage="eval")
         chunk_sums, chunk_lengths = policy.sums(chunk)

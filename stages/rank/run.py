@@ -9,7 +9,7 @@ from typing import Any
 from stages.contract.artifacts import Row
 from stages.contract.errors import BadInput, Location
 from stages.contract.formats import InputOptions
-from stages.contract.inputs import InputFile
+from stages.contract.inputs import InputFile, InputPass
 from stages.contract.schema import Record
 from stages.rank.config import RankConfig
 from stages.rank.ranking import Normalize, Ranked, rank_one
@@ -19,7 +19,7 @@ from stages.runtime.runs import StageRun
 
 def run_rank(source: str, output: Path, config: RankConfig, inputs: InputOptions = InputOptions()) -> dict[str, int]:
     """Rank every prompt of `source` into `output`, streaming; returns the counts also written to the meta."""
-    stream = InputFile(source, inputs)
+    stream = InputFile(source, inputs).read()  # one pass, hashed as it streams: the meta names what it read
     run = StageRun("rank", config, output, [stream])
     counts: dict[str, int] = {}
     run.finish(rank_rows(stream, config, counts), counts)
@@ -36,7 +36,7 @@ def run_rank(source: str, output: Path, config: RankConfig, inputs: InputOptions
     return counts
 
 
-def rank_rows(source: InputFile, config: RankConfig, counts: dict[str, int]) -> Iterator[Row]:
+def rank_rows(source: InputPass, config: RankConfig, counts: dict[str, int]) -> Iterator[Row]:
     """The rows to write, one prompt at a time; fills `counts` with what was kept and dropped, and why, as it
     goes (complete once the rows are exhausted). BadInput at the end when no prompt could be ranked."""
     counts.update(prompts_in=0, prompts_kept=0, pairs=0, dropped_no_signal=0, dropped_no_pair=0,
@@ -67,7 +67,7 @@ def rank_rows(source: InputFile, config: RankConfig, counts: dict[str, int]) -> 
         listwise = _listwise(record, ranked, config.normalize)
         yield from _pair_rows(listwise) if config.format == "pairs" else [listwise]
     if not counts["prompts_kept"]:
-        raise BadInput(source.spec, "no prompt has two responses with different scores; nothing to rank")
+        raise BadInput(source.source.spec, "no prompt has two responses with different scores; nothing to rank")
 
 
 def _scores(record: Record, where: Location) -> list[float]:

@@ -13,8 +13,18 @@ from pydantic import BaseModel
 
 from stages.contract.artifacts import Row, write_records
 from stages.contract.errors import RrhfError, RunInterrupted, interrupted
-from stages.contract.inputs import InputFile, LoadedInput
-from stages.contract.meta import Meta, fingerprint, input_info, now, redact, run_identity, stage_meta, write_meta
+from stages.contract.inputs import InputPass, InputSummary
+from stages.contract.meta import (
+    InputInfo,
+    Meta,
+    fingerprint,
+    input_info,
+    now,
+    redact,
+    run_identity,
+    stage_meta,
+    write_meta,
+)
 from stages.contract.readers import HF_PREFIX
 from stages.contract.schema import Record
 from stages.runtime.config import outcome_settings, setting
@@ -98,20 +108,28 @@ class StageRun:
         stage: str,
         config: BaseModel,
         output: Path,
-        inputs: Sequence[InputFile | LoadedInput],
+        inputs: Sequence[InputSummary | InputPass],
         force: bool = False,
         launch: Launch | None = None,
         appending: bool = False,
     ) -> None:
-        """`launch`: a data-parallel launch whose ranks each run a share of the first input's records; each
-        rank keeps its own journal and rank 0 writes the artifact from all shares. `appending`: the output is
-        also an input on purpose (`sample --append`). Refuses, before any work, an output that is an input or
-        no file, and one that another run is writing (the lock is held until `finish`)."""
+        """`inputs`: each one read whole before the run (its summary: the journal's fingerprint names its
+        content), or a pass the run streams while it writes (a stage that keeps no journal), whose summary the
+        meta takes once the rows are written. `launch`: a data-parallel launch whose ranks each run a share of the
+        first input's records, which must then be a summary with its ids; each rank keeps its own journal and rank
+        0 writes the artifact from all shares, in that order. `appending`: the output is also an input on purpose
+        (`sample --append`). Refuses, before any work, an output that is an input or no file, and one that another
+        run is writing (the lock is held until `finish`)."""
         self.stage, self.config, self.output, self.inputs = stage, config, output, list(inputs)
         self.started_at = now()
-        sources = [i.spec for i in inputs if not i.spec.startswith(HF_PREFIX)]
+        specs = [i.spec if isinstance(i, InputSummary) else i.source.spec for i in self.inputs]
         self.launch = launch or Launch()
-        check_output(output, [] if appending else sources, tag=self.launch.tag if self.launch.parallel else "")
+        first = self.inputs[0] if self.inputs else None
+        self.order = first.ids if isinstance(first, InputSummary) else None
+        if self.launch.parallel and self.order is None:
+            raise ValueError("a data-parallel run needs its first input read whole, with its ids (keep_ids)")
+        check_output(output, [] if appending else [s for s in specs if not s.startswith(HF_PREFIX)],
+                     tag=self.launch.tag if self.launch.parallel else "")
         journaled = output.with_name(f"{output.name}.{self.launch.tag}") if self.launch.parallel else output
         self.locked = journaled
         lock_output(journaled)
@@ -120,7 +138,7 @@ class StageRun:
             if said is not None:
                 log.warning(said)
         self.group = Group(self.launch) if self.launch.parallel else None
-        infos = [input_info(i) for i in inputs]
+        infos = [_identity_info(i) for i in self.inputs]
         settings = outcome_settings(config)
         identity = run_identity(stage, settings, infos)  # stamps the files the settings name: once
         self.journal = Journal(journaled, fingerprint(identity), force=force, identity=redact(identity))
@@ -230,10 +248,8 @@ class StageRun:
             total: Counter[str] = Counter()
             for share_counts in every_count:
                 total.update(share_counts)
-            order = self.inputs[0].ids
-            if order is None:
-                raise RuntimeError("a data-parallel finish needs the first input's ids: scan() it first")
-            meta = self._write(in_input_order(shares, order), dict(total))
+            assert self.order is not None  # a parallel run is refused without it, when it starts
+            meta = self._write(in_input_order(shares, self.order), dict(total))
             for received in shares[1:]:
                 if received.name.endswith(".received"):
                     received.unlink(missing_ok=True)
@@ -245,7 +261,16 @@ class StageRun:
 
     def _write(self, records: Iterable[Row], counts: dict[str, int]) -> Meta:
         written = write_records(self.output, records)
-        meta = stage_meta(self.stage, self.config, self.inputs, {"records": written, **counts}, self.started_at)
+        summaries = [i if isinstance(i, InputSummary) else i.summary for i in self.inputs]
+        meta = stage_meta(self.stage, self.config, summaries, {"records": written, **counts}, self.started_at)
         meta.world_size = self.launch.world_size
         write_meta(self.output, meta)
         return meta
+
+
+def _identity_info(source: InputSummary | InputPass) -> InputInfo:
+    """An input as the run's fingerprint knows it: by what its pass read, or (a pass still to stream) by the hash
+    it was told to expect, else its path."""
+    if isinstance(source, InputSummary):
+        return input_info(source)
+    return InputInfo(path=source.source.spec, sha256=source.expected, options=source.source.options or None)

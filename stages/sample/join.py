@@ -6,11 +6,11 @@ wanted. Memory holds the parked records' ids and positions, never the records.""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from stages.contract.errors import Location
-from stages.contract.inputs import InputFile
+from stages.contract.inputs import Row
 from stages.contract.schema import Record
 from stages.sample.sources import join_record
 from stages.sample.spool import RecordSpool
@@ -19,7 +19,7 @@ from stages.sample.spool import RecordSpool
 class _Later:
     """One later input, read only as far as the ids asked of it require."""
 
-    def __init__(self, source: InputFile, spool: RecordSpool) -> None:
+    def __init__(self, source: Iterable[Row], spool: RecordSpool) -> None:
         self.rows = iter(source)
         self.spool = spool
         self.parked: dict[str, int] = {}  # id -> spool position, in the input's order
@@ -45,7 +45,7 @@ class _Later:
 
 
 def join_files(
-    sources: Sequence[InputFile], folder: Path, counts: Counter[str], dedupe: bool = True
+    sources: Sequence[Iterable[Row]], folder: Path, counts: Counter[str], dedupe: bool = True
 ) -> Iterator[Record]:
     """The records of every input joined by id (see `join_record`), in order of first appearance: the first
     input's order, then each id new in a later input, in that input's order. `counts` gets `records_joined` and

@@ -27,7 +27,7 @@ def run_merge(
     sources: list[str], output: Path, config: MergeConfig, inputs: InputOptions = InputOptions()
 ) -> dict[str, int]:
     """Join every input by id into `output`, streaming; returns the counts also written to the meta."""
-    streams = [InputFile(source, inputs) for source in sources]
+    streams = [InputFile(source, inputs).read() for source in sources]  # hashed as they stream
     run = StageRun("merge", config, output, streams)
     joined: Counter[str] = Counter()
     counts: dict[str, int] = {}
@@ -39,7 +39,7 @@ def run_merge(
             yield record
         counts.update(
             inputs=len(streams),
-            records_in=sum(s.count or 0 for s in streams),
+            records_in=sum(s.summary.count for s in streams),  # every pass has ended: join_files read all
             records_joined=joined["records_joined"],
             responses=responses,
             duplicates_dropped=joined["duplicates_dropped"],

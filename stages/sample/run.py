@@ -19,7 +19,7 @@ from stages.contract.errors import BadInput, Location, UsageError, naming
 from stages.contract.formats import InputOptions
 from stages.contract.id_index import IdIndex, IdList
 from stages.contract.ids import derive_seed
-from stages.contract.inputs import InputFile
+from stages.contract.inputs import InputFile, InputSummary
 from stages.contract.meta import Meta
 from stages.contract.schema import Record, Response, without_rank_fields
 from stages.runtime.console import log, progress
@@ -59,13 +59,13 @@ def _sample(
     stream: InputFile, prompts: RecordSpool, output: Path, config: SampleConfig, launch: Launch, force: bool
 ) -> dict[str, int]:
     counts: Counter[str] = Counter()
-    ids = _read_prompts(stream, prompts, config, launch, counts)
-    existing = InputFile(output) if config.append and output.exists() else None
-    if existing is not None:
-        _check_same_prompts(existing, prompts, ids)
+    read, ids = _read_prompts(stream, prompts, config, launch, counts)
+    existing = None
+    if config.append and output.exists():
+        existing = _check_same_prompts(InputFile(output), prompts, ids)
     if config.strategy == "sample" and config.temperature == 0 and config.k > 1:
         log.warning("sample: --temperature 0 decodes greedily, so the %d responses of a prompt will be equal", config.k)
-    run = StageRun("sample", config, output, [stream] + ([existing] if existing else []), force, launch,
+    run = StageRun("sample", config, output, [read] + ([existing] if existing else []), force, launch,
                    appending=existing is not None)
     done = run.done()
     resumed = len(done)
@@ -107,13 +107,13 @@ def _sample(
 
 def _read_prompts(
     stream: InputFile, prompts: RecordSpool, config: SampleConfig, launch: Launch, counts: Counter[str]
-) -> IdList:
-    """Check every prompt and park this share's on disk with the responses the input carries; returns the
-    share's ids in input order (`stream.ids` gets every id: rank 0 writes the artifact in that order)."""
+) -> tuple[InputSummary, IdList]:
+    """Check every prompt and park this share's on disk with the responses the input carries, in one pass;
+    returns its summary (with every id: rank 0 writes the artifact in that order) and the share's ids in input
+    order."""
     index, count = (launch.rank, launch.world_size) if launch.parallel else config.shard_of()
-    every = IdList()
-    for number, (where, record) in enumerate(stream):
-        every.append(record.id)
+    rows = stream.read(keep_ids=True)
+    for number, (where, record) in enumerate(rows):
         if number % count != index:
             continue
         _check_prompt(record, where, config)
@@ -121,14 +121,15 @@ def _read_prompts(
         counts["responses_included"] += len(carried)
         counts["input_responses_dropped"] += sum(1 for x in record.responses if x.source not in config.include_field)
         prompts.append(_with_responses(record, carried), where)
-    stream.ids = every
+    read = rows.summary
+    every = read.ids or IdList()
     if not len(prompts) and not launch.parallel:
         raise BadInput(stream.spec, f"shard {config.shard} holds no prompt (the input has {len(every)})")
-    return every[index::count]
+    return read, every[index::count]
 
 
 def _finish_appended(
-    run: StageRun, existing: InputFile, rows: Iterator[Row], output: Path, counts: Counter[str]
+    run: StageRun, existing: InputSummary, rows: Iterator[Row], output: Path, counts: Counter[str]
 ) -> Meta | None:
     """Write the existing output joined by id with the new samples (parked in a file beside it first)."""
     with tempfile.NamedTemporaryFile("w", dir=output.parent, prefix=f".{output.name}.", suffix=".new.jsonl",
@@ -136,10 +137,12 @@ def _finish_appended(
         with naming(new.name):
             new.writelines(json_line(row) for row in rows)
             new.flush()
-        counts["records_before"] = existing.count or 0
+        counts["records_before"] = existing.count
         joined: Counter[str] = Counter()
         counts_out = dict(counts)
-        merged = join_files([InputFile(existing.spec), InputFile(new.name)], output.parent, joined)
+        # The output as it was checked, or refused: the meta names that content.
+        before = InputFile(existing.spec).read(sha256=existing.sha256)
+        merged = join_files([before, InputFile(new.name).read()], output.parent, joined)
 
         def rows_out() -> Iterator[Record]:
             yield from merged
@@ -178,10 +181,12 @@ def _check_prompt(record: Record, where: Location, config: SampleConfig) -> None
         raise BadInput(where, "a message prompt needs the chat endpoint (--endpoint chat or auto)")
 
 
-def _check_same_prompts(existing: InputFile, prompts: RecordSpool, ids: IdList) -> None:
-    # Checked before sampling, so a mismatch costs no generation.
+def _check_same_prompts(existing: InputFile, prompts: RecordSpool, ids: IdList) -> InputSummary:
+    """The existing output's summary, once none of its ids has another prompt than the input gives it (checked
+    before sampling, so a mismatch costs no generation)."""
     index = IdIndex.positions(ids)
-    for _, record in existing:
+    rows = existing.read()
+    for _, record in rows:
         for at in index.candidates(record.id):
             if ids[at] == record.id:
                 where, mine = prompts.get(at)
@@ -189,6 +194,7 @@ def _check_same_prompts(existing: InputFile, prompts: RecordSpool, ids: IdList) 
                     raise BadInput(
                         where, f"id '{record.id}' is in {existing.spec} with a different prompt; cannot --append"
                     )
+    return rows.summary
 
 
 def _carried(record: Record, where: Any, names: Sequence[str]) -> list[Response]:

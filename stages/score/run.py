@@ -21,15 +21,17 @@ def run_score(
     source: str, output: Path, config: ScoreConfig, inputs: InputOptions = InputOptions(), force: bool = False
 ) -> dict[str, int]:
     """Score every response of `source` into `output`; returns the counts also written to the meta."""
-    stream = InputFile(source, inputs).scan()  # the whole input is checked before any scoring
+    stream = InputFile(source, inputs)
+    scanned = stream.scan()  # the whole input is checked before any scoring
     launch = current_launch()  # under torchrun each rank scores every world_size-th record
-    run = StageRun("score", config, output, [stream], force, launch)
+    run = StageRun("score", config, output, [scanned], force, launch)
     done = run.done()
     where: dict[str, Location] = {}  # of the records in flight: a batch's are dropped once it is scored
     counts = {"responses": 0}
 
     def share() -> Iterator[Record]:
-        for index, (location, record) in enumerate(stream):
+        # Read again, refused unless the bytes are those scanned: the journal and meta name that content.
+        for index, (location, record) in enumerate(stream.read(sha256=scanned.sha256)):
             if index % launch.world_size == launch.rank:
                 counts["responses"] += len(record.responses)
                 if record.id not in done:
@@ -54,7 +56,7 @@ def run_score(
             result.failures += failures
         return result
 
-    ids = (stream.ids or [])[launch.rank :: launch.world_size]
+    ids = (scanned.ids or [])[launch.rank :: launch.world_size]
     try:
         with progress(len(ids), "score") as advance:
             outcome = run.batches(share(), config.batch_size or 1, work, advance, total=len(ids))

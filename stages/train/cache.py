@@ -2,7 +2,8 @@
 then memory-mapped by every run and every rank that trains on it.
 
 RRHF_CACHE names the cache folder (like HF_HOME for Hugging Face), by default `$XDG_CACHE_HOME/rrhf`, else
-`~/.cache/rrhf`. KEY is a hash of all that decides the data: the input's content (an `hf:` dataset: its name) and
+`~/.cache/rrhf`. KEY is a hash of all that decides the data: the input's content as prepared (the hash of the bytes
+the preparing pass read; an `hf:` dataset: its name) and
 the options it is read with, the tokenizer's contents, `--max-length`, the library versions that tokenise and
 LAYOUT. A folder appears complete or not at all: it is built under a hidden name beside it and renamed.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from stages.contract.artifacts import fsync_dir, fsync_file
 from stages.contract.errors import RrhfError
-from stages.contract.inputs import InputFile
+from stages.contract.inputs import InputFile, InputSummary
 from stages.contract.meta import fingerprint, local_files
 from stages.runtime.console import log
 from stages.runtime.launch import Launch
@@ -40,34 +41,44 @@ def cache_root() -> Path:
 
 
 def prepared_data(
-    source: InputFile, tokenizer: Any, max_length: int, launch: Launch, needs: DataNeeds = DataNeeds()
-) -> PreparedData:
-    """The training queries of `source`: prepared now, or reused as an earlier run prepared them. In a launch of
-    several processes the first of each node (local rank 0) prepares while the others wait for its folder. Sets
-    `source.format` and `source.count`, which a reuse does not read the input for. `needs`: what the loss reads of
-    each record (a reference), or checks there (scores)."""
-    folder = cache_root() / "train-data" / data_key(source, tokenizer, max_length, needs)
+    source: InputFile,
+    tokenizer: Any,
+    max_length: int,
+    launch: Launch,
+    needs: DataNeeds = DataNeeds(),
+    sha256: str | None = None,
+) -> tuple[PreparedData, InputSummary]:
+    """The training queries of `source`, prepared now or reused as an earlier run prepared them, and what they were
+    prepared from. `sha256`: the input's hash as the run recorded it (else taken now): data prepared from those
+    bytes is reused, and a preparation refuses other bytes (BadInput, naming the file), so data is only ever kept
+    under the hash of the bytes it was prepared from. In a launch of several processes the first of each node
+    (local rank 0) prepares while the others wait for its folder. `needs`: what the loss reads of each record (a
+    reference), or checks there (scores)."""
+    recorded = source.content_sha256() if sha256 is None else sha256
+    folder = cache_root() / "train-data" / data_key(source, recorded, tokenizer, max_length, needs)
     if launch.local_rank == 0:
         info = complete(folder)
         if info is None:
-            info = _prepare(source, tokenizer, max_length, folder, needs)
+            folder, info = _prepare(source, recorded, tokenizer, max_length, folder.parent, needs)
         else:
             os.utime(folder)  # when a run last used it: what `rrhf cache clean` goes by
             log.info("train: reusing prepared data from %s", folder)
     else:
         info = _wait_for(folder)
-    source.format, source.count = info.format, info.records
-    return PreparedData(folder, info)
+    return PreparedData(folder, info), InputSummary(source.spec, info.format, info.records, recorded, source.options)
 
 
-def data_key(source: InputFile, tokenizer: Any, max_length: int, needs: DataNeeds = DataNeeds()) -> str:
-    """The name of the folder holding this input's queries for this tokenizer, length and loss's needs."""
+def data_key(
+    source: InputFile, sha256: str | None, tokenizer: Any, max_length: int, needs: DataNeeds = DataNeeds()
+) -> str:
+    """The name of the folder holding the queries of `source`'s bytes of hash `sha256` (an `hf:` dataset: None,
+    known by its name) for this tokenizer, length and loss's needs."""
     import tokenizers
     import transformers
 
     identity = {
         "layout": LAYOUT,
-        "input": source.sha256 or source.spec,
+        "input": sha256 or source.spec,
         "format": source.inputs.format,
         "options": source.options,
         "tokenizer": tokenizer_fingerprint(tokenizer),
@@ -100,17 +111,22 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return digest.hexdigest()
 
 
-def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path, needs: DataNeeds) -> PreparedInfo:
-    """Prepare into a hidden folder beside `folder`, then rename it into place: a preparation cut short (killed,
-    a bad record) never leaves a folder that looks complete."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(folder.parent)
-    staging = folder.parent / f".{folder.name}.{_host()}.{os.getpid()}.tmp"
+def _prepare(
+    source: InputFile, sha256: str | None, tokenizer: Any, max_length: int, parent: Path, needs: DataNeeds
+) -> tuple[Path, PreparedInfo]:
+    """Prepare into a hidden folder in `parent`, then rename it into place under the key of the bytes the pass
+    read (refused unless their hash is `sha256`, where given): a preparation cut short (killed, a bad record, an
+    input changed meanwhile) never leaves a folder that looks complete, nor one named for other bytes."""
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(parent)
+    staging = parent / f".{data_key(source, sha256, tokenizer, max_length, needs)}.{_host()}.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     clock = time.perf_counter()
     try:
-        info = prepare(source, tokenizer, max_length, staging, needs)
+        rows = source.read(sha256=sha256)
+        info = prepare(rows, tokenizer, max_length, staging, needs)
+        folder = parent / data_key(source, rows.summary.sha256, tokenizer, max_length, needs)
         for path in staging.iterdir():
             fsync_file(path)
         if folder.exists() and complete(folder) is None:
@@ -128,7 +144,7 @@ def _prepare(source: InputFile, tokenizer: Any, max_length: int, folder: Path, n
     # One line, once done: a bad record must be the only line a failed run writes.
     log.info("train: prepared %d queries from %d records in %.1f s, kept in %s for reruns", info.counts.queries,
              info.records, time.perf_counter() - clock, folder)
-    return info
+    return folder, info
 
 
 def _wait_for(folder: Path) -> PreparedInfo:

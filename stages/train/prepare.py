@@ -13,8 +13,7 @@ import hashlib
 import json
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
-from itertools import accumulate, islice
+from itertools import accumulate, chain, islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stages.contract.errors import UsageError
-from stages.contract.inputs import InputFile
+from stages.contract.inputs import InputPass, Row
 from stages.train.data import (
     PREFERENCE_FORMATS,
     Candidates,
@@ -53,43 +52,40 @@ T = TypeVar("T")
 
 
 def prepare(
-    source: InputFile, tokenizer: Any, max_length: int, folder: Path, needs: DataNeeds = DataNeeds()
+    source: InputPass, tokenizer: Any, max_length: int, folder: Path, needs: DataNeeds = DataNeeds()
 ) -> PreparedInfo:
-    """Write a prepared folder: DATA_FILE, one row per query (`tokenise.SCHEMA`), and the PreparedInfo that
-    describes it (the input's format and record count, the Counts over all queries), which it returns. BadInput,
+    """Write a prepared folder from one whole pass: DATA_FILE, one row per query (`tokenise.SCHEMA`), and the
+    PreparedInfo that describes it (the input's format and record count, the Counts over all queries), which it
+    returns. BadInput,
     naming file:line, on the first bad record or one lacking what the loss `needs`."""
     if tokenizer.eos_token_id is None:
         raise UsageError(f"{tokenizer.name_or_path}: the tokenizer has no EOS token, which ends every response")
     counts = Counts()
     with pa.OSFile(str(folder / DATA_FILE), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as writer:
         batches = _chunks(candidates(source, folder, needs), BATCH)
-        for batch, batch_counts in tokenised(batches, tokenizer, max_length, worker_count(source.spec)):
+        for batch, batch_counts in tokenised(batches, tokenizer, max_length, worker_count(source.source.spec)):
             writer.write_batch(batch)
             counts += batch_counts
-    info = PreparedInfo(source.format, source.count, counts)
+    read = source.summary  # every batch was taken: the pass has ended
+    info = PreparedInfo(read.format, read.count, counts)
     info.write(folder)
     return info
 
 
-def candidates(source: InputFile, workdir: Path, needs: DataNeeds = DataNeeds()) -> Iterator[Candidates]:
-    """The input's queries before tokenisation, validated a record at a time: a scored or ranked record is one
+def candidates(source: InputPass, workdir: Path, needs: DataNeeds = DataNeeds()) -> Iterator[Candidates]:
+    """The queries of a pass before tokenisation, validated a record at a time: a scored or ranked record is one
     query; preference rows are grouped by prompt (`data.group_key`), one query per prompt in order of first
     appearance, through a scratch file in `workdir` removed once they are all read. The format is known on
-    return (before any tokenising process is forked)."""
-    if (source.format or _first_format(source)) in PREFERENCE_FORMATS:
-        return _grouped_preferences(source, workdir / "rows.arrow", needs)
-    return (listwise_candidates(record, where, needs) for where, record in source)
+    return (before any tokenising process is forked): the first row is read for it, or is the error it gives."""
+    rows = iter(source)
+    first = next(rows, None)  # an empty input ends the pass here, which names it
+    remaining = chain([first] if first is not None else [], rows)
+    if (source.format or "rrhf") in PREFERENCE_FORMATS:
+        return _grouped_preferences(remaining, workdir / "rows.arrow", needs)
+    return (listwise_candidates(record, where, needs) for where, record in remaining)
 
 
-def _first_format(source: InputFile) -> str:
-    # The format auto-detection gives: that of the first record (a bad or missing one is the error a pass gives).
-    first = InputFile(source.spec, replace(source.inputs, limit=1))
-    for _ in first:
-        pass
-    return first.format or "rrhf"
-
-
-def _grouped_preferences(source: InputFile, rows_file: Path, needs: DataNeeds) -> Iterator[Candidates]:
+def _grouped_preferences(source: Iterable[Row], rows_file: Path, needs: DataNeeds) -> Iterator[Candidates]:
     """Preference rows as one query per prompt, in order of first appearance. One pass writes each validated row
     with its group's number (prompts are held as 16-byte hashes); the rows are then read back in group order."""
     groups: dict[bytes, int] = {}

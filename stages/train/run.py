@@ -43,7 +43,9 @@ def run_train(
             tokenizer.pad_token = tokenizer.eos_token
         # Validates the whole input (a bad record ends the run here, before OUTDIR changes), or reuses what an
         # earlier run prepared from the same input.
-        data = prepared_data(data_source, tokenizer, config.max_length, launch, config.data_needs())
+        # Of the very bytes the run was fingerprinted by: an input rewritten since is refused, never prepared.
+        data, prepared_from = prepared_data(data_source, tokenizer, config.max_length, launch, config.data_needs(),
+                                            sha256=run.sha256)
         counts = data.info.counts
         if config.reference and counts.responses_truncated:  # --reference-model reads the very tokens trained
             log.warning(
@@ -124,7 +126,7 @@ def run_train(
             "pairs": counts.pairs,
             "prompts_truncated": counts.prompts_truncated,
             "responses_truncated": counts.responses_truncated,
-        })
+        }, prepared_from)
         logged = read_metrics(run.metrics)
         last = logged[-1] if logged else {}
         log.info(

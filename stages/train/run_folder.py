@@ -17,12 +17,12 @@ from typing import Any
 
 from stages.contract.artifacts import atomic_open, write_json
 from stages.contract.errors import RunInterrupted, UsageError, interrupted
-from stages.contract.inputs import InputFile, LoadedInput
+from stages.contract.inputs import InputFile, InputSummary
 from stages.contract.meta import (
+    InputInfo,
     Meta,
     differences,
     fingerprint,
-    input_info,
     meta_path,
     now,
     redact,
@@ -68,20 +68,21 @@ class RunRecord:
         return cls(value["fingerprint"], identity if isinstance(identity, dict) else {})
 
 
-def run_record(config: TrainConfig, loaded: InputFile | LoadedInput, world_size: int) -> RunRecord:
+def run_record(config: TrainConfig, source: InputInfo, world_size: int) -> RunRecord:
     """What a resume must match: the settings that decide the training (and the number of processes, which
     decides the batch), the input and the files the settings name (the base model's), and their fingerprint. The
     input is known by its content hash and options, so it need not have been read through."""
     settings = {k: v for k, v in outcome_settings(config).items() if k not in EXTENDABLE}
     settings["world_size"] = world_size
-    identity = run_identity("train", settings, [input_info(loaded)])  # stamps the model's files: once
+    identity = run_identity("train", settings, [source])  # stamps the model's files: once
     return RunRecord(fingerprint(identity), redact(identity))
 
 
 class RunFolder:
     """OUTDIR of one training run, as a context manager: entering checks the folder against `--resume` and
-    `--force`, locks it (one writer: the launch's first process) and fingerprints the run; `start` readies it for
-    training, `finish` writes the meta; leaving lets go of the lock."""
+    `--force`, locks it (one writer: the launch's first process) and fingerprints the run, hashing the input
+    (`sha256`: what the preparing pass must read); `start` readies it for training, `finish` writes the meta;
+    leaving lets go of the lock."""
 
     def __init__(self, outdir: Path, config: TrainConfig, source: InputFile, launch: Launch, force: bool) -> None:
         self.outdir, self.config, self.source, self.launch, self.force = outdir, config, source, launch, force
@@ -89,6 +90,7 @@ class RunFolder:
         self.started = now()
         self.lead = False  # whether this process writes OUTDIR's files: `start` is told
         self.resuming = config.resume  # --force resumes the checkpoints of this same run (entering decides)
+        self.sha256: str | None = None  # the input's, when entering
 
     def __enter__(self) -> RunFolder:
         """Refuse, in one line and before any work, an OUTDIR this run may not write or a resume it cannot make."""
@@ -98,7 +100,9 @@ class RunFolder:
         if self.launch.rank == 0:  # one writer per OUTDIR: the launch's ranks write it together
             lock_output(self.outdir)
         try:
-            self.record = run_record(self.config, self.source, self.launch.world_size)
+            self.sha256 = self.source.content_sha256()
+            known = InputInfo(path=self.source.spec, sha256=self.sha256, options=self.source.options or None)
+            self.record = run_record(self.config, known, self.launch.world_size)
             if self.config.resume:
                 self._check_continues()
             elif self.force:
@@ -136,9 +140,10 @@ class RunFolder:
             self.record.write(self.outdir)
         return checkpoint
 
-    def finish(self, counts: dict[str, int]) -> Meta:
-        """The run's meta, written beside the saved model (by the process that saves)."""
-        meta = stage_meta("train", self.config, [self.source], counts, self.started)
+    def finish(self, counts: dict[str, int], source: InputSummary) -> Meta:
+        """The run's meta, written beside the saved model (by the process that saves); `source`: what the
+        training data was prepared from."""
+        meta = stage_meta("train", self.config, [source], counts, self.started)
         if self.lead:
             write_meta(self.outdir, meta)
         return meta

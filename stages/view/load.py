@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stages.contract.artifacts import file_sha256
 from stages.contract.errors import BadInput
 from stages.contract.formats import InputOptions
 from stages.contract.inputs import InputFile
@@ -85,7 +84,7 @@ def load_targets(targets: Sequence[str], inputs: InputOptions = InputOptions()) 
 def read_artifact(spec: str, label: str, inputs: InputOptions = InputOptions()) -> Artifact:
     """One artifact's cards. Preference rows are regrouped by prompt; a ranked file names the prompts rank dropped
     when the scored file it was made from is still there, unchanged."""
-    stream = InputFile(spec, inputs)
+    stream = InputFile(spec, inputs).read()
     artifact = Artifact(label, spec, "prompts")
     groups = PairGroups()
     for _, record in stream:
@@ -121,14 +120,18 @@ def _add_dropped(artifact: Artifact) -> None:
         return
     source = meta.inputs[0]
     path = Path(source.path)
-    if not path.is_file() or source.sha256 is None or file_sha256(path) != source.sha256:
+    if not path.is_file() or source.sha256 is None:
         return
     margin = float(meta.config.get("min_margin") or 0.0)
     entries, prompts = {}, {}
-    for _, record in InputFile(str(path)):
-        prompts[record.id] = artifact.prompts.get(record.id) or plain_prompt(record.prompt)
-        entries[record.id] = artifact.entries.get(record.id) or entry(
-            record.responses, dropped=drop_reason([r.score for r in record.responses], margin))
+    try:
+        # Only the very file rank read: other bytes are refused once read, and nothing is put back.
+        for _, record in InputFile(str(path)).read(sha256=source.sha256):
+            prompts[record.id] = artifact.prompts.get(record.id) or plain_prompt(record.prompt)
+            entries[record.id] = artifact.entries.get(record.id) or entry(
+                record.responses, dropped=drop_reason([r.score for r in record.responses], margin))
+    except BadInput:
+        return
     artifact.entries, artifact.prompts = entries, prompts
 
 

@@ -85,7 +85,7 @@ def test_inspect_table_shows_summary_and_meta(tmp_path, write_jsonl, cli):
     src = write_jsonl("scored.jsonl", ARTIFACTS["scored"])
     out = tmp_path / "copy.jsonl"
     loaded = load_records(src)
-    StageRun("score", Config(), out, [loaded]).finish(loaded.records)
+    StageRun("score", Config(), out, [loaded.summary]).finish(loaded.records)
     result = cli("inspect", out)
     assert result.exit_code == 0, result.stderr
     for text in ("records", "responses per prompt", "mean 2.000", "sources", "m1", "meta", "score (rrhf", '{"k": 4}'):

@@ -163,7 +163,7 @@ def test_hf_config_split_slicing_prompt_field_and_limit(gsm_like):
                                                                           "rejected": "neg"}, limit=1))
     assert pairs.format == "trl-preference"
     assert [(r.text, r.source) for r in pairs.records[0].responses] == [("yes", "chosen"), ("no", "rejected")]
-    assert input_info(pairs).options == {"fields": {"prompt": "question", "chosen": "pos", "rejected": "neg"},
+    assert input_info(pairs.summary).options == {"fields": {"prompt": "question", "chosen": "pos", "rejected": "neg"},
                                          "limit": 1}
     with pytest.raises(BadInput, match="cannot load dataset .* split 'nope'"):
         load_records(f"hf:{gsm_like}:main:nope", question)

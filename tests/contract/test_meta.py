@@ -38,7 +38,7 @@ def test_stage_run_writes_artifact_and_meta(tmp_path, write_jsonl):
     src = write_jsonl("in.jsonl", [{"prompt": "a"}, {"prompt": "b"}])
     loaded = load_records(src)
     out = tmp_path / "out.jsonl"
-    run = StageRun("demo", _Config(api_key="sk-secret-value-123456"), out, [loaded])
+    run = StageRun("demo", _Config(api_key="sk-secret-value-123456"), out, [loaded.summary])
     run.finish(loaded.records, counts={"dropped": 0})
     meta = read_meta(out)
     assert meta is not None

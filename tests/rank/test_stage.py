@@ -1,8 +1,12 @@
 """`rrhf rank` end to end on real files: both formats, drops, determinism, bad input, round trip."""
 
 import json
+import os
+
+import pytest
 
 from stages.contract.inputs import load_records
+from stages.rank import run as ranking_run
 from tests.conftest import read_jsonl
 
 SCORED = [
@@ -154,3 +158,31 @@ def test_config_file_and_flags(tmp_path, write_jsonl, cli):
     assert meta["config"]["format"] == "pairs" and meta["config"]["pairs"] == "all"
     assert meta["config"]["min_margin"] == 0.1
     assert len(read_jsonl(out)) == 5
+
+
+@pytest.mark.parametrize("how", ["rewritten", "truncated", "appended"])
+def test_an_input_changed_while_it_is_ranked_is_refused_and_nothing_written(how, tmp_path, write_jsonl, cli,
+                                                                           monkeypatch):
+    src = write_jsonl("scored.jsonl", SCORED)
+    an_hour_ago = src.stat().st_mtime - 3600  # written before the run, as an input is
+    os.utime(src, (an_hour_ago, an_hour_ago))
+    data = src.read_bytes()
+    changed = {"rewritten": data.replace(b"great", b"GREAT"), "truncated": data[: data.index(b"\n") + 1],
+               "appended": data + json.dumps(SCORED[0] | {"id": "late"}).encode() + b"\n"}[how]
+    rank_one = ranking_run.rank_one
+
+    def changes_the_input_once_ranking(*args, **kwargs):
+        if src.read_bytes() == data:  # while the first prompt is ranked
+            with src.open("r+b") as handle:
+                handle.truncate(0)
+                handle.write(changed)
+        return rank_one(*args, **kwargs)
+
+    monkeypatch.setattr(ranking_run, "rank_one", changes_the_input_once_ranking)
+    out = tmp_path / "ranked.jsonl"
+    out.write_text("previous\n")
+    result = cli("rank", src, "-o", out)
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(f"rrhf: error: {src}: changed while it was read")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert out.read_text() == "previous\n" and not (tmp_path / "ranked.jsonl.meta.json").exists()

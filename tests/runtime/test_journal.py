@@ -91,7 +91,7 @@ KILLABLE = textwrap.dedent(
 
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
     loaded = load_records(src)
-    run = StageRun("test", Config(), out, [loaded])
+    run = StageRun("test", Config(), out, [loaded.summary])
     log = open(sys.argv[3], "a")
 
     def work(batch, batch_ids):

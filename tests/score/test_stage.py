@@ -69,6 +69,19 @@ def forever(prompt, response):
         time.sleep(0.1)
     return 1.0
 
+def rewrites(prompt, response):
+    import os
+    path, how = os.environ["REWRITE_INPUT"], os.environ["REWRITE_HOW"]
+    if response == "apple" and not os.path.exists(path + ".changed"):  # the second record, once
+        open(path + ".changed", "w").close()
+        data = open(path, "rb").read()
+        changed = {"rewritten": data.replace(b"hello", b"HELLO"), "truncated": data[: data.index(b"\n") + 1],
+                   "appended": data + b'{"id": "late", "prompt": "p", "responses": ["x"]}\n'}[how]
+        with open(path, "r+b") as handle:
+            handle.truncate(0)
+            handle.write(changed)
+    return float(len(response))
+
 def slow(prompt, response):
     import os, time
     with open(os.environ["CALLS_LOG"], "a") as log:
@@ -136,6 +149,22 @@ def test_python_errors_name_the_record(samples, rewards, tmp_path, cli):
     result = cli("score", samples, "-o", out, "--scorer", "python")
     assert result.exit_code == 2 and "--scorer python needs --fn" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("how", ["rewritten", "truncated", "appended"])
+def test_an_input_changed_while_it_is_scored_is_refused_and_nothing_written(how, samples, rewards, tmp_path, cli,
+                                                                           monkeypatch):
+    an_hour_ago = samples.stat().st_mtime - 3600  # written before the run, as an input is
+    os.utime(samples, (an_hour_ago, an_hour_ago))
+    monkeypatch.setenv("REWRITE_INPUT", str(samples))
+    monkeypatch.setenv("REWRITE_HOW", how)
+    out = tmp_path / "scored.jsonl"
+    result = cli("score", samples, "-o", out, "--scorer", "python", "--fn", f"{rewards}:rewrites", "--batch-size", "1",
+                 "-q")
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(f"rrhf: error: {samples}: changed while it was read")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not (tmp_path / "scored.jsonl.meta.json").exists()
 
 
 def test_a_scorer_that_exits_fails_the_call_not_the_process(samples, rewards, tmp_path, cli):

@@ -24,7 +24,7 @@ def _row(prompt, chosen, rejected, **extra):
 
 def test_preference_rows_sharing_a_prompt_form_one_query(write_jsonl, tmp_path):
     rows = [_row("p", "a", "b"), _row("q", "x", "y"), _row("p", "a", "c"), _row("p", "b", "c"), _row("p", "c", "c")]
-    first, second = candidates(InputFile(write_jsonl("pairs.jsonl", rows)), tmp_path)
+    first, second = candidates(InputFile(write_jsonl("pairs.jsonl", rows)).read(), tmp_path)
     assert (first.prompt, first.texts, first.pairs) == ("p", ["a", "b", "c"], [(0, 1), (0, 2), (1, 2)])
     assert first.rewards == [2.0, 0.0, -2.0]  # wins minus losses: SFT learns "a", the most preferred
     assert (second.texts, second.pairs, second.rewards) == (["x", "y"], [(0, 1)], [1.0, -1.0])
@@ -35,7 +35,7 @@ def test_preference_rows_group_by_prompt_id_and_keep_their_scores(write_jsonl, t
         _row("p", "a", "b", prompt_id="k", score_chosen=3.0, score_rejected=1.0),
         _row("p2", "b", "c", prompt_id="k", score_chosen=1.0, score_rejected=0.5),
     ]
-    [query] = candidates(InputFile(write_jsonl("pairs.jsonl", rows)), tmp_path)
+    [query] = candidates(InputFile(write_jsonl("pairs.jsonl", rows)).read(), tmp_path)
     assert (query.texts, query.pairs, query.rewards) == (["a", "b", "c"], [(0, 1), (1, 2)], [3.0, 1.0, 0.5])
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from stages.contract.errors import RrhfError
+from stages.contract.errors import BadInput, RrhfError
 from stages.contract.inputs import InputFile, load_records
 from stages.contract.schema import Message
 from stages.lm.packing import token_counts
 from stages.lm.queries import Query, policy_query
 from stages.runtime.launch import Launch
 from stages.train import cache, dataset, prepare, tokenise
+from stages.train import run as train_run
 from stages.train.cache import prepared_data
 from tests.conftest import read_jsonl
 
@@ -59,7 +60,7 @@ def _one_at_a_time(path: Path, tokenizer, max_length: int, workdir: Path) -> tup
     the ranking pairs of one epoch, the prompts left-truncated and the responses cut to fit `max_length`."""
     counts: Counter[str] = Counter()
     queries = []
-    for candidate in prepare.candidates(InputFile(path), workdir):
+    for candidate in prepare.candidates(InputFile(path).read(), workdir):
         prompt = candidate.prompt
         if not isinstance(prompt, str):  # a grouped preference row's prompt is plain JSON
             prompt = [m if isinstance(m, Message) else Message.model_validate(m) for m in prompt]
@@ -102,15 +103,14 @@ def test_prepared_queries_and_counts_equal_one_at_a_time(tiny_models, write_json
     expected, counts = _one_at_a_time(path, tokenizer, 48, tmp_path)
     assert counts["prompts_truncated"] and counts["responses_truncated"]  # the cuts are exercised
 
-    source = InputFile(path)
-    data = prepared_data(source, tokenizer, 48, Launch())
+    data, read = prepared_data(InputFile(path), tokenizer, 48, Launch())
     info = data.info.counts
     assert list(data) == expected
     assert {name: getattr(info, name) for name in counts} == dict(counts)
     assert info.queries == len(expected)
     assert info.responses == sum(len(q.responses) for q in expected)
     assert (info.tokens_unpacked, info.tokens_packed) == token_counts(expected)
-    assert (source.format, source.count) == (loaded.format, len(rows))
+    assert read == loaded.summary
     assert data.sample(3) == [expected[i * len(expected) // 3] for i in range(3)]
 
 
@@ -194,16 +194,53 @@ def test_bad_input_is_one_line_naming_its_line_and_leaves_nothing(tiny_models, w
     assert list((rrhf_cache / "train-data").iterdir()) == []
 
 
+def test_an_input_rewritten_after_the_run_hashed_it_never_poisons_the_cache(tiny_models, write_jsonl, rrhf_cache):
+    path = write_jsonl("scored.jsonl", _scored_rows())
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
+    source = InputFile(path)
+    recorded = source.content_sha256()  # what a run records when it starts
+    write_jsonl("scored.jsonl", _scored_rows()[:3])  # rewritten before the data is prepared
+    with pytest.raises(BadInput, match=f"^{path}: changed while it was read"):
+        prepared_data(source, tokenizer, 64, Launch(), sha256=recorded)
+    assert list((rrhf_cache / "train-data").iterdir()) == []  # nothing kept, under either hash
+
+    other, other_read = prepared_data(source, tokenizer, 64, Launch())  # a run on the new content
+    assert (other_read.count, len(other)) == (3, 3) and other_read.sha256 != recorded
+
+    write_jsonl("scored.jsonl", _scored_rows())  # the original content again: its own data, never the other's
+    data, read = prepared_data(source, tokenizer, 64, Launch(), sha256=recorded)
+    assert (read.sha256, read.count, len(data)) == (recorded, 5, 5) and data.folder != other.folder
+    assert sorted(p.name for p in (rrhf_cache / "train-data").iterdir()) == sorted([data.folder.name,
+                                                                                  other.folder.name])
+
+
+def test_train_refuses_an_input_rewritten_while_the_tokenizer_loads(tiny_models, write_jsonl, tmp_path, cli,
+                                                                    monkeypatch, rrhf_cache):
+    scored = write_jsonl("scored.jsonl", _scored_rows())
+    load = train_run.load_pretrained
+
+    def rewrites_the_input(*args, **kwargs):
+        write_jsonl("scored.jsonl", _scored_rows()[:3])
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(train_run, "load_pretrained", rewrites_the_input)
+    out = tmp_path / "out"
+    refused = cli(*_train(tiny_models.policy, scored, out, "--max-steps", "1"))
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().startswith(f"rrhf: error: {scored}: changed while it was read")
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert not out.exists() and list((rrhf_cache / "train-data").iterdir()) == []
+
+
 def test_other_ranks_wait_for_the_first_ones_data(tiny_models, write_jsonl, monkeypatch):
     path = write_jsonl("scored.jsonl", _scored_rows())
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.policy)
     monkeypatch.setattr(cache, "WAIT_SECONDS", 0.2)
     with pytest.raises(RrhfError, match=r"not prepared within 0.2 s .*local rank 0"):
         prepared_data(InputFile(path), tokenizer, 64, Launch(rank=1, world_size=2, local_rank=1))
-    first = prepared_data(InputFile(path), tokenizer, 64, Launch(rank=0, world_size=2))
-    source = InputFile(path)
-    second = prepared_data(source, tokenizer, 64, Launch(rank=1, world_size=2, local_rank=1))
-    assert list(second) == list(first) and (source.format, source.count) == ("rrhf", 5)
+    first, _ = prepared_data(InputFile(path), tokenizer, 64, Launch(rank=0, world_size=2))
+    second, read = prepared_data(InputFile(path), tokenizer, 64, Launch(rank=1, world_size=2, local_rank=1))
+    assert list(second) == list(first) and (read.format, read.count) == ("rrhf", 5)
 
 
 def test_the_prepared_info_reads_back_as_written_and_a_stranger_reads_as_none(tmp_path):

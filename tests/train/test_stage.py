@@ -24,7 +24,7 @@ RESPONSES = ["hello there", "apple", "one two three", "blue", "no", "maybe later
 def _p(model_dir: Path, path: Path) -> torch.Tensor:
     """Length-normalised log-prob of every response, per query (alpha = 1)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    queries = list(prepared_data(InputFile(path), tokenizer, 256, Launch()))
+    queries = list(prepared_data(InputFile(path), tokenizer, 256, Launch())[0])
     model = AutoModelForCausalLM.from_pretrained(model_dir).float().eval()
     with torch.no_grad():
         batch = collate(queries, tokenizer.pad_token_id, packed=False)
