@@ -18,12 +18,11 @@ import orjson
 
 from stages.contract.errors import BadInput, Location, RrhfError, first_line
 from stages.contract.hashed_read import HashedRead, WholeFile
+from stages.contract.json_array import MAX_DEPTH, Row, json_array_rows, json_problem, too_deep
 
-Row = tuple[Location, Any]
 HF_PREFIX = "hf:"
 # Deeper rows are refused when read: the artifact writer's serializer stops at 255 levels, and no real record
 # needs more than a handful.
-MAX_DEPTH = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # how JSON text writes one (or half a valid pair)
 _FOLD = bytes.maketrans(b"123456789{", b"000000000[")
@@ -58,7 +57,7 @@ class RowReader:
         else:
             with HashedRead(path) as self._file:
                 if suffix == ".json":
-                    yield from _checked(_json_rows(path, self._file.binary.read()))
+                    yield from _checked(json_array_rows(path, self._file.text()))
                 elif suffix == ".csv":
                     yield from _checked(_csv_rows(path, self._file.text()))
                 else:  # .jsonl, .ndjson and anything else: one JSON value per line
@@ -106,7 +105,7 @@ def check_value(where: Location, value: Any) -> None:
                 raise BadInput(where, f"{_named(path)} is {what}, which JSON does not allow (write null or a number)")
             continue
         if depth > MAX_DEPTH:
-            raise BadInput(where, _too_deep())
+            raise BadInput(where, too_deep())
         if isinstance(item, list):
             stack.extend(
                 (child, f"{path}[{i}]", depth + 1)
@@ -126,15 +125,6 @@ def check_value(where: Location, value: Any) -> None:
 
 def _named(path: str) -> str:
     return f"'{path}'" if path else "the record"
-
-
-def _json_problem(err: json.JSONDecodeError) -> str:
-    # Some of json's messages end in "at" ("Unterminated string starting at"), followed by a position.
-    return f"invalid JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
-
-
-def _too_deep() -> str:
-    return f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 
 def _jsonl_rows(path: Path, handle: IO[bytes]) -> Iterator[Row]:
@@ -167,9 +157,9 @@ def _slow_json_line(where: Location, raw: bytes) -> Any:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as err:
-        raise BadInput(where, _json_problem(err)) from None
+        raise BadInput(where, json_problem(err)) from None
     except RecursionError:  # json's decoder recurses once per level
-        raise BadInput(where, _too_deep()) from None
+        raise BadInput(where, too_deep()) from None
     check_value(where, value)  # names a NaN or an infinity, which orjson refuses
     number = _HUGE_FLOAT.search(raw)
     raise BadInput(where, f"holds a number too large for a 64-bit float ({number.group() if number else '?'})")
@@ -189,39 +179,6 @@ def _read_text(path: Path, data: bytes) -> str:
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise BadInput(Location(str(path), line), "not UTF-8 text") from None
-
-
-def _json_rows(path: Path, data: bytes) -> Iterator[Row]:
-    text = _read_text(path, data)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise BadInput(Location(str(path), err.lineno), _json_problem(err)) from None
-    except RecursionError:
-        raise BadInput(Location(str(path), _deep_line(text)), _too_deep()) from None
-    if not isinstance(value, list):
-        raise BadInput(str(path), "a .json input must hold an array of records (use .jsonl for one record per line)")
-    for number, item in enumerate(value, start=1):
-        yield Location(str(path), number, unit="item"), item
-
-
-_JSON_NESTING = re.compile(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}\n]')
-
-
-def _deep_line(text: str) -> int:
-    """The line where JSON text first nests deeper than MAX_DEPTH (strings skipped); 1 where it never does."""
-    depth, line = 0, 1
-    for match in _JSON_NESTING.finditer(text):
-        token = match.group()
-        if token == "\n":
-            line += 1
-        elif token in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                return line
-        elif token in "]}":
-            depth -= 1
-    return 1
 
 
 def _csv_rows(path: Path, handle: io.TextIOWrapper) -> Iterator[Row]:
@@ -257,7 +214,7 @@ def _csv_cell(where: Location, key: str, cell: str | None) -> Any:
         except json.JSONDecodeError as err:
             raise BadInput(where, f"column '{key}' holds invalid JSON ({err.msg.removesuffix(' at')})") from None
         except RecursionError:
-            raise BadInput(where, f"column '{key}' is {_too_deep()}") from None
+            raise BadInput(where, f"column '{key}' is {too_deep()}") from None
     return cell
 
 
