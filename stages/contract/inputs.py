@@ -17,7 +17,7 @@ from stages.contract.errors import BadInput, Location
 from stages.contract.formats import FormatError, InputOptions, detect_format, map_fields, to_contract
 from stages.contract.id_index import IdList, id_hash
 from stages.contract.ids import IdAssigner
-from stages.contract.readers import HF_PREFIX, RowReader
+from stages.contract.readers import HF_PREFIX, RowReader, hf_digest, load_hf
 from stages.contract.schema import PROMPT_TAGS, Record, kind_of
 
 Row = tuple[Location, Record]
@@ -64,9 +64,11 @@ class InputFile:
         return rows.summary
 
     def content_sha256(self) -> str | None:
-        """The hash of the file as it is now (None for an `hf:` dataset), without reading it as records: what a
-        run records before its pass, which it then gives to `read(sha256=...)`."""
-        return None if self.spec.startswith(HF_PREFIX) else file_sha256(Path(self.spec))
+        """The hash of the input as it is now, without reading it as records: what a run records before its pass,
+        which it then gives to `read(sha256=...)`. An `hf:` dataset's is `hf_digest`'s."""
+        if self.spec.startswith(HF_PREFIX):
+            return hf_digest(self.spec, load_hf(self.spec))
+        return file_sha256(Path(self.spec))
 
     def __iter__(self) -> Iterator[Row]:
         """The rows of a new pass, for a reader that needs no summary."""

@@ -4,6 +4,7 @@ hf:NAME[:CONFIG][:SPLIT]."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -41,13 +42,15 @@ class RowReader:
         self.sha256: str | None = None
         self.ended = False
         self._file: HashedRead | WholeFile | None = None
+        self._dataset: Any = None  # an `hf:` dataset, once loaded
 
     def __iter__(self) -> Iterator[Row]:
         path = Path(self.spec)
         suffix = path.suffix.lower()
         if self.spec.startswith(HF_PREFIX):
-            yield from _checked(_hf_rows(self.spec))
-            self.ended = True
+            self._dataset = load_hf(self.spec)
+            yield from _checked(_hf_rows(self.spec, self._dataset))
+            self.stop()
             return
         if not path.is_file():
             raise BadInput(self.spec, "no such file" if not path.exists() else "not a file")
@@ -72,6 +75,8 @@ class RowReader:
             return
         if self._file is not None:
             self.sha256 = self._file.finish()
+        elif self._dataset is not None:
+            self.sha256 = hf_digest(self.spec, self._dataset)
         self.ended = True
 
 
@@ -243,7 +248,8 @@ def parse_hf_spec(spec: str) -> tuple[str, str | None, str | None]:
     return parts[0], None, parts[1] if len(parts) == 2 else None
 
 
-def _hf_rows(spec: str) -> Iterator[Row]:
+def load_hf(spec: str) -> Any:
+    """The `datasets` split an `hf:` spec names, loaded (from the cache where it is there); one line if it cannot be."""
     try:
         name, config, split = parse_hf_spec(spec)
     except ValueError as err:
@@ -259,8 +265,27 @@ def _hf_rows(spec: str) -> Iterator[Row]:
         raise BadInput(spec, f"cannot load dataset {what}: {first_line(err)}") from None
     except Exception as err:  # hub unreachable, offline mode, auth: one line, not a traceback
         raise RrhfError(f"{spec}: cannot load dataset '{name}': {first_line(err)}") from None
+    return dataset
+
+
+def _hf_rows(spec: str, dataset: Any) -> Iterator[Row]:
     for number, row in enumerate(dataset, start=1):
         yield Location(spec, number, unit="row"), row
+
+
+def hf_digest(spec: str, dataset: Any) -> str | None:
+    """A hash of what an `hf:` dataset holds: the spec (its config and slice) and the bytes of the Arrow files
+    `datasets` prepared it into, so a dataset revised under the same name is another input; None where it has no
+    files (a dataset held in memory)."""
+    files = sorted({entry["filename"] for entry in dataset.cache_files})
+    if not files:
+        return None
+    digest = hashlib.sha256(spec.encode())
+    for name in files:
+        with open(name, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _load_hf(datasets: Any, name: str, config: str | None, split: str | None) -> tuple[Any, str | None, str]:

@@ -3,7 +3,7 @@ then memory-mapped by every run and every rank that trains on it.
 
 RRHF_CACHE names the cache folder (like HF_HOME for Hugging Face), by default `$XDG_CACHE_HOME/rrhf`, else
 `~/.cache/rrhf`. KEY is a hash of all that decides the data: the input's content as prepared (the hash of the bytes
-the preparing pass read; an `hf:` dataset: its name) and
+the preparing pass read; an `hf:` dataset: `readers.hf_digest`) and
 the options it is read with, the tokenizer's contents, `--max-length`, the library versions that tokenise and
 LAYOUT. A folder appears complete or not at all: it is built under a hidden name beside it and renamed.
 """
@@ -71,8 +71,8 @@ def prepared_data(
 def data_key(
     source: InputFile, sha256: str | None, tokenizer: Any, max_length: int, needs: DataNeeds = DataNeeds()
 ) -> str:
-    """The name of the folder holding the queries of `source`'s bytes of hash `sha256` (an `hf:` dataset: None,
-    known by its name) for this tokenizer, length and loss's needs."""
+    """The name of the folder holding the queries of `source`'s bytes of hash `sha256` (None: an `hf:` dataset with
+    no prepared files, known by its name) for this tokenizer, length and loss's needs."""
     import tokenizers
     import transformers
 

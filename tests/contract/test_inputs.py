@@ -10,7 +10,7 @@ import pytest
 from stages.contract.errors import BadInput
 from stages.contract.formats import InputOptions
 from stages.contract.ids import prompt_id
-from stages.contract.inputs import load_records
+from stages.contract.inputs import InputFile, load_records
 from stages.contract.meta import input_info
 from stages.contract.readers import parse_hf_spec
 
@@ -69,7 +69,7 @@ def test_hf_dataset_from_a_local_folder(tmp_path):
     loaded = load_records(f"hf:{folder}:train")
     assert loaded.format == "trl-preference"
     assert [r.prompt for r in loaded.records] == ["p0", "p1", "p2"]
-    assert loaded.sha256 is None
+    assert loaded.sha256 is not None  # the prepared files, hashed: test_an_hf_dataset_is_named_by_what_it_holds
 
 
 def test_hf_dataset_unreachable_is_one_line(monkeypatch):
@@ -228,3 +228,29 @@ def test_integers_beyond_64_bits_round_trip_exactly(tmp_path):
     write_records(out, loaded.records)
     expected = '{"id":"12345678901234567890123","prompt":"p","responses":[],"serial":98765432109876543210987}\n'
     assert out.read_text() == expected
+
+
+def test_an_hf_dataset_is_named_by_what_it_holds(gsm_like):
+    """A dataset revised under the same name is another input: its hash covers the prepared files, and the slice."""
+    spec, question = f"hf:{gsm_like}:main:test", InputOptions(fields={"prompt": "question"})
+    first = InputFile(spec, question).scan().sha256
+    assert first is not None and InputFile(spec, question).scan().sha256 == first
+    assert InputFile(spec, question).content_sha256() == first
+    assert InputFile(f"hf:{gsm_like}:main:test[:2]", question).scan().sha256 != first
+
+
+def test_an_hf_digest_covers_the_prepared_files(tmp_path):
+    """What a hub revision changes: the Arrow files `datasets` prepared (a local folder's own files it does not
+    watch, datasets issue #2956, so this is checked on the files themselves)."""
+    from types import SimpleNamespace
+
+    from stages.contract.readers import hf_digest
+
+    arrow = tmp_path / "data-00000.arrow"
+    arrow.write_bytes(b"revision 1")
+    dataset = SimpleNamespace(cache_files=[{"filename": str(arrow)}, {"filename": str(arrow)}])
+    first = hf_digest("hf:d:train", dataset)
+    assert hf_digest("hf:d:train", dataset) == first and hf_digest("hf:d:test", dataset) != first
+    arrow.write_bytes(b"revision 2")
+    assert hf_digest("hf:d:train", dataset) != first
+    assert hf_digest("hf:d:train", SimpleNamespace(cache_files=[])) is None

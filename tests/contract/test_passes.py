@@ -132,9 +132,9 @@ def test_a_duplicate_is_still_named_by_the_second_pass_that_finds_it(tmp_path):
         load_records(path)
 
 
-def test_an_hf_dataset_has_no_hash_and_reads_as_before(tmp_path):
+def test_an_hf_dataset_is_hashed_by_its_prepared_files_and_reads_as_before(tmp_path):
     folder = tmp_path / "ds"
     folder.mkdir()
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     summary = InputFile(f"hf:{folder}:train").scan()
-    assert (summary.sha256, summary.count, summary.format) == (None, 6, "trl-prompt")
+    assert summary.sha256 is not None and (summary.count, summary.format) == (6, "trl-prompt")
