@@ -47,6 +47,7 @@ class _ArrayWindow:
         self.path, self.text = path, text
         self.window, self.at, self.line = "", 0, 1  # `line`: the line `window` starts on
         self.eof = False
+        self.first = True  # no item read yet: none needs a comma before it
         self.decoder = json.JSONDecoder()
 
     def _more(self) -> bool:
@@ -78,11 +79,11 @@ class _ArrayWindow:
         return BadInput(Location(str(self.path), self._line_at(self.at if index is None else index)), problem)
 
     def expect_array(self) -> None:
+        """Step past the opening bracket; BadInput where the text holds no array."""
         if self._next_char() != "[":
             raise BadInput(str(self.path), "a .json input must hold an array of records (use .jsonl for one record "
                                            "per line)")
         self.at += 1
-        self.first = True
 
     def next_item(self) -> Any:
         """The array's next item, or _END after its closing bracket (only white space may follow)."""
