@@ -84,8 +84,10 @@ def test_a_background_job_whose_engine_is_killed_ends_in_seconds_with_one_line(v
     # noticing the dead engine must not depend on a signal reaching rrhf.
     out = tmp_path / "s.jsonl"
     journal = out.with_name(out.name + ".partial")
+    # Longer answers in smaller batches than the load test's: the run must still be sampling when the first batch
+    # is journaled and the engine is killed, on a busy machine too (16 tokens took 3 s for all 64 prompts).
     rrhf = shlex.join([sys.executable, "-m", "rrhf_cli", "sample", str(load), "-o", str(out), "--model",
-                       str(vllm_models.policy), *FLAGS])
+                       str(vllm_models.policy), *FLAGS, "--max-new-tokens", "128", "--batch-size", "8"])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     shell = subprocess.Popen(["bash", "-c", f"{rrhf} & wait $!"], env=env, start_new_session=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
