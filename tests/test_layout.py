@@ -1,4 +1,5 @@
-"""The shape of the code: floors that import only downwards, no import cycles, no oversized modules."""
+"""The shape of the code: floors that import only downwards, no import cycles, no oversized modules, no module
+reaching into another's private names."""
 
 from __future__ import annotations
 
@@ -103,3 +104,63 @@ def test_no_import_cycles():
 def test_no_module_is_oversized():
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, long
+
+
+# transformers keeps a model's attention implementation in `config._attn_implementation` and has no public getter
+# (it documents reading it); writes go through the public `set_attn_implementation`.
+FOREIGN_PRIVATE_READS = {"_attn_implementation"}
+
+
+def foreign_private_uses(source: str) -> list[str]:
+    r"""`_name`s a module imports or reads off another object than its own instances.
+
+    >>> foreign_private_uses("from a import _b\nx = other._c\nother._c = 1\nclass K:\n    def f(self): return self._d")
+    ['1: from a import _b', '2: other._c', '3: other._c =']
+    >>> foreign_private_uses("class K:\n    _e = 1\n    def f(self, k: 'K'): return K.load()._e")
+    []
+    """
+    tree = ast.parse(source)
+    own = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in ("self", "cls")
+        and isinstance(node.ctx, ast.Store)
+    }
+    own |= {
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for stmt in node.body
+        if isinstance(stmt, ast.Assign | ast.AnnAssign)
+        for target in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])
+        if isinstance(target, ast.Name)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found += [f"{node.lineno}: from {node.module} import {a.name}" for a in node.names if _private(a.name)]
+        elif isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own:
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                found.append(f"{node.lineno}: {ast.unparse(node)}" + (" =" if isinstance(node.ctx, ast.Store) else ""))
+    return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    found = {
+        name: uses
+        for name, path in MODULES.items()
+        if (
+            uses := [
+                use
+                for use in foreign_private_uses(path.read_text(encoding="utf-8"))
+                if use.rpartition(".")[2] not in FOREIGN_PRIVATE_READS
+            ]
+        )
+    }
+    assert not found, found

@@ -63,7 +63,7 @@ def install(model: Any) -> str | None:
     name = PREFIX + base
     AttentionInterface.register(name, _wrapping(base))
     AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[base])
-    model.config._attn_implementation = name
+    model.set_attn_implementation(name)
     return None
 
 
@@ -79,7 +79,7 @@ def uninstall(model: Any) -> None:
     """Give `model` back its own attention implementation."""
     name = model.config._attn_implementation
     if name is not None and name.startswith(PREFIX):
-        model.config._attn_implementation = name.removeprefix(PREFIX)
+        model.set_attn_implementation(name.removeprefix(PREFIX))
 
 
 def _wrapping(base: str) -> Any:

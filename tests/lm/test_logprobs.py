@@ -172,8 +172,11 @@ def test_auto_packing_weighs_the_saving():
     def agreeing_probe(batch):
         return torch.zeros(len(batch["lengths"]))
 
-    def model(hidden):  # a reward model: no vocabulary head
-        return SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, _attn_implementation="sdpa"))
+    def model(hidden, attention="sdpa"):  # a reward model: no vocabulary head; sets its attention as transformers'
+        config = SimpleNamespace(hidden_size=hidden, _attn_implementation=attention)
+        return SimpleNamespace(
+            config=config, set_attn_implementation=lambda name: setattr(config, "_attn_implementation", name)
+        )
 
     # A 32-token prompt and four responses of 128: packing saves 15% of the tokens, more of the attention.
     light = [Query(prompt=[1] * 32, responses=[[2] * 128] * 4, rewards=[0, 1, 2, 3])]
@@ -182,8 +185,7 @@ def test_auto_packing_weighs_the_saving():
     tiny_prompt = [Query(prompt=[1] * 4, responses=[[2] * 128] * 4, rewards=[0, 1, 2, 3])]
     assert not packing_verdict(tiny_prompt, "auto", "t", agreeing_probe, model(256))
     assert packing_verdict(tiny_prompt, "on", "t", agreeing_probe, model(256))
-    flash = SimpleNamespace(config=SimpleNamespace(hidden_size=256, _attn_implementation="flash_attention_2"))
-    assert not packing_verdict(light, "on", "t", agreeing_probe, flash)
+    assert not packing_verdict(light, "on", "t", agreeing_probe, model(256, "flash_attention_2"))
 
 
 def test_shared_prompt_attention_refuses_what_it_does_not_reproduce():
