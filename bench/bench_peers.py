@@ -5,7 +5,8 @@ max length for every trainer, each in a process of its own (fp32; on CUDA where 
 
 Shapes:
   pairs     32 conversational preference pairs in TRL's format ({prompt, chosen, rejected}; prompt ~150 words,
-            answers ~50): every trainer reads the same file, 4 pairs a batch.
+            answers ~50): every trainer reads the same file, 4 pairs a batch. `rrhf train --loss dpo
+            --reference-model` is set against TRL DPO here: the same loss, its reference pass counted in its time.
   listwise  32 prompts with k=4 scored answers. rrhf trains on all 4 answers of 4 prompts a batch (its listwise
             loss over the 6 pairs a prompt has); the peers train on `rrhf rank --format pairs` of the same
             records, 4 pairs a batch: best-worst (one pair a prompt, the same prompts per step as rrhf) and all
@@ -117,8 +118,9 @@ def _where(phases: Phases, parameters: int) -> str:
 def _row(name: str, sees: str, run: Finished, tokens: int, flops: float, peak: float) -> str:
     cuda = f"{run.cuda_peak_mb:8.0f} MiB" if run.cuda_peak_mb is not None else ""
     rate = flops / run.seconds
+    reference = f" (+ {run.reference_seconds:.1f} s reference pass)" if run.reference_seconds else ""
     return (f"  {name:30s} {sees:20s} {run.seconds:7.1f} s {tokens / run.seconds:8.0f} tok/s "
-            f"{rate / 1e9:7.1f} GFLOP/s ({rate / peak:4.0%} of peak) {run.peak_rss_mb:7.0f} MiB {cuda}")
+            f"{rate / 1e9:7.1f} GFLOP/s ({rate / peak:4.0%} of peak) {run.peak_rss_mb:7.0f} MiB {cuda}{reference}")
 
 
 def main() -> None:
@@ -179,6 +181,8 @@ def _runs(shape: str, files: dict[str, Path], files8: dict[str, Path],
     runs = [("rrhf", sees, rrhf_data)]
     if shape == "pairs" and checkpointing is None:  # what rrhf's default costs and saves
         runs.append(("rrhf-no-checkpointing", sees, rrhf_data))
+    if shape == "pairs":  # DPO inside rrhf: the reference's log-probs computed once, no second model held
+        runs.append(("rrhf-dpo", sees, rrhf_data))
     peer_data = [("the pairs", files["pairs"])] if shape == "pairs" else [
         ("best-worst pairs", files["best-worst"]), ("all pairs", files["all"])]
     return runs + [(peer, sees, data) for peer in PEERS for sees, data in peer_data]
@@ -195,6 +199,11 @@ def _compare(shape: str, figures: dict[str, list[tuple[Finished, int]]], budget:
               f"time {ours_per_prompt / dpo_per_prompt:.2f}x; peak RSS {ours[0].peak_rss_mb / dpo.peak_rss_mb:.2f}x",
               flush=True)
         return
+    if "rrhf-dpo" in figures:  # the same loss on the same pairs; rrhf's time includes its reference pass
+        ours_dpo, trl_dpo = figures["rrhf-dpo"][0][0], figures["dpo"][0][0]
+        time_ratio = (ours_dpo.seconds + ours_dpo.reference_seconds) / trl_dpo.seconds
+        print(f"  rrhf --loss dpo against TRL DPO: time {time_ratio:.2f}x (its reference pass included), peak RSS "
+              f"{ours_dpo.peak_rss_mb / trl_dpo.peak_rss_mb:.2f}x", flush=True)
     peers = [(run, tokens) for name in PEERS for run, tokens in figures[name]]
     faster = min(run.seconds for run, _ in peers)
     busiest = max(tokens / run.seconds for run, tokens in peers)

@@ -22,6 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ("dpo", "simpo")
 PEER_NAMES = {"rrhf": "rrhf train", "rrhf-no-checkpointing": "rrhf train, no checkpointing",
+              "rrhf-dpo": "rrhf train --loss dpo",
               "dpo": "TRL DPOTrainer", "simpo": "TRL CPOTrainer (simpo)"}
 RRHF_FLAGS = {"rrhf": [], "rrhf-no-checkpointing": ["--no-gradient-checkpointing"]}
 
@@ -51,6 +52,7 @@ class Finished:
     steps: int
     phases: Phases | None = None
     packed: bool | None = None  # rrhf: whether it trained with the prompt packed once per query
+    reference_seconds: float = 0.0  # rrhf --reference-model: its pass over the data before the training loop
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def train(name: str, data: Path, model: Path, out: Path, budget: Budget) -> Fini
     """One run of the trainer `name` (a key of PEER_NAMES) on `data`, from `model` into `out`."""
     if name in PEERS:
         return train_peer(name, data, model, out, budget)
+    if name == "rrhf-dpo":  # the reference computed in-process before the policy loads: one model held at a time
+        return train_rrhf(data, model, out, budget, "--loss", "dpo", "--reference-model", str(model))
     return train_rrhf(data, model, out, budget, *RRHF_FLAGS[name])
 
 
@@ -85,8 +89,9 @@ def train_rrhf(data: Path, model: Path, out: Path, budget: Budget, *flags: str) 
     if match is None:
         raise RuntimeError(f"rrhf train printed no summary line:\n{stderr[-3000:]}")
     cuda = re.search(r"peak CUDA memory ([\d.]+) MiB", stderr)
+    reference = re.search(r"train: reference log-probs of \d+ queries from .* in ([\d.]+) s", stderr)
     return Finished(float(match[2]), peak, float(cuda[1]) if cuda else None, int(match[1]), _phases(lines, samples),
-                    packed=" packed prompts" in stderr)
+                    packed=" packed prompts" in stderr, reference_seconds=float(reference[1]) if reference else 0.0)
 
 
 def _phases(lines: list[tuple[float, str]], samples: list[tuple[float, float]]) -> Phases:

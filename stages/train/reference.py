@@ -4,6 +4,7 @@ let go once done. Every process of a launch computes them all: one pass of the r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
@@ -52,12 +53,14 @@ def reference_logprobs(
     sample = [queries[i] for i in range(min(len(queries), CHUNK))]
     packed = packing_verdict(sample, pack_prompt, "train reference", on_device(forward, device), model)
     refs: list[list[float]] = []
+    clock = time.perf_counter()
     with progress(len(queries), "reference") as advance:
         for start in range(0, len(queries), CHUNK):
             chunk = [queries[i] for i in range(start, min(start + CHUNK, len(queries)))]
             refs += score_queries(chunk, forward, batch_size, packed, True, pad_id(policy_tokenizer), device)
             advance(len(chunk))
-    log.info("train: reference log-probs of %d queries from %s", len(queries), name)
+    log.info("train: reference log-probs of %d queries from %s in %.1f s", len(queries), name,
+             time.perf_counter() - clock)
     del forward, head, model  # its memory goes back before the policy loads
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
