@@ -131,7 +131,7 @@ def run_variant(model_name: str, row: str, variant: str, repeats: int, device: s
     from stages.lm.logprobs import response_logprobs
     from stages.lm.packing import collate
     from stages.score.reward_model import decoder_rewards
-    from stages.train.losses.common import LossSettings
+    from stages.train.losses.common import LossBatch, LossSettings
     from stages.train.losses.rrhf import rrhf_loss
 
     task, _, shape = row.rpartition("/")
@@ -155,7 +155,7 @@ def run_variant(model_name: str, row: str, variant: str, repeats: int, device: s
                 return response_logprobs(model, batch, head).sum()
         model.zero_grad(set_to_none=True)
         logp = response_logprobs(model, batch, head)
-        loss = rrhf_loss(logp, batch["lengths"], batch["rewards"], batch["response_query"], LossSettings()).loss
+        loss = rrhf_loss(LossBatch.collated(batch, logp), LossSettings()).loss
         loss.backward()
         return loss
 

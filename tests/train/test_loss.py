@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from stages.train.losses.common import LossSettings
+from stages.train.losses.common import LossBatch, LossSettings
 from stages.train.losses.rrhf import rrhf_loss
 
 LOGP = torch.tensor([-3.0, -8.0, -3.0])
@@ -20,7 +20,7 @@ ONE_QUERY = torch.tensor([0, 0, 0])
 
 
 def _loss(**settings):
-    return rrhf_loss(LOGP, LENGTHS, REWARDS, ONE_QUERY, LossSettings(**settings))
+    return rrhf_loss(LossBatch(LOGP, LENGTHS, REWARDS, ONE_QUERY), LossSettings(**settings))
 
 
 def test_hinge_alpha_1():
@@ -73,7 +73,7 @@ def test_pure_ranking_and_pure_sft():
 
 def test_ties_contribute_nothing_and_best_is_the_first_argmax():
     """rewards [2, 2, 0]: the tie (0,1) is no pair; pairs (2,0): -3+1 < 0; (2,1): -3+4 = 1. b = 0: SFT 3/3."""
-    parts = rrhf_loss(LOGP, LENGTHS, torch.tensor([2.0, 2.0, 0.0]), ONE_QUERY, LossSettings())
+    parts = rrhf_loss(LossBatch(LOGP, LENGTHS, torch.tensor([2.0, 2.0, 0.0]), ONE_QUERY), LossSettings())
     assert parts.rank_loss.item() == pytest.approx(1.0)
     assert parts.sft_loss.item() == pytest.approx(1.0)
     assert parts.rank_pairs == 2
@@ -85,15 +85,10 @@ def test_two_queries_are_the_mean_of_each_alone():
     logp_b = torch.tensor([-2.0, -1.0], requires_grad=True)
     lengths_b, rewards_b = torch.tensor([2, 4]), torch.tensor([0.0, 5.0])
     settings = LossSettings(rank_loss="logistic", margin=0.2)
-    batch = rrhf_loss(
-        torch.cat([logp_a, logp_b]),
-        torch.cat([LENGTHS, lengths_b]),
-        torch.cat([REWARDS, rewards_b]),
-        torch.tensor([0, 0, 0, 1, 1]),
-        settings,
-    )
-    alone_a = rrhf_loss(logp_a, LENGTHS, REWARDS, ONE_QUERY, settings)
-    alone_b = rrhf_loss(logp_b, lengths_b, rewards_b, torch.tensor([0, 0]), settings)
+    batch = rrhf_loss(LossBatch(torch.cat([logp_a, logp_b]), torch.cat([LENGTHS, lengths_b]),
+                                torch.cat([REWARDS, rewards_b]), torch.tensor([0, 0, 0, 1, 1])), settings)
+    alone_a = rrhf_loss(LossBatch(logp_a, LENGTHS, REWARDS, ONE_QUERY), settings)
+    alone_b = rrhf_loss(LossBatch(logp_b, lengths_b, rewards_b, torch.tensor([0, 0])), settings)
     assert batch.loss.item() == pytest.approx((alone_a.loss.item() + alone_b.loss.item()) / 2)
     (grad_batch_a, grad_batch_b) = torch.autograd.grad(batch.loss, [logp_a, logp_b])
     (grad_a,) = torch.autograd.grad(alone_a.loss, [logp_a])

@@ -7,7 +7,7 @@ import torch
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import collate
 from stages.lm.queries import Query
-from stages.train.losses.common import LossSettings
+from stages.train.losses.common import LossBatch, LossSettings
 from stages.train.losses.dpo import dpo_loss
 from stages.train.losses.simpo import simpo_loss
 
@@ -51,8 +51,8 @@ def test_dpo_equals_trls_dpo_trainer(tiny_models, tmp_path):
         collated = collate(_queries(batch), tokenizer.pad_token_id, packed=False)
         logp = response_logprobs(policy.eval(), collated, None)
         ref_logp = response_logprobs(reference, collated, None)
-    ours = dpo_loss(logp, collated["lengths"], collated["rewards"], collated["response_query"],
-                    LossSettings(beta=0.1, sft_weight=0.0), collated["pairs"], ref_logp)
+    ours = dpo_loss(LossBatch.collated(collated | {"ref_logps": ref_logp}, logp),
+                    LossSettings(beta=0.1, sft_weight=0.0))
     assert abs(theirs.item() - torch.log(torch.tensor(2.0)).item()) > 1e-3  # not the trivial value
     assert ours.loss.item() == pytest.approx(theirs.item(), abs=1e-5)
 
@@ -76,7 +76,7 @@ def test_simpo_equals_trls_cpo_simpo_loss():
     """TRL's CPOTrainer.cpo_loss (loss_type "simpo", simpo_gamma = gamma) on the mean log-probs of two pairs."""
     mean = LOGP / LENGTHS
     theirs = _cpo_simpo(mean[[0, 2]], mean[[1, 3]]).mean()
-    ours = simpo_loss(LOGP, LENGTHS, torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.tensor([0, 0, 1, 1]),
+    ours = simpo_loss(LossBatch(LOGP, LENGTHS, torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.tensor([0, 0, 1, 1])),
                       LossSettings(**SETTINGS, sft_weight=0.0))
     assert ours.loss.item() == pytest.approx(theirs.item(), rel=1e-6)
 
@@ -89,6 +89,6 @@ def test_simpo_with_sft_equals_cpo_simpo_on_one_pair(pair):
     logp, lengths = LOGP[2 * pair : 2 * pair + 2], LENGTHS[2 * pair : 2 * pair + 2]
     mean = logp / lengths
     theirs = _cpo_simpo(mean[:1], mean[1:]).mean() + 0.7 * -mean[0]
-    ours = simpo_loss(logp, lengths, torch.tensor([1.0, 0.0]), torch.tensor([0, 0]),
+    ours = simpo_loss(LossBatch(logp, lengths, torch.tensor([1.0, 0.0]), torch.tensor([0, 0])),
                       LossSettings(**SETTINGS, sft_weight=0.7))
     assert ours.loss.item() == pytest.approx(theirs.item(), rel=1e-6)

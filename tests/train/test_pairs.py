@@ -2,6 +2,7 @@
 scored file every pair whose scores differ. Grouping on tiny files, the loss by hand, the stage end to end."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from stages.contract.inputs import InputFile
 from stages.contract.schema import Record
 from stages.lm.queries import Query
 from stages.train.data import listwise_candidates, net_wins
-from stages.train.losses.common import LossSettings
+from stages.train.losses.common import LossBatch, LossSettings
 from stages.train.losses.rrhf import rrhf_loss
 from stages.train.prepare import candidates
 
@@ -56,13 +57,13 @@ def test_a_ranked_record_keeps_its_pairs_and_a_scored_one_means_all_pairs():
 def test_the_loss_uses_only_the_given_pairs():
     """p = [-1, -4, -3] (see test_loss.py). All pairs: hinge (0,1) 3 + (2,1) 1 + (2,0) 0 = 4. Given only
     (better 1, worse 0): 3. SFT (mean) on the best reward, response 1: 8 / 2 = 4."""
-    args = (torch.tensor([-3.0, -8.0, -3.0]), torch.tensor([3, 2, 1]), torch.tensor([1.0, 2.0, 0.0]),
-            torch.tensor([0, 0, 0]), LossSettings())  # fmt: skip
-    assert rrhf_loss(*args).rank_loss.item() == pytest.approx(4.0)
-    parts = rrhf_loss(*args, pairs=torch.tensor([[1, 0]]))
+    batch = LossBatch(torch.tensor([-3.0, -8.0, -3.0]), torch.tensor([3, 2, 1]), torch.tensor([1.0, 2.0, 0.0]),
+                      torch.tensor([0, 0, 0]))
+    assert rrhf_loss(batch, LossSettings()).rank_loss.item() == pytest.approx(4.0)
+    parts = rrhf_loss(replace(batch, pairs=torch.tensor([[1, 0]])), LossSettings())
     assert parts.rank_loss.item() == pytest.approx(3.0) and parts.sft_loss.item() == pytest.approx(4.0)
     assert (parts.rank_correct, parts.rank_pairs) == (0, 1)
-    none = rrhf_loss(*args, pairs=torch.zeros((0, 2), dtype=torch.long))
+    none = rrhf_loss(replace(batch, pairs=torch.zeros((0, 2), dtype=torch.long)), LossSettings())
     assert none.rank_loss.item() == 0.0 and none.rank_pairs == 0
 
 

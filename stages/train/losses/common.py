@@ -27,6 +27,46 @@ class LossSettings:
     sft_reduction: Literal["mean", "sum"] = "mean"
 
 
+@dataclass(frozen=True)
+class LossBatch:
+    """A batch of R responses from Q queries on the flat layout, in fp32 whatever the model's precision.
+
+    logp_sum (R,): summed log-probs of each response's learned tokens; lengths (R,): their count |y_i|;
+    rewards (R,); query (R,): the query index 0..Q-1 of each response; pairs (P, 2): batch indices of (better,
+    worse) responses, a ranked file's chosen pairs where given; ref_logp (R,): the reference's summed log-probs,
+    for the losses that read them.
+    """
+
+    logp_sum: torch.Tensor
+    lengths: torch.Tensor
+    rewards: torch.Tensor
+    query: torch.Tensor
+    pairs: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("logp_sum", "lengths", "rewards", "ref_logp"):
+            if (value := getattr(self, name)) is not None:
+                object.__setattr__(self, name, value.float())
+
+    @classmethod
+    def collated(cls, batch: dict[str, torch.Tensor], logp_sum: torch.Tensor) -> LossBatch:
+        """The LossBatch of a collated batch (`packing.collate`'s keys) given its responses' summed log-probs."""
+        return cls(logp_sum, batch["lengths"], batch["rewards"], batch["response_query"], batch.get("pairs"),
+                   batch.get("ref_logps"))
+
+    def reference(self, loss: str) -> torch.Tensor:
+        """ref_logp, which loss `loss` needs."""
+        if self.ref_logp is None:
+            raise ValueError(f"{loss} needs the reference log-probs")
+        return self.ref_logp
+
+    def worse(self, chosen_pairs: bool = True) -> torch.Tensor:
+        """`worse_matrix` of the batch: its chosen pairs where it has them and `chosen_pairs`, else every pair of
+        differing reward."""
+        return worse_matrix(self.rewards, self.query, self.pairs if chosen_pairs else None)
+
+
 @dataclass
 class LossParts:
     """The batch loss and what is logged about it; all but `loss` are detached. `rank_loss` is the preference
@@ -85,10 +125,7 @@ def sft_on_best(
 
 def assemble(
     rank_per_query: torch.Tensor,
-    logp_sum: torch.Tensor,
-    lengths: torch.Tensor,
-    rewards: torch.Tensor,
-    query: torch.Tensor,
+    batch: LossBatch,
     settings: LossSettings,
     score: torch.Tensor,
     worse: torch.Tensor,
@@ -97,10 +134,10 @@ def assemble(
     """The LossParts of a batch, averaged over its queries: rank_weight x the preference part (per query slot)
     plus sft_weight (times `sft_scale` per slot, where given) x the NLL on each query's best; `score` (R,) is the
     loss's own score of each response, which the logged accuracy and best/worst figures read."""
-    present = present_queries(query)
-    best = first_argmax_per_query(rewards, query)
-    worst = first_argmax_per_query(-rewards, query)
-    sft_per_query = sft_on_best(logp_sum, lengths, best, settings.sft_reduction)
+    present = present_queries(batch.query)
+    best = first_argmax_per_query(batch.rewards, batch.query)
+    worst = first_argmax_per_query(-batch.rewards, batch.query)
+    sft_per_query = sft_on_best(batch.logp_sum, batch.lengths, best, settings.sft_reduction)
     sft_weight = settings.sft_weight if sft_scale is None else settings.sft_weight * sft_scale
     per_query = settings.rank_weight * rank_per_query + sft_weight * sft_per_query
     n_queries = present.sum()
@@ -118,8 +155,3 @@ def assemble(
         p_best=mean(score[best]),
         p_worst=mean(score[worst]),
     )
-
-
-def as_float(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    """The tensors in fp32 (the losses are computed in fp32 whatever the model's precision)."""
-    return [t.float() for t in tensors]

@@ -8,28 +8,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stages.train.losses.common import LossParts, LossSettings, as_float, assemble, per_query_sum, worse_matrix
+from stages.train.losses.common import LossBatch, LossParts, LossSettings, assemble, per_query_sum
 
 
-def dpo_loss(
-    logp_sum: torch.Tensor,
-    lengths: torch.Tensor,
-    rewards: torch.Tensor,
-    query: torch.Tensor,
-    settings: LossSettings,
-    pairs: torch.Tensor | None = None,
-    ref_logp: torch.Tensor | None = None,
-) -> LossParts:
-    """DPO's loss of a batch (inputs as `rrhf_loss`'s, pairs as there, plus `ref_logp` (R,)), averaged over
-    queries; a query without pairs (all rewards equal) adds only its SFT term."""
-    if ref_logp is None:
-        raise ValueError("dpo needs the reference log-probs")
-    logp_sum, lengths, rewards, ref_logp = as_float(logp_sum, lengths, rewards, ref_logp)
-    reward = settings.beta * (logp_sum - ref_logp)  # the implicit reward
-    worse = worse_matrix(rewards, query, pairs)  # [l, w]: l below w
+def dpo_loss(batch: LossBatch, settings: LossSettings) -> LossParts:
+    """DPO's loss of a batch (pairs as `rrhf_loss`'s; it needs `ref_logp`), averaged over queries; a query
+    without pairs (all rewards equal) adds only its SFT term."""
+    reward = settings.beta * (batch.logp_sum - batch.reference("dpo"))  # the implicit reward
+    worse = batch.worse()  # [l, w]: l below w
     pair_loss = -F.logsigmoid(reward[None, :] - reward[:, None])
-    return assemble(mean_over_pairs(pair_loss, worse, query), logp_sum, lengths, rewards, query, settings, reward,
-                    worse)
+    return assemble(mean_over_pairs(pair_loss, worse, batch.query), batch, settings, reward, worse)
 
 
 def mean_over_pairs(pair_loss: torch.Tensor, worse: torch.Tensor, query: torch.Tensor) -> torch.Tensor:

@@ -12,31 +12,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stages.train.losses.common import LossParts, LossSettings, as_float, assemble, per_query_sum, worse_matrix
+from stages.train.losses.common import LossBatch, LossParts, LossSettings, assemble, per_query_sum
 
 
-def lipo_loss(
-    logp_sum: torch.Tensor,
-    lengths: torch.Tensor,
-    rewards: torch.Tensor,
-    query: torch.Tensor,
-    settings: LossSettings,
-    pairs: torch.Tensor | None = None,
-    ref_logp: torch.Tensor | None = None,
-) -> LossParts:
-    """LiPO-lambda's loss of a batch (inputs as `listmle_loss`'s), averaged over queries; `pairs` unused."""
-    if ref_logp is None:
-        raise ValueError("lipo needs the reference log-probs")
-    logp_sum, lengths, rewards, ref_logp = as_float(logp_sum, lengths, rewards, ref_logp)
-    s = settings.beta * (logp_sum - ref_logp)
-    rank = _ranks(s.detach(), query)
-    gain = torch.exp2(rewards) - 1
+def lipo_loss(batch: LossBatch, settings: LossSettings) -> LossParts:
+    """LiPO-lambda's loss of a batch (it needs `ref_logp`), averaged over queries; `pairs` unused."""
+    s = settings.beta * (batch.logp_sum - batch.reference("lipo"))
+    rank = _ranks(s.detach(), batch.query)
+    gain = torch.exp2(batch.rewards) - 1
     inverse_discount = 1 / torch.log2(1 + rank)
     weight = (gain[:, None] - gain[None, :]).abs() * (inverse_discount[:, None] - inverse_discount[None, :]).abs()
-    worse = worse_matrix(rewards, query, None)  # [j, i]: j below i
+    worse = batch.worse(chosen_pairs=False)  # [j, i]: j below i
     pair_loss = F.softplus(-(s[None, :] - s[:, None]))  # [j, i]: log(1 + exp(-(s_i - s_j)))
-    rank_per_query = per_query_sum((weight * pair_loss * worse).sum(dim=1), query)
-    return assemble(rank_per_query, logp_sum, lengths, rewards, query, settings, s, worse)
+    rank_per_query = per_query_sum((weight * pair_loss * worse).sum(dim=1), batch.query)
+    return assemble(rank_per_query, batch, settings, s, worse)
 
 
 def _ranks(s: torch.Tensor, query: torch.Tensor) -> torch.Tensor:

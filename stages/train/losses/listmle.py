@@ -11,25 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from stages.train.losses.common import LossParts, LossSettings, as_float, assemble, per_query_sum, worse_matrix
+from stages.train.losses.common import LossBatch, LossParts, LossSettings, assemble, per_query_sum
 
 
-def listmle_loss(
-    logp_sum: torch.Tensor,
-    lengths: torch.Tensor,
-    rewards: torch.Tensor,
-    query: torch.Tensor,
-    settings: LossSettings,
-    pairs: torch.Tensor | None = None,
-    ref_logp: torch.Tensor | None = None,
-) -> LossParts:
-    """ListMLE's loss of a batch (inputs as `rrhf_loss`'s, plus `ref_logp` (R,), the reference's summed
-    log-probs), averaged over queries; `pairs` unused."""
-    if ref_logp is None:
-        raise ValueError("listmle needs the reference log-probs")
-    logp_sum, lengths, rewards, ref_logp = as_float(logp_sum, lengths, rewards, ref_logp)
-    s = settings.beta * (logp_sum - ref_logp)
-    worse = worse_matrix(rewards, query, None)  # [i, j]: i strictly below j
+def listmle_loss(batch: LossBatch, settings: LossSettings) -> LossParts:
+    """ListMLE's loss of a batch (it needs `ref_logp`), averaged over queries; `pairs` unused."""
+    s = settings.beta * (batch.logp_sum - batch.reference("listmle"))
+    worse = batch.worse(chosen_pairs=False)  # [i, j]: i strictly below j
     below = torch.where(worse.T, s[None, :], float("-inf"))  # [k, j]: s_j for j strictly below k
     terms = torch.logsumexp(torch.cat([s[:, None], below], dim=1), dim=1) - s
-    return assemble(per_query_sum(terms, query), logp_sum, lengths, rewards, query, settings, s, worse)
+    return assemble(per_query_sum(terms, batch.query), batch, settings, s, worse)

@@ -17,21 +17,13 @@ from __future__ import annotations
 
 import torch
 
-from stages.train.losses.common import LossParts, LossSettings, as_float, assemble, per_query_sum, worse_matrix
+from stages.train.losses.common import LossBatch, LossParts, LossSettings, assemble, per_query_sum
 
 
-def pro_loss(
-    logp_sum: torch.Tensor,
-    lengths: torch.Tensor,
-    rewards: torch.Tensor,
-    query: torch.Tensor,
-    settings: LossSettings,
-    pairs: torch.Tensor | None = None,
-    ref_logp: torch.Tensor | None = None,
-) -> LossParts:
-    """PRO's loss of a batch (inputs as `rrhf_loss`'s), averaged over queries; `pairs` and `ref_logp` unused."""
-    logp_sum, lengths, rewards = as_float(logp_sum, lengths, rewards)
-    s = logp_sum / lengths
+def pro_loss(batch: LossBatch, settings: LossSettings) -> LossParts:
+    """PRO's loss of a batch, averaged over queries; `pairs` and `ref_logp` unused."""
+    rewards, query = batch.rewards, batch.query
+    s = batch.logp_sum / batch.lengths
     index = torch.arange(len(s), device=s.device)
     same = query[:, None] == query[None, :]
     # later[k, i]: i comes after k in the query's order (reward descending, input order among equals).
@@ -46,5 +38,4 @@ def pro_loss(
     terms = torch.logsumexp(torch.cat([own[:, None], others], dim=1), dim=1) - own
     rank_per_query = per_query_sum(torch.where(has_later, terms, 0.0), query)
     n = per_query_sum(torch.ones_like(s), query)
-    return assemble(rank_per_query, logp_sum, lengths, rewards, query, settings, s, worse_matrix(rewards, query, None),
-                    sft_scale=(n - 1) ** 2)
+    return assemble(rank_per_query, batch, settings, s, batch.worse(chosen_pairs=False), sft_scale=(n - 1) ** 2)

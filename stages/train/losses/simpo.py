@@ -7,25 +7,15 @@ batch and this loss over queries (each query's per-token NLL, as RRHF's SFT term
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
-from stages.train.losses.common import LossParts, LossSettings, as_float, assemble, worse_matrix
+from stages.train.losses.common import LossBatch, LossParts, LossSettings, assemble
 from stages.train.losses.dpo import mean_over_pairs
 
 
-def simpo_loss(
-    logp_sum: torch.Tensor,
-    lengths: torch.Tensor,
-    rewards: torch.Tensor,
-    query: torch.Tensor,
-    settings: LossSettings,
-    pairs: torch.Tensor | None = None,
-    ref_logp: torch.Tensor | None = None,
-) -> LossParts:
-    """SimPO's loss of a batch (inputs as `rrhf_loss`'s), averaged over queries; `ref_logp` unused."""
-    logp_sum, lengths, rewards = as_float(logp_sum, lengths, rewards)
-    a = logp_sum / lengths
-    worse = worse_matrix(rewards, query, pairs)  # [l, w]: l below w
+def simpo_loss(batch: LossBatch, settings: LossSettings) -> LossParts:
+    """SimPO's loss of a batch (pairs as `rrhf_loss`'s), averaged over queries; `ref_logp` unused."""
+    a = batch.logp_sum / batch.lengths
+    worse = batch.worse()  # [l, w]: l below w
     pair_loss = -F.logsigmoid(settings.beta * (a[None, :] - a[:, None]) - settings.gamma)
-    return assemble(mean_over_pairs(pair_loss, worse, query), logp_sum, lengths, rewards, query, settings, a, worse)
+    return assemble(mean_over_pairs(pair_loss, worse, batch.query), batch, settings, a, worse)
