@@ -92,7 +92,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--eval-k", type=int, default=8, help="answers per held-out prompt and model")
     parser.add_argument("--reuse", action="store_true", help="keep what an earlier run of the bench finished in OUT "
                         "(the round, and every run whose evaluation is written): an interrupted bench continues")
+    parser.add_argument("--finished-only", action="store_true", help="with --reuse: tabulate the runs finished in OUT "
+                        "and train none (a method and seed not finished is left out, and said)")
     args = parse_common(parser, argv)  # also --seed (the training round's sampling seed) and -q
+    if args.finished_only and not args.reuse:
+        parser.error("--finished-only reads what --reuse keeps: give both")
     started = time.perf_counter()
     engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # vLLM's CPU build: a fixed cache, not a share of memory
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "seeds": seeds, "tasks": {}}
     for name in args.tasks.split(","):
         figures["tasks"][name] = run_task(TASKS[name], args.methods.split(","), seeds, initial, args, engine)
-        _print_table(name, figures["tasks"][name], seeds)
+        _print_table(name, figures["tasks"][name])
     figures["wall_seconds"] = round(time.perf_counter() - started)
     (args.out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
@@ -123,7 +127,11 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
             budget = Budget(batch=4, steps=steps, lr=LR, scheduler=SCHEDULER, max_length=MAX_LENGTH, seed=seed)
             out = folder / f"{method}-seed{seed}"
             trained = out / "trained.json"  # the training's own figures, written once it finished
-            if not (args.reuse and (out / "eval" / "report.json").is_file()):
+            done = args.reuse and (out / "eval" / "report.json").is_file()
+            if args.finished_only and not done:
+                print(f"{task.name}: {method} seed {seed} not finished in {out}: left out", file=sys.stderr)
+                continue
+            if not done:
                 if kind == "peer":
                     finished = peers.train(name, pairs, initial, out / "model", budget)
                 else:
@@ -209,11 +217,12 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
             "methods": methods, "best_rrhf_loss": leader, "best_versus_peers": versus}
 
 
-def _print_table(name: str, task: dict[str, Any], seeds: list[int]) -> None:
+def _print_table(name: str, task: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     initial = task["initial"]
+    seeds = sorted({run["seed"] for method in task["methods"].values() for run in method["runs"]})
     table = Table("method", "reward", "over initial (paired)", "win rate", "ref. perplexity", "words",
                   "reward per seed", title=f"{name}: {task['heldout_prompts']} held-out prompts, seeds "
                   f"{', '.join(map(str, seeds))}; ± is the s.e. of the per-prompt difference", title_justify="left")
@@ -224,9 +233,13 @@ def _print_table(name: str, task: dict[str, Any], seeds: list[int]) -> None:
         drift = m["reference_perplexity"] / initial["reference_perplexity"] - 1
         table.add_row(method, f"{m['reward']:.3f}", f"{over['mean']:+.3f} ± {over['se']:.3f}", f"{m['win_rate']:.3f}",
                       f"{m['reference_perplexity']:.2f} ({drift:+.1%})", f"{m['words']:.1f}",
-                      " / ".join(f"{run['reward']:.3f}" for run in m["runs"]))
+                      " / ".join(f"s{run['seed']} {run['reward']:.3f}" for run in m["runs"]))
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(table)
+    ours = [m for m in task["methods"] if METHODS[m][0] == "loss"]
+    if len(ours) > 1:  # the leader is picked on the very prompts it is then compared on
+        console.print(f"{name}: the best of {len(ours)} rrhf losses, picked on these prompts: a selection, so 2 s.e. "
+                      "is a lower bar than it is for one loss chosen beforehand")
     for peer, diff in task["best_versus_peers"].items():
         verdict = "ahead by more than 2 s.e." if diff["mean"] > 2 * diff["se"] else "not ahead by 2 s.e."
         console.print(f"{name}: best rrhf loss ({task['best_rrhf_loss']}) - {peer}: {diff['mean']:+.3f} ± "
