@@ -8,7 +8,8 @@ import pytest
 MODULES = [
     "bench.efficacy_stats", "bench.flops", "examples.rewards", "rrhf_cli.own_stages", "stages.contract.errors",
     "stages.runtime.hub", "stages.runtime.memory", "stages.runtime.outputs", "stages.runtime.resolve",
-    "stages.runtime.shares", "stages.train.cache_admin", "tests.test_docs", "tests.test_layout",
+    "stages.runtime.shares", "stages.train.cache_admin", "stages.train.reference", "tests.test_docs",
+    "tests.test_layout",
 ]
 
 

@@ -8,13 +8,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 from stages.contract.errors import UsageError
+from stages.contract.meta import read_meta
 from stages.lm.queries import Query
 from stages.runtime.console import log, progress
 
 CHUNK = 1000  # queries built and scored at a time, so the pass holds a few batches, not the whole data
+HOPS = 8  # metas followed back from the training input to the score run that wrote the reference
 
 
 class WithReferences(Sequence[Query]):
@@ -71,3 +74,53 @@ def _summed(model: Any, head: Any, batch: dict[str, Any]) -> Any:
     from stages.lm.logprobs import response_logprobs
 
     return response_logprobs(model, batch, head)
+
+
+def scored_max_length(source: Path, name: str) -> tuple[int, Path] | None:
+    """The --max-length the score run that wrote scores.NAME read its sequences under, and the file it wrote,
+    found by following the metas from `source` back through single inputs; None where no meta says."""
+    path = source
+    for _ in range(HOPS):
+        meta = read_meta(path)
+        if meta is None:
+            return None
+        if meta.stage == "score" and meta.config.get("as_name") == name:
+            length = meta.config.get("max_length")
+            return (length, path) if isinstance(length, int) else None
+        if len(meta.inputs) != 1:
+            return None
+        path = Path(meta.inputs[0].path)
+    return None
+
+
+def cut_mismatch(name: str, scored: tuple[int, Path] | None, max_length: int, cut: int) -> tuple[bool, str] | None:
+    """(refuse, message) where scores.NAME may be log-probs of other tokens than training reads: `scored` is what
+    `scored_max_length` found, `cut` how many prompts and responses training cut to `max_length`; None where
+    they read the same tokens.
+
+    >>> cut_mismatch("ref", (1024, Path("s.jsonl")), 1024, 5) is None
+    True
+    >>> cut_mismatch("ref", (2048, Path("s.jsonl")), 1024, 0) is None  # nothing reached either length
+    True
+    >>> cut_mismatch("ref", (2048, Path("s.jsonl")), 1024, 3)[0]
+    True
+    >>> cut_mismatch("ref", (512, Path("s.jsonl")), 1024, 0)[0]  # what training keeps whole, scoring may have cut
+    False
+    >>> cut_mismatch("ref", None, 1024, 3)[0]
+    False
+    """
+    again = f"rrhf score --max-length {max_length} ... --as {name}"
+    if scored is None:
+        if not cut:
+            return None
+        return False, (f"{cut} prompts or responses were cut to --max-length {max_length}; their scores.{name} must "
+                       f"have been computed on the same cut ({again}), or the loss compares log-probs of other tokens")
+    length, path = scored
+    if length == max_length or (length > max_length and not cut):
+        return None
+    if cut:
+        return True, (f"scores.{name} were computed at --max-length {length} ({path}) and {cut} prompts or responses "
+                      f"are cut to --max-length {max_length} here: the loss would compare log-probs of other tokens; "
+                      f"train with --max-length {length}, or score again: {again}")
+    return False, (f"scores.{name} were computed at --max-length {length} ({path}), below train's {max_length}: a "
+                   f"sequence longer than {length} tokens was cut when scored and is whole here")

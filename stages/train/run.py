@@ -47,12 +47,9 @@ def run_train(
         data, prepared_from = prepared_data(data_source, tokenizer, config.max_length, launch, config.data_needs(),
                                             sha256=run.sha256)
         counts = data.info.counts
-        if config.reference and counts.responses_truncated:  # --reference-model reads the very tokens trained
-            log.warning(
-                "train: %d responses were cut to --max-length %d; their scores.%s must have been computed on the same "
-                "cut (rrhf score --max-length %d), or the loss compares log-probs of different tokens",
-                counts.responses_truncated, config.max_length, config.reference, config.max_length,
-            )
+        if config.reference:  # --reference-model reads the very tokens trained
+            _check_reference_cut(config.reference, config.max_length, Path(source),
+                                 counts.prompts_truncated + counts.responses_truncated)
 
         train_data: Any = data
         if config.reference_model:  # before the policy loads, so the two never share the memory
@@ -135,6 +132,18 @@ def run_train(
             _fmt(last.get("loss")), _fmt(last.get("rank_acc")), outdir,
         )
     return meta
+
+
+def _check_reference_cut(name: str, max_length: int, source: Path, cut: int) -> None:
+    """Refuse, or warn of, a reference scored on other tokens than training reads (`reference.cut_mismatch`)."""
+    from stages.train.reference import cut_mismatch, scored_max_length
+
+    found = cut_mismatch(name, scored_max_length(source, name), max_length, cut)
+    if found is not None:
+        refuse, message = found
+        if refuse:
+            raise UsageError(f"--reference {name}: {message}")
+        log.warning("train: %s", message)
 
 
 def _training_arguments(cls: Any, config: TrainConfig, outdir: Path, cuda: bool) -> Any:

@@ -107,7 +107,34 @@ def test_a_reference_on_cut_responses_is_warned_of(tiny_models, write_jsonl, tmp
     result = cli("train", path, "-o", tmp_path / "out", "--model", tiny_models.policy, "--loss", "dpo",
                  "--reference", "ref", "--max-length", "8", "--max-steps", "1")
     assert result.exit_code == 0, result.stderr
-    assert "1 responses were cut to --max-length 8; their scores.ref must have been computed" in result.stderr
+    assert "prompts or responses were cut to --max-length 8; their scores.ref must have been computed" in result.stderr
+
+
+@pytest.mark.parametrize("ranked", [False, True])
+def test_a_reference_scored_under_another_cut_is_refused(tiny_models, scored, tmp_path, cli, ranked):
+    """The metas lead back to the score run that wrote scores.ref (through rank too): scored whole (the default
+    --max-length) but cut here, training would compare log-probs of other tokens. Scored at train's length: no
+    word of it."""
+    runs = {}
+    for length in ("2048", "8"):
+        with_ref = tmp_path / f"ref-{length}.jsonl"
+        assert cli("score", scored, "-o", with_ref, "--scorer", "logprob", "--model", tiny_models.policy,
+                   "--length-penalty", "0", "--as", "ref", "--keep-score", "--max-length", length).exit_code == 0
+        if ranked:
+            assert cli("rank", with_ref, "-o", tmp_path / f"ranked-{length}.jsonl").exit_code == 0
+            with_ref = tmp_path / f"ranked-{length}.jsonl"
+        out = tmp_path / f"out-{length}"
+        runs[length] = (cli("train", with_ref, "-o", out, "--model", tiny_models.policy, "--loss", "dpo",
+                            "--reference", "ref", "--max-length", "8", "--max-steps", "1"), out)
+    refused, out = runs["2048"]
+    assert refused.exit_code == 2 and not out.exists()
+    error = [line for line in refused.stderr.splitlines() if line.startswith("rrhf: error:")]
+    assert error == refused.stderr.strip().splitlines()[-1:]  # one line, the last, after the data was read
+    assert error[0].startswith("rrhf: error: --reference ref: scores.ref were computed at --max-length 2048 (")
+    assert "train with --max-length 2048, or score again" in error[0]
+    same, _ = runs["8"]
+    assert same.exit_code == 0, same.stderr
+    assert "scores.ref" not in same.stderr
 
 
 def test_a_non_finite_reference_is_bad_input(tiny_models, write_jsonl, tmp_path, cli):
