@@ -12,6 +12,7 @@ from rrhf_cli.options import debug_enabled
 from stages.contract import __version__
 from stages.contract.errors import RrhfError, exit_status, interrupted, os_error_message, raise_terminated
 from stages.runtime.console import PIPE_EXIT, drop_stdout, flush_stdout, guard_streams, stdout_reader_gone
+from stages.runtime.launch import current_launch, peer_ended
 from stages.runtime.memory import memory_kind, out_of_memory
 from stages.runtime.outputs import unlock_all
 
@@ -33,9 +34,11 @@ class RrhfGroup(TyperGroup):
             raise typer.Exit(exit_status(err)) from None
         except (MemoryError, RuntimeError) as err:  # out of memory outside a stage's batches (loading a model, say)
             kind = memory_kind(err)
-            if kind is None or debug_enabled(ctx):
+            stage = ctx.invoked_subcommand or "rrhf"
+            line = str(out_of_memory(stage, kind)) if kind else peer_ended(err, current_launch())
+            if line is None or debug_enabled(ctx):
                 raise
-            typer.echo(f"rrhf: error: {out_of_memory(ctx.invoked_subcommand or 'rrhf', kind)}", err=True)
+            typer.echo(f"rrhf: error: {line}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as err:  # outside a stage's batches (loading a model, say): nothing to keep
             stopped = interrupted(err)

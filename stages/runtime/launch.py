@@ -30,6 +30,25 @@ class Launch:
         return f"rank{self.rank}-of-{self.world_size}"
 
 
+PEER_ENDED = ("Connection closed by peer", "Connection reset by peer", "NCCL communicator was aborted")
+"""What a collective raises (gloo, NCCL) when another process of the launch is gone."""
+
+
+def peer_ended(err: BaseException, launch: Launch) -> str | None:
+    """The line for a process whose collective failed because another process of `launch` ended (that one
+    says why), or None for any other error.
+
+    >>> peer_ended(RuntimeError("[pair.cc:553] Connection closed by peer [127.0.0.1]:5"), Launch(0, 2, 0))[:48]
+    'rank 0 of 2: another process of the launch ended'
+    >>> peer_ended(RuntimeError("Connection closed by peer"), Launch()) is None  # one process: no peers
+    True
+    """
+    if not launch.parallel or not isinstance(err, RuntimeError) or not any(s in str(err) for s in PEER_ENDED):
+        return None
+    return (f"rank {launch.rank} of {launch.world_size}: another process of the launch ended (its own error says "
+            "why), so this one stopped; what it finished is kept")
+
+
 def current_launch() -> Launch:
     """The launch described by the environment torchrun (and accelerate, DeepSpeed) set; one process if none."""
     try:

@@ -114,3 +114,29 @@ def test_two_ranks_without_a_shared_filesystem_write_the_same_file(samples, tmp_
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two.jsonl")) == [
         "two.jsonl", "two.jsonl.meta.json"]
+
+
+FAILS_ON_RANK_1 = """
+import os, time
+
+def score(prompt, response):
+    if os.environ["RANK"] == "1":
+        time.sleep(2)  # rank 0 is done by then, waiting in the gather
+        raise ValueError("rank one refuses")
+    return 1.0
+"""
+
+
+def test_a_rank_that_fails_ends_the_others_in_one_line_each(samples, tmp_path):
+    """The failing rank says why; the rank whose collective lost its peer says so, with no traceback."""
+    rewards = tmp_path / "rewards.py"
+    rewards.write_text(FAILS_ON_RANK_1)
+    result = rrhf_process("score", samples, "-o", tmp_path / "s.jsonl", "--scorer", "python", "--fn",
+                          f"{rewards}:score", nproc=2)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith(("rrhf: error:", "[rank"))]
+    assert ours == [
+        f"rrhf: error: {samples}:2: --fn {rewards}:score raised ValueError: rank one refuses on responses[0]",
+        "rrhf: error: rank 0 of 2: another process of the launch ended (its own error says why), so this one "
+        "stopped; what it finished is kept",
+    ], result.stderr[-3000:]
