@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from rrhf_cli.options import JsonOpt, command
-from stages.runtime.console import output_console
 from stages.train.cache_admin import CleanConfig
 
 
@@ -21,20 +19,9 @@ def cache_ls_command(json_output: JsonOpt = False) -> None:
         rrhf cache ls --json | jq '.[].size'
     """
     from stages.train.cache import cache_root
-    from stages.train.cache_admin import listing
+    from stages.train.cache_admin import show_listing
 
-    rows = listing(cache_root(), time.time())
-    if json_output:
-        print(json.dumps(rows, indent=2))
-        return
-    from rich.table import Table
-
-    table = Table("key", "records", "queries", "size", "last used", title=str(cache_root() / "train-data"),
-                  title_justify="left")
-    for row in rows:
-        table.add_row(str(row["key"])[:16], str(row["records"] or "incomplete"), str(row["queries"] or ""),
-                      str(row["size"]), str(row["last_used"]))
-    output_console().print(table)
+    show_listing(cache_root(), time.time(), json_output)
 
 
 @command(CleanConfig)

@@ -36,3 +36,4 @@ def perplexity(logp_sums: Sequence[float], lengths: Sequence[int]) -> float | No
     """Token-weighted perplexity exp(-sum log p / tokens) of reference responses; None without references."""
     tokens = sum(lengths)
     return math.exp(-math.fsum(logp_sums) / tokens) if tokens else None
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import logging
 import os
 import select
@@ -82,6 +83,11 @@ def drop_stdout() -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.close(null)
+
+
+def print_json(value: Any) -> None:
+    """A command's `--json` result on stdout, indented, for pipes and `jq`."""
+    print(json.dumps(value, indent=2))
 
 
 def output_console() -> Any:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, field_validator
 
 from stages.contract.errors import UsageError
 from stages.runtime.config import setting
-from stages.runtime.console import log
+from stages.runtime.console import log, output_console, print_json
 from stages.train.dataset import PreparedInfo
 
 
@@ -152,3 +152,19 @@ def listing(root: Path, now: float) -> list[dict[str, object]]:
          "format": e.info.format if e.info else None}
         for e in entries(root)
     ]
+
+
+def show_listing(root: Path, now: float, json_output: bool = False) -> None:
+    """Print `listing(root, now)`: a table, or JSON on stdout."""
+    rows = listing(root, now)
+    if json_output:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("key", "records", "queries", "size", "last used", title=str(root / "train-data"),
+                  title_justify="left")
+    for row in rows:
+        table.add_row(str(row["key"])[:16], str(row["records"] or "incomplete"), str(row["queries"] or ""),
+                      str(row["size"]), str(row["last_used"]))
+    output_console().print(table)
