@@ -114,10 +114,11 @@ def search(browser: Any, text: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # read before typing: the page's 150 ms debounce can fire before a slow driver's next round trip
+    before = browser.find_element(By.ID, "status").text
     box = browser.find_element(By.ID, "search")
     box.clear()
     box.send_keys(text)
-    before = browser.find_element(By.ID, "status").text
     WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "status").text != before)
 
 
