@@ -53,7 +53,7 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
     )
     engine: Literal["hf", "vllm"] = setting(
         "hf",
-        "Where the reward model runs: hf (transformers, in-process), or vllm (its pooling runner, on a GPU).",
+        "Where the reward model or the logprob policy runs: hf (transformers, in-process), or vllm (on a GPU).",
         former_values=(("transformers", "hf"),),
     )
     sort_by_length: bool = setting(True, description="Batch sequences of similar length together.")
@@ -129,8 +129,8 @@ class ScoreConfig(VllmSettings, ApiSettings, FailurePolicy):
         if self.rm_head == "value-head" and (self.engine == "vllm" or self.rm_format == "pair"):
             raise ValueError(f"{flag('rm_head')} value-head runs on {engine} hf with {flag('rm_format')} chat or "
                              "concat")
-        if self.engine == "vllm" and self.scorer != "reward-model":
-            raise ValueError(f"{engine} vllm is for {flag('scorer')} reward-model; {scorer} runs on its own")
+        if self.engine == "vllm" and self.scorer not in ("reward-model", "logprob"):
+            raise ValueError(f"{engine} vllm is for {flag('scorer')} reward-model or logprob; {scorer} runs on its own")
         if self.batch_size is None:
-            self.batch_size = 256 if self.scorer == "reward-model" and self.engine == "vllm" else 16
+            self.batch_size = 256 if self.engine == "vllm" else 16
         return self

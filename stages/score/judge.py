@@ -25,6 +25,7 @@ from stages.engines.openai_api import (
     make_client,
 )
 from stages.runtime.runs import Failure
+from stages.score.backends import per_record
 from stages.score.config import ScoreConfig
 from stages.score.judge_orders import Order, averaged, judge_orders, shown
 from stages.score.judge_parse import parse_listwise, parse_pointwise
@@ -64,11 +65,7 @@ class JudgeScorer:
             )
         finally:
             await client.close()
-        rows, start = [], 0
-        for record in records:
-            rows.append(list(flat[start : start + len(record.responses)]))
-            start += len(record.responses)
-        return rows
+        return per_record(flat, (len(record.responses) for record in records))
 
     async def _pointwise(
         self, client: Any, gate: asyncio.Semaphore, record: Record, index: int

@@ -11,7 +11,17 @@ from stages.contract.errors import Location
 from stages.contract.schema import Record
 from stages.lm.policy import PolicyLogprobs
 from stages.runtime.runs import Failure
+from stages.score.backends import Scorer
 from stages.score.config import ScoreConfig
+
+
+def logprob_scorer(config: ScoreConfig) -> Scorer:
+    """The logprob scorer on the engine `config.engine` names."""
+    if config.engine == "vllm":
+        from stages.score.logprob_vllm import VllmLogprobScorer
+
+        return VllmLogprobScorer(config)
+    return LogprobScorer(config)
 
 
 class LogprobScorer:

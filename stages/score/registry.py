@@ -18,5 +18,5 @@ class ScorerSpec:
 SCORERS: Registry[ScorerSpec] = Registry("scorer")
 SCORERS.register("reward-model", ScorerSpec("stages.score.reward_model:reward_model_scorer"))
 SCORERS.register("judge", ScorerSpec("stages.score.judge:JudgeScorer"))
-SCORERS.register("logprob", ScorerSpec("stages.score.logprob:LogprobScorer"))
+SCORERS.register("logprob", ScorerSpec("stages.score.logprob:logprob_scorer"))
 SCORERS.register("python", ScorerSpec("stages.score.python_fn:PythonScorer", needs_model=False))

@@ -19,6 +19,7 @@ from stages.engines import vllm_engine
 from stages.engines.vllm_engine import import_vllm
 from stages.lm.loading import fitting_length, load_pretrained, pick_device, pick_dtype
 from stages.runtime.runs import Failure
+from stages.score.backends import per_record
 from stages.score.config import ScoreConfig
 from stages.score.rm_inputs import check_one_output, reward_query
 
@@ -65,12 +66,7 @@ class VllmRewardScorer:
         pairs = [(q.prompt, r) for q in queries for r in q.responses]
         call = self._pair_outputs(pairs) if fmt == "pair" else self._classify_outputs(pairs)
         flat = [o if isinstance(o, Failure) else _value(o, fmt) for o in self.engine.run_each(call, len(pairs))]
-        values: list[list[float | Failure]] = []
-        start = 0
-        for q in queries:
-            values.append(flat[start : start + len(q.responses)])
-            start += len(q.responses)
-        return values
+        return per_record(flat, (len(q.responses) for q in queries))
 
     def _classify_outputs(self, pairs: list[tuple[list[int], list[int]]]) -> Callable[[list[int]], list[Any]]:
         def call(items: list[int]) -> list[Any]:

@@ -128,8 +128,8 @@ def test_eval_s_former_sample_backend_flag_is_the_engine_and_says_so(tmp_path, w
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (["--scorer-engine", "vllm", "--scorer", "logprob", "--scorer-model", "m"],
-         "--scorer-engine vllm is for --scorer reward-model; --scorer logprob runs on its own"),
+        (["--scorer-engine", "vllm", "--scorer", "python", "--fn", "r.py:f"],
+         "--scorer-engine vllm is for --scorer reward-model or logprob; --scorer python runs on its own"),
         (["--scorer", "python", "--fn", "r.py:f", "--strategy", "beam", "--engine", "hf", "-k", "2",
           "--scorer-judge-orders", "2"], "--scorer-judge-orders above 1 needs --judge-mode listwise"),
         (["--scorer", "python", "--fn", "r.py:f", "--engine", "vllm", "--temperature", "3"],
