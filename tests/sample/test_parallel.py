@@ -9,14 +9,9 @@ PROMPTS = [{"id": f"p{i}", "prompt": text} for i, text in enumerate(
     ["Hello there", "Name a fruit.", "Count to three.", "Pick a colour.", "Say yes.", "The quick brown fox"])]
 
 
-def test_two_ranks_write_the_file_one_process_writes(tiny_models, write_jsonl, tmp_path):
-    prompts = write_jsonl("p.jsonl", PROMPTS)
-    # Greedy decoding: equal whatever the batches; sampled hf batches are seeded from their prompts' ids.
-    flags = ["--model", tiny_models.policy, "-k", "2", "--temperature", "0", "--max-new-tokens", "6",
-             "--batch-size", "2"]  # fmt: skip
-    one = rrhf_process("sample", prompts, "-o", tmp_path / "one.jsonl", *flags)
-    assert one.returncode == 0, one.stderr
-    two = rrhf_process("sample", prompts, "-o", tmp_path / "two.jsonl", *flags, nproc=2)
+def launched_as_one(tmp_path, two):
+    """A 2-process launch wrote two.jsonl as one process wrote one.jsonl: the same records and counts,
+    world_size 2, no journal of either rank left, and the totals said once, by rank 0."""
     assert two.returncode == 0, two.stderr[-3000:]
     assert read_jsonl(tmp_path / "two.jsonl") == read_jsonl(tmp_path / "one.jsonl")
     single = json.loads((tmp_path / "one.jsonl.meta.json").read_text())
@@ -24,9 +19,18 @@ def test_two_ranks_write_the_file_one_process_writes(tiny_models, write_jsonl, t
     assert (meta["world_size"], single["world_size"]) == (2, 1)
     assert meta["counts"] == single["counts"]
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("two"))
-    assert left == ["two.jsonl", "two.jsonl.meta.json"]  # no journal of either rank
-    # Rank 0 alone reports the totals.
+    assert left == ["two.jsonl", "two.jsonl.meta.json"]
     assert sum("rrhf: sample: 6 prompts, 12 responses" in line for line in two.stderr.splitlines()) == 1, two.stderr
+
+
+def test_two_ranks_write_the_file_one_process_writes(tiny_models, write_jsonl, tmp_path):
+    prompts = write_jsonl("p.jsonl", PROMPTS)
+    # Greedy decoding: equal whatever the batches; sampled hf batches are seeded from their prompts' ids.
+    flags = ["--model", tiny_models.policy, "-k", "2", "--temperature", "0", "--max-new-tokens", "6",
+             "--batch-size", "2"]  # fmt: skip
+    one = rrhf_process("sample", prompts, "-o", tmp_path / "one.jsonl", *flags)
+    assert one.returncode == 0, one.stderr
+    launched_as_one(tmp_path, rrhf_process("sample", prompts, "-o", tmp_path / "two.jsonl", *flags, nproc=2))
 
 
 def test_append_is_refused_under_a_launch(tiny_models, write_jsonl, tmp_path):
@@ -47,8 +51,5 @@ def test_two_ranks_each_with_its_own_vllm_engine_write_the_file_one_process_writ
     one = cli("sample", prompts, "-o", tmp_path / "one.jsonl", *flags)
     assert one.exit_code == 0, one.stderr
     # Each rank starts an engine of its own beside torchrun's process group (vLLM's CPU build, one core each).
-    two = rrhf_process("sample", prompts, "-o", tmp_path / "two.jsonl", *flags, nproc=2, timeout=600)
-    assert two.returncode == 0, two.stderr[-3000:]
-    assert read_jsonl(tmp_path / "two.jsonl") == read_jsonl(tmp_path / "one.jsonl")
-    assert json.loads((tmp_path / "two.jsonl.meta.json").read_text())["world_size"] == 2
-    assert sum("rrhf: sample: 6 prompts, 12 responses" in line for line in two.stderr.splitlines()) == 1, two.stderr
+    launched_as_one(tmp_path, rrhf_process("sample", prompts, "-o", tmp_path / "two.jsonl", *flags, nproc=2,
+                                           timeout=600))
