@@ -148,6 +148,14 @@ def rrhf_process(*args: str | Path, nproc: int = 1, timeout: float = 300, **pope
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, **popen)
 
 
+def sigint_default() -> None:
+    """A child's preexec_fn: SIGINT back to its default. A shell or nohup starts a background job (and so this
+    suite) with SIGINT ignored, which children inherit; a test that interrupts a child must undo that."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every object of a JSONL file."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.conftest import sigint_default
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SLOW_SCORER = """
@@ -30,7 +32,8 @@ def _make(out: Path, scorer: Path) -> subprocess.Popen:
         "TRAIN_ARGS=--max-steps 60 --save-steps 5 --logging-steps 1 --lr 5e-3 --queries-per-batch 4",
     ]
     return subprocess.Popen(["make", "-C", str(ROOT / "examples"), "iterate", *settings], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=sigint_default)
 
 
 def _interrupt_when(run: subprocess.Popen, ready: Callable[[], bool]) -> str:

@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from stages.runtime.journal import partial_path
-from tests.conftest import chat_ids, read_jsonl
+from tests.conftest import chat_ids, read_jsonl, sigint_default
 
 SAMPLES = [
     {"id": "a", "prompt": "Say hello.", "topic": "t", "responses": [
@@ -241,9 +241,7 @@ def test_a_signal_during_a_call_interrupts_the_run(signum, status, name, rewards
     cmd = [sys.executable, "-m", "rrhf_cli", "score", str(many), "-o", str(out), "--scorer", "python",
            "--fn", f"{rewards}:slow", "--batch-size", "4", "-q"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CALLS_LOG": str(tmp_path / "log")}
-    # A shell runs a background job with SIGINT ignored, and Python then keeps it ignored: the child gets it back.
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (partial_path(out).exists() and len(read_jsonl(partial_path(out))) > 4):
         time.sleep(0.05)
