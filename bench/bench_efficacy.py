@@ -71,14 +71,27 @@ TASKS = {
     "arithmetic": Task("arithmetic", HERE / "arith" / "train-prompts.jsonl", HERE / "arith" / "heldout.jsonl",
                        f"{HERE / 'rewards.py'}:arithmetic", 32),
 }
-# method -> how it trains: `rrhf train --loss NAME` on the listwise file, or a TRL peer on best-worst pairs.
-METHODS = {"rrhf": ("loss", "rrhf"), "pro": ("loss", "pro"), "listmle": ("loss", "listmle"),
-           "lipo": ("loss", "lipo"), "dpo": ("loss", "dpo"), "simpo": ("loss", "simpo"),
-           "trl-dpo": ("peer", "dpo"), "trl-simpo": ("peer", "simpo")}
+
+
+@dataclass(frozen=True)
+class Method:
+    """How a method trains: `rrhf train --loss NAME FLAGS` on the listwise file, or a TRL peer on best-worst pairs."""
+
+    kind: str  # "loss" or "peer"
+    name: str
+    flags: tuple[str, ...] = ()
+
+
+METHODS = {"rrhf": Method("loss", "rrhf"), "pro": Method("loss", "pro"), "listmle": Method("loss", "listmle"),
+           "lipo": Method("loss", "lipo"), "dpo": Method("loss", "dpo"), "simpo": Method("loss", "simpo"),
+           # SimPO's loss plus the NLL of the best answer, at SimPO's own beta and gamma (CPO-SimPO runs TRL's).
+           "simpo-sft": Method("loss", "simpo", ("--sft-weight", "1")),
+           "trl-dpo": Method("peer", "dpo"), "trl-simpo": Method("peer", "simpo")}
 NEEDS_REFERENCE = {"dpo", "listmle", "lipo"}
 K, TEMPERATURE = 4, 0.8
 LR, SCHEDULER, MAX_LENGTH = 2e-5, "constant", 512
 EVAL_SEED = 1000
+DRIFT_BOUND = 0.10  # the target's: reference perplexity within +10% of the initial model's
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -122,7 +135,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
     base = evaluate(task, initial, folder / "initial", engine, args.eval_k, args.reuse)
     runs: dict[str, list[dict[str, Any]]] = {}
     for method in methods:
-        kind, name = METHODS[method]
+        how = METHODS[method]
         for seed in seeds:
             budget = Budget(batch=4, steps=steps, lr=LR, scheduler=SCHEDULER, max_length=MAX_LENGTH, seed=seed)
             out = folder / f"{method}-seed{seed}"
@@ -132,10 +145,11 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                 print(f"{task.name}: {method} seed {seed} not finished in {out}: left out", file=sys.stderr)
                 continue
             if not done:
-                if kind == "peer":
-                    finished = peers.train(name, pairs, initial, out / "model", budget)
+                if how.kind == "peer":
+                    finished = peers.train(how.name, pairs, initial, out / "model", budget)
                 else:
-                    flags = ["--loss", name, *(["--reference", "ref"] if name in NEEDS_REFERENCE else [])]
+                    flags = ["--loss", how.name, *(["--reference", "ref"] if how.name in NEEDS_REFERENCE else []),
+                             *how.flags]
                     finished = peers.train_rrhf(ranked, initial, out / "model", budget, *flags)
                 trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps}))
             figures = json.loads(trained.read_text()) if trained.is_file() else {"seconds": None, "steps": steps}
@@ -207,14 +221,22 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
             "words": statistics.fmean(run["words"] for run in mine),
             "runs": [{k: v for k, v in run.items() if k != "per_prompt"} for run in mine],
         }
-    ours = {m: per_method[m] for m in per_method if METHODS[m][0] == "loss"}
-    leader = best(ours) if ours else None
-    versus = {peer: vars(paired(per_method[leader], per_method[peer]))
-              for peer in per_method if leader and METHODS[peer][0] == "peer"}
+    ours = {m: per_method[m] for m in per_method if METHODS[m].kind == "loss"}
+    # The target holds the leader to reference perplexity within +10% of the initial model's: a loss that buys its
+    # reward with more drift is not the one to recommend, so the leader within that bound is reported too.
+    bounded = {m: mine for m, mine in ours.items()
+               if methods[m]["reference_perplexity"] <= (1 + DRIFT_BOUND) * base["reference_perplexity"]}
+    leader, bounded_leader = best(ours) if ours else None, best(bounded) if bounded else None
+
+    def versus(mine: str | None) -> dict[str, Any]:
+        return {peer: vars(paired(per_method[mine], per_method[peer]))
+                for peer in per_method if mine and METHODS[peer].kind == "peer"}
+
     return {"training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
                         "words": base["words"]},
-            "methods": methods, "best_rrhf_loss": leader, "best_versus_peers": versus}
+            "methods": methods, "best_rrhf_loss": leader, "best_versus_peers": versus(leader),
+            "best_within_drift": bounded_leader, "best_within_drift_versus_peers": versus(bounded_leader)}
 
 
 def _print_table(name: str, task: dict[str, Any]) -> None:
@@ -236,14 +258,17 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
                       " / ".join(f"s{run['seed']} {run['reward']:.3f}" for run in m["runs"]))
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(table)
-    ours = [m for m in task["methods"] if METHODS[m][0] == "loss"]
+    ours = [m for m in task["methods"] if METHODS[m].kind == "loss"]
     if len(ours) > 1:  # the leader is picked on the very prompts it is then compared on
         console.print(f"{name}: the best of {len(ours)} rrhf losses, picked on these prompts: a selection, so 2 s.e. "
                       "is a lower bar than it is for one loss chosen beforehand")
-    for peer, diff in task["best_versus_peers"].items():
-        verdict = "ahead by more than 2 s.e." if diff["mean"] > 2 * diff["se"] else "not ahead by 2 s.e."
-        console.print(f"{name}: best rrhf loss ({task['best_rrhf_loss']}) - {peer}: {diff['mean']:+.3f} ± "
-                      f"{diff['se']:.3f} ({verdict})")
+    for leader, versus, what in (("best_rrhf_loss", "best_versus_peers", "best rrhf loss"),
+                                 ("best_within_drift", "best_within_drift_versus_peers",
+                                  f"best within +{DRIFT_BOUND:.0%} reference perplexity")):
+        for peer, diff in task.get(versus, {}).items():
+            verdict = "ahead by more than 2 s.e." if diff["mean"] > 2 * diff["se"] else "not ahead by 2 s.e."
+            console.print(f"{name}: {what} ({task[leader]}) - {peer}: {diff['mean']:+.3f} ± {diff['se']:.3f} "
+                          f"({verdict})")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ Shapes:
             loss over the 6 pairs a prompt has); the peers train on `rrhf rank --format pairs` of the same
             records, 4 pairs a batch: best-worst (one pair a prompt, the same prompts per step as rrhf) and all
             (6 pairs a prompt, so a step sees fewer prompts).
-  listwise8 32 prompts with k=8 scored answers: rrhf learns all 28 pairs of a prompt from one forward per prompt;
+  listwise8 32 prompts with k=8 scored answers: rrhf learns all 28 pairs of a prompt from one forward per prompt,
+            4 prompts a forward and, holding less, 1 a forward with 4 accumulated (the same prompts a step);
             TRL DPO trains on the 28 pair rows a prompt has (`rrhf rank --format pairs --pairs all`). Compared per
             prompt whose pairs were all learned (DPO needs 7 steps of 4 rows a prompt).
 Columns: the training loop's time (model loading excluded), tokens/s (the tokens of the examples a trainer
@@ -175,7 +176,8 @@ def _runs(shape: str, files: dict[str, Path], files8: dict[str, Path],
           checkpointing: bool | None) -> list[tuple[str, str, Path]]:
     """(trainer, what it sees, its data) for one shape."""
     if shape == "listwise8":  # all 28 pairs of each prompt: rrhf in one forward per prompt, DPO as 28 pair rows
-        return [("rrhf", "all 8 answers", files8["listwise"]), ("dpo", "all 28 pairs", files8["all"])]
+        return [("rrhf", "all 8 answers", files8["listwise"]), ("rrhf-accum", "all 8 answers", files8["listwise"]),
+                ("dpo", "all 28 pairs", files8["all"])]
     rrhf_data = files["pairs" if shape == "pairs" else "listwise"]
     sees = "all answers" if shape == "listwise" else "the pairs"
     runs = [("rrhf", sees, rrhf_data)]
@@ -193,11 +195,13 @@ def _compare(shape: str, figures: dict[str, list[tuple[Finished, int]]], budget:
     if shape == "listwise8":
         # Per prompt learned from: rrhf covers `batch` prompts a step; DPO needs 28 rows (7 steps of 4) a prompt.
         dpo = figures["dpo"][0][0]
-        ours_per_prompt = ours[0].seconds / (budget.steps * budget.batch)
         dpo_per_prompt = dpo.seconds / (budget.steps * budget.batch) * 28
-        print(f"  all 28 pairs of a prompt: rrhf {ours_per_prompt:.2f} s, TRL DPO {dpo_per_prompt:.2f} s a prompt: "
-              f"time {ours_per_prompt / dpo_per_prompt:.2f}x; peak RSS {ours[0].peak_rss_mb / dpo.peak_rss_mb:.2f}x",
-              flush=True)
+        for name in ("rrhf", "rrhf-accum"):
+            run = figures[name][0][0]
+            per_prompt = run.seconds / (budget.steps * budget.batch)
+            rss = run.peak_rss_mb / dpo.peak_rss_mb
+            print(f"  all 28 pairs of a prompt: {PEER_NAMES[name]} {per_prompt:.2f} s, TRL DPO {dpo_per_prompt:.2f} s "
+                  f"a prompt: time {per_prompt / dpo_per_prompt:.2f}x; peak RSS {rss:.2f}x", flush=True)
         return
     if "rrhf-dpo" in figures:  # the same loss on the same pairs; rrhf's time includes its reference pass
         ours_dpo, trl_dpo = figures["rrhf-dpo"][0][0], figures["dpo"][0][0]

@@ -15,14 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ("dpo", "simpo")
 PEER_NAMES = {"rrhf": "rrhf train", "rrhf-no-checkpointing": "rrhf train, no checkpointing",
-              "rrhf-dpo": "rrhf train --loss dpo",
+              "rrhf-dpo": "rrhf train --loss dpo", "rrhf-accum": "rrhf train, a prompt a forward",
               "dpo": "TRL DPOTrainer", "simpo": "TRL CPOTrainer (simpo)"}
 RRHF_FLAGS = {"rrhf": [], "rrhf-no-checkpointing": ["--no-gradient-checkpointing"]}
 
@@ -73,6 +73,8 @@ def train(name: str, data: Path, model: Path, out: Path, budget: Budget) -> Fini
         return train_peer(name, data, model, out, budget)
     if name == "rrhf-dpo":  # the reference computed in-process before the policy loads: one model held at a time
         return train_rrhf(data, model, out, budget, "--loss", "dpo", "--reference-model", str(model))
+    if name == "rrhf-accum":  # the same prompts per optimiser step, one a forward: less held at once
+        return train_rrhf(data, model, out, replace(budget, batch=1), "--grad-accum", str(budget.batch))
     return train_rrhf(data, model, out, budget, *RRHF_FLAGS[name])
 
 
