@@ -144,7 +144,9 @@ def run_variant(model_name: str, row: str, variant: str, repeats: int, device: s
         shared_prompt.install(model)
     head = None if variant == "naive" or task == "reward-model" else swap_in_label_logprob_head(model)
     if variant.endswith("checkpointed"):
-        model.gradient_checkpointing_enable({"use_reentrant": False})
+        # transformers 5.25 renamed it; the old name still works before that and warns after
+        enable = getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)
+        enable({"use_reentrant": False})
 
     def step() -> torch.Tensor:
         if task == "reward-model":

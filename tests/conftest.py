@@ -169,3 +169,22 @@ def chat_ids(tokenizer: Any, prompt: Any, response: str) -> list[int]:
     full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": response}], tokenize=False)
     return (tokenizer(prefix, add_special_tokens=False).input_ids
             + tokenizer(full[len(prefix):], add_special_tokens=False).input_ids)
+
+
+def direct_logprobs(model: Any, prompt: list[int], answer: list[int]) -> Any:
+    """Each answer token's log-prob after `prompt` by one plain forward over the full vocabulary: the reference the
+    packed, lean and engine paths are held to."""
+    import torch
+
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([prompt + answer])).logits[0].float(), -1)
+    n = len(prompt)
+    return logp[n - 1 : n - 1 + len(answer)].gather(-1, torch.tensor(answer)[:, None])[:, 0]
+
+
+def prompt_ids(tokenizer: Any, prompt: Any) -> list[int]:
+    """A prompt's ids as the stages encode it: a conversation through the chat template, plain text as it is."""
+    if isinstance(prompt, list):
+        text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return tokenizer(text, add_special_tokens=False).input_ids
+    return tokenizer(prompt).input_ids

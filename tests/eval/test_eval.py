@@ -4,11 +4,11 @@ import json
 import math
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from stages.eval.report import mean_reward, perplexity
 from stages.report.summary import win_rate
+from tests.conftest import direct_logprobs, prompt_ids
 
 REWARDS = """
 def vowels(prompt, response):
@@ -53,13 +53,9 @@ def test_eval_against_itself_is_a_draw_and_reports_reference_perplexity(tiny_mod
     model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float().eval()
     total, tokens = 0.0, 0
     for question, answer in (("Hi", "Hello there"), ("Name a fruit", "apple")):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                             add_generation_prompt=True)
-        prompt = tokenizer(text, add_special_tokens=False).input_ids
+        prompt = prompt_ids(tokenizer, [{"role": "user", "content": question}])
         ids = tokenizer(answer, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-        with torch.no_grad():
-            logp = torch.log_softmax(model(torch.tensor([prompt + ids])).logits[0].float(), -1)
-        total += logp[len(prompt) - 1 : len(prompt) - 1 + len(ids)].gather(-1, torch.tensor(ids)[:, None]).sum().item()
+        total += direct_logprobs(model, prompt, ids).sum().item()
         tokens += len(ids)
     assert report["model"]["reference_perplexity"] == pytest.approx(math.exp(-total / tokens), rel=1e-5)
 

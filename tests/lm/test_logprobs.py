@@ -9,6 +9,7 @@ from stages.lm.head import label_logprobs, swap_in_label_logprob_head, unsupport
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import Query, collate, compute_estimate, packing_verdict, token_counts
 from stages.lm.queries import fit
+from tests.conftest import direct_logprobs
 
 
 def _queries():
@@ -25,14 +26,7 @@ def _queries():
 
 def _direct(model, queries):
     """Reference: each prompt + response alone, full log-softmax, summed over the response tokens."""
-    out = []
-    for q in queries:
-        for r in q.responses:
-            ids = torch.tensor([q.prompt + r])
-            logp = torch.log_softmax(model(ids).logits[0].float(), -1)
-            n = len(q.prompt)
-            out.append(logp[n - 1 : n - 1 + len(r)].gather(-1, torch.tensor(r)[:, None]).sum())
-    return torch.stack(out)
+    return torch.stack([direct_logprobs(model, q.prompt, r).sum() for q in queries for r in q.responses])
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
@@ -56,7 +50,9 @@ def test_packed_lean_gradients_equal_unpacked_naive(tiny_models, checkpointing):
     for fast in (False, True):
         model = AutoModelForCausalLM.from_pretrained(tiny_models.policy).float().train()
         if checkpointing:  # the backward pass recomputes each layer, layout included
-            model.gradient_checkpointing_enable({"use_reentrant": False})
+            # transformers 5.25 renamed it; the old name still works before that and warns after
+            enable = getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)
+            enable({"use_reentrant": False})
         if fast:
             shared_prompt.install(model)
         head = swap_in_label_logprob_head(model, chunk_size=3) if fast else None
