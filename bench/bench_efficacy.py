@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of: " + ", ".join(METHODS))
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
-    parser.add_argument("--eval-k", type=int, default=8, help="answers per held-out prompt and model")
+    parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
     parser.add_argument("--reuse", action="store_true", help="keep what an earlier run of the bench finished in OUT "
                         "(the round, and every run whose evaluation is written): an interrupted bench continues")
     parser.add_argument("--finished-only", action="store_true", help="with --reuse: tabulate the runs finished in OUT "

@@ -13,8 +13,9 @@ Shapes:
             (6 pairs a prompt, so a step sees fewer prompts).
   listwise8 32 prompts with k=8 scored answers: rrhf learns all 28 pairs of a prompt from one forward per prompt,
             4 prompts a forward and, holding less, 1 a forward with 4 accumulated (the same prompts a step);
-            TRL DPO trains on the 28 pair rows a prompt has (`rrhf rank --format pairs --pairs all`). Compared per
-            prompt whose pairs were all learned (DPO needs 7 steps of 4 rows a prompt).
+            TRL DPO trains on the 28 pair rows a prompt has (`rrhf rank --format pairs --pairs all`), 4 rows a
+            forward and 1 with 4 accumulated. Compared per prompt whose pairs were all learned (DPO needs 7 steps
+            of 4 rows a prompt).
 Columns: the training loop's time (model loading excluded), tokens/s (the tokens of the examples a trainer
 stepped through: prompt and answers of each, counted once per example, so the figure is work on the data,
 not padding), the process's peak resident set (the kernel's count, loading included), and on CUDA the peak
@@ -82,6 +83,7 @@ def examples_read(path: Path, tokenizer: object, steps: int, batch: int) -> list
 
 def model_flops(name: str, run: Finished, examples: list[tuple[int, list[int]]], work: Work) -> float:
     """The model FLOPs of a run's examples as its trainer lays them out (`bench.flops`)."""
+    name = name.removesuffix("-accum")  # the same work, in smaller forwards
     if name in PEERS:
         return train_flops(examples, work, "full-logits", reference=name == "dpo")
     return train_flops(examples, work, "packed" if run.packed else "unpacked")
@@ -176,8 +178,8 @@ def _runs(shape: str, files: dict[str, Path], files8: dict[str, Path],
           checkpointing: bool | None) -> list[tuple[str, str, Path]]:
     """(trainer, what it sees, its data) for one shape."""
     if shape == "listwise8":  # all 28 pairs of each prompt: rrhf in one forward per prompt, DPO as 28 pair rows
-        return [("rrhf", "all 8 answers", files8["listwise"]), ("rrhf-accum", "all 8 answers", files8["listwise"]),
-                ("dpo", "all 28 pairs", files8["all"])]
+        return [(name, "all 8 answers", files8["listwise"]) for name in ("rrhf", "rrhf-accum")] + [
+            (name, "all 28 pairs", files8["all"]) for name in ("dpo", "dpo-accum")]
     rrhf_data = files["pairs" if shape == "pairs" else "listwise"]
     sees = "all answers" if shape == "listwise" else "the pairs"
     runs = [("rrhf", sees, rrhf_data)]
@@ -194,14 +196,13 @@ def _compare(shape: str, figures: dict[str, list[tuple[Finished, int]]], budget:
     ours = figures["rrhf"][0]
     if shape == "listwise8":
         # Per prompt learned from: rrhf covers `batch` prompts a step; DPO needs 28 rows (7 steps of 4) a prompt.
-        dpo = figures["dpo"][0][0]
-        dpo_per_prompt = dpo.seconds / (budget.steps * budget.batch) * 28
-        for name in ("rrhf", "rrhf-accum"):
-            run = figures[name][0][0]
+        for mine, theirs in (("rrhf", "dpo"), ("rrhf-accum", "dpo-accum"), ("rrhf-accum", "dpo")):
+            run, dpo = figures[mine][0][0], figures[theirs][0][0]
             per_prompt = run.seconds / (budget.steps * budget.batch)
-            rss = run.peak_rss_mb / dpo.peak_rss_mb
-            print(f"  all 28 pairs of a prompt: {PEER_NAMES[name]} {per_prompt:.2f} s, TRL DPO {dpo_per_prompt:.2f} s "
-                  f"a prompt: time {per_prompt / dpo_per_prompt:.2f}x; peak RSS {rss:.2f}x", flush=True)
+            dpo_per_prompt = dpo.seconds / (budget.steps * budget.batch) * 28
+            print(f"  all 28 pairs of a prompt: {PEER_NAMES[mine]} {per_prompt:.2f} s, {PEER_NAMES[theirs]} "
+                  f"{dpo_per_prompt:.2f} s a prompt: time {per_prompt / dpo_per_prompt:.2f}x; peak RSS "
+                  f"{run.peak_rss_mb / dpo.peak_rss_mb:.2f}x", flush=True)
         return
     if "rrhf-dpo" in figures:  # the same loss on the same pairs; rrhf's time includes its reference pass
         ours_dpo, trl_dpo = figures["rrhf-dpo"][0][0], figures["dpo"][0][0]

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS = ("dpo", "simpo")
 PEER_NAMES = {"rrhf": "rrhf train", "rrhf-no-checkpointing": "rrhf train, no checkpointing",
               "rrhf-dpo": "rrhf train --loss dpo", "rrhf-accum": "rrhf train, a prompt a forward",
-              "dpo": "TRL DPOTrainer", "simpo": "TRL CPOTrainer (simpo)"}
+              "dpo": "TRL DPOTrainer", "dpo-accum": "TRL DPOTrainer, a row a forward",
+              "simpo": "TRL CPOTrainer (simpo)"}
 RRHF_FLAGS = {"rrhf": [], "rrhf-no-checkpointing": ["--no-gradient-checkpointing"]}
 
 
@@ -31,8 +32,9 @@ RRHF_FLAGS = {"rrhf": [], "rrhf-no-checkpointing": ["--no-gradient-checkpointing
 class Budget:
     """What every trainer in one comparison shares."""
 
-    batch: int = 4
+    batch: int = 4  # examples a forward
     steps: int = 8
+    grad_accum: int = 1  # forwards an optimiser step
     lr: float = 1e-6
     scheduler: str = "constant"
     max_length: int = 512
@@ -69,19 +71,21 @@ class Phases:
 
 def train(name: str, data: Path, model: Path, out: Path, budget: Budget) -> Finished:
     """One run of the trainer `name` (a key of PEER_NAMES) on `data`, from `model` into `out`."""
+    if name.endswith("-accum"):  # the same examples an optimiser step, one a forward: less held at once
+        name = name.removesuffix("-accum")
+        budget = replace(budget, batch=1, grad_accum=budget.batch * budget.grad_accum)
     if name in PEERS:
         return train_peer(name, data, model, out, budget)
     if name == "rrhf-dpo":  # the reference computed in-process before the policy loads: one model held at a time
         return train_rrhf(data, model, out, budget, "--loss", "dpo", "--reference-model", str(model))
-    if name == "rrhf-accum":  # the same prompts per optimiser step, one a forward: less held at once
-        return train_rrhf(data, model, out, replace(budget, batch=1), "--grad-accum", str(budget.batch))
     return train_rrhf(data, model, out, budget, *RRHF_FLAGS[name])
 
 
 def train_rrhf(data: Path, model: Path, out: Path, budget: Budget, *flags: str) -> Finished:
     """`rrhf train` as a user runs it, on `data` (any format it reads)."""
     command = [sys.executable, "-m", "rrhf_cli", "train", str(data), "-o", str(out), "--model", str(model),
-               "--queries-per-batch", str(budget.batch), "--max-steps", str(budget.steps), "--lr", str(budget.lr),
+               "--queries-per-batch", str(budget.batch), "--grad-accum", str(budget.grad_accum),
+               "--max-steps", str(budget.steps), "--lr", str(budget.lr),
                "--scheduler", budget.scheduler, "--max-length", str(budget.max_length), "--seed", str(budget.seed),
                "--force", *flags]
     if budget.gradient_checkpointing is not None:
@@ -161,7 +165,8 @@ def _train_trl(peer: str, data: Path, model_dir: Path, out: Path, budget: Budget
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     dataset = load_dataset("json", data_files=str(data), split="train")
     common: dict[str, Any] = dict(
-        output_dir=str(out), per_device_train_batch_size=budget.batch, max_steps=budget.steps,
+        output_dir=str(out), per_device_train_batch_size=budget.batch,
+        gradient_accumulation_steps=budget.grad_accum, max_steps=budget.steps,
         learning_rate=budget.lr, lr_scheduler_type=budget.scheduler, max_length=budget.max_length,
         seed=budget.seed, bf16=False, fp16=False, save_strategy="no", report_to="none", logging_steps=1,
         disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
