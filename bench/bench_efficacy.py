@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import peers
-from bench.efficacy_stats import across_seeds, best, paired, prompt_means
+from bench.efficacy_stats import across_seeds, best, paired, prompt_means, within_drift
 from bench.peers import Budget
 from examples.demo import parse_common, run_as_command
 from examples.demo_real import EAGER, base_model
@@ -224,9 +224,9 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
     ours = {m: per_method[m] for m in per_method if METHODS[m].kind == "loss"}
     # The target holds the leader to reference perplexity within +10% of the initial model's: a loss that buys its
     # reward with more drift is not the one to recommend, so the leader within that bound is reported too.
-    bounded = {m: mine for m, mine in ours.items()
-               if methods[m]["reference_perplexity"] <= (1 + DRIFT_BOUND) * base["reference_perplexity"]}
-    leader, bounded_leader = best(ours) if ours else None, best(bounded) if bounded else None
+    bounded = within_drift({m: methods[m]["reference_perplexity"] for m in ours}, base["reference_perplexity"],
+                           DRIFT_BOUND)
+    leader, bounded_leader = best(ours), best({m: ours[m] for m in bounded})
 
     def versus(mine: str | None) -> dict[str, Any]:
         return {peer: vars(paired(per_method[mine], per_method[peer]))

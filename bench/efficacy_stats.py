@@ -55,6 +55,19 @@ def paired(a: PerPrompt, b: PerPrompt) -> Paired:
     return Paired(statistics.fmean(diffs), se, len(diffs))
 
 
-def best(methods: Mapping[str, PerPrompt]) -> str:
-    """The method with the highest mean reward over prompts (the first listed on a tie)."""
-    return max(methods, key=lambda name: statistics.fmean(methods[name].values()))
+def best(methods: Mapping[str, PerPrompt]) -> str | None:
+    """The method with the highest mean reward over prompts (the first listed on a tie); None where there is none.
+
+    >>> best({"a": {"x": 0.2, "y": 0.4}, "b": {"x": 0.5, "y": 0.0}}), best({})
+    ('a', None)
+    """
+    return max(methods, key=lambda name: statistics.fmean(methods[name].values()), default=None)
+
+
+def within_drift(perplexities: Mapping[str, float], initial: float, bound: float) -> list[str]:
+    """The methods whose reference perplexity is at most (1 + bound) times the initial model's.
+
+    >>> within_drift({"a": 10.9, "b": 11.1, "c": 9.0}, initial=10.0, bound=0.10)
+    ['a', 'c']
+    """
+    return [name for name, perplexity in perplexities.items() if perplexity <= (1 + bound) * initial]
