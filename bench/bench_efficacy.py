@@ -232,6 +232,9 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
         return {peer: vars(paired(per_method[mine], per_method[peer]))
                 for peer in per_method if mine and METHODS[peer].kind == "peer"}
 
+    for method in ours:
+        methods[method]["versus_peers"] = versus(method)
+
     return {"training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
                         "words": base["words"]},
@@ -259,6 +262,16 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(table)
     ours = [m for m in task["methods"] if METHODS[m].kind == "loss"]
+    peers = [m for m in task["methods"] if METHODS[m].kind == "peer"]
+    if ours and peers:
+        console.print(f"{name}: each rrhf loss against each TRL trainer, paired over prompts (* ahead by more than "
+                      "2 s.e.)")
+        versus = Table("rrhf loss", *(f"- {peer}" for peer in peers))
+        for method in ours:
+            diffs = task["methods"][method]["versus_peers"]
+            versus.add_row(method, *(f"{diffs[p]['mean']:+.3f} ± {diffs[p]['se']:.3f}"
+                                     + (" *" if diffs[p]["mean"] > 2 * diffs[p]["se"] else "") for p in peers))
+        console.print(versus)
     if len(ours) > 1:  # the leader is picked on the very prompts it is then compared on
         console.print(f"{name}: the best of {len(ours)} rrhf losses, picked on these prompts: a selection, so 2 s.e. "
                       "is a lower bar than it is for one loss chosen beforehand")
