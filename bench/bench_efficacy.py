@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import peers
-from bench.efficacy_stats import across_seeds, best, paired, prompt_means, within_drift
+from bench.efficacy_stats import Paired, across_seeds, best, paired, prompt_means, within_drift
 from bench.peers import Budget
 from examples.demo import parse_common, run_as_command
 from examples.demo_real import EAGER, base_model
@@ -269,8 +269,8 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
         versus = Table("rrhf loss", *(f"- {peer}" for peer in peers))
         for method in ours:
             diffs = task["methods"][method]["versus_peers"]
-            versus.add_row(method, *(f"{diffs[p]['mean']:+.3f} ± {diffs[p]['se']:.3f}"
-                                     + (" *" if diffs[p]["mean"] > 2 * diffs[p]["se"] else "") for p in peers))
+            versus.add_row(method, *(f"{Paired(**diffs[p])}{' *' if Paired(**diffs[p]).ahead else ''}"
+                                     for p in peers))
         console.print(versus)
     if len(ours) > 1:  # the leader is picked on the very prompts it is then compared on
         console.print(f"{name}: the best of {len(ours)} rrhf losses, picked on these prompts: a selection, so 2 s.e. "
@@ -279,9 +279,8 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
                                  ("best_within_drift", "best_within_drift_versus_peers",
                                   f"best within +{DRIFT_BOUND:.0%} reference perplexity")):
         for peer, diff in task.get(versus, {}).items():
-            verdict = "ahead by more than 2 s.e." if diff["mean"] > 2 * diff["se"] else "not ahead by 2 s.e."
-            console.print(f"{name}: {what} ({task[leader]}) - {peer}: {diff['mean']:+.3f} ± {diff['se']:.3f} "
-                          f"({verdict})")
+            verdict = "ahead by more than 2 s.e." if Paired(**diff).ahead else "not ahead by 2 s.e."
+            console.print(f"{name}: {what} ({task[leader]}) - {peer}: {Paired(**diff)} ({verdict})")
 
 
 if __name__ == "__main__":
