@@ -16,14 +16,8 @@ from stages.runtime.runs import Failure
 from stages.score.config import ScoreConfig
 from tests.conftest import read_jsonl, real_vllm
 from tests.engines.vllm_kill import kill_mid_run_then_rerun
-from tests.score.test_stage import SAMPLES
 
 MAX_LENGTH = ["--max-length", "64"]  # one engine for the module: its context is the longest scored sequence
-
-
-@pytest.fixture
-def samples(write_jsonl):
-    return write_jsonl("samples.jsonl", SAMPLES)
 
 
 def scores_of(path):
@@ -191,14 +185,14 @@ def test_settings_vllm_refuses_at_start_are_one_line(vllm_models, samples, tmp_p
     assert not out.exists()
 
 
-def test_a_response_vllm_refuses_fails_alone_and_the_others_are_scored(tiny_models):
+def test_a_response_vllm_refuses_fails_alone_and_the_others_are_scored(tiny_models, samples):
     from stages.contract.errors import Location
     from stages.contract.schema import Record
     from stages.engines.vllm_engine import VllmEngine
     from stages.score.reward_model_vllm import VllmRewardScorer
     from tests.engines.recording_vllm import Recorder
 
-    records = [Record.model_validate(row) for row in SAMPLES]
+    records = [Record.model_validate(row) for row in read_jsonl(samples)]
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.reward)
     scorer = VllmRewardScorer.__new__(VllmRewardScorer)  # the batching over a recording engine
     scorer.config = ScoreConfig(scorer="reward-model", model="m", engine="vllm", rm_format="concat")
