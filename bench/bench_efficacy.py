@@ -228,18 +228,13 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
                            DRIFT_BOUND)
     leader, bounded_leader = best(ours), best({m: ours[m] for m in bounded})
 
-    def versus(mine: str | None) -> dict[str, Any]:
-        return {peer: vars(paired(per_method[mine], per_method[peer]))
-                for peer in per_method if mine and METHODS[peer].kind == "peer"}
-
     for method in ours:
-        methods[method]["versus_peers"] = versus(method)
-
+        methods[method]["versus_peers"] = {peer: vars(paired(per_method[method], per_method[peer]))
+                                           for peer in per_method if METHODS[peer].kind == "peer"}
     return {"training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
                         "words": base["words"]},
-            "methods": methods, "best_rrhf_loss": leader, "best_versus_peers": versus(leader),
-            "best_within_drift": bounded_leader, "best_within_drift_versus_peers": versus(bounded_leader)}
+            "methods": methods, "best_rrhf_loss": leader, "best_within_drift": bounded_leader}
 
 
 def _print_table(name: str, task: dict[str, Any]) -> None:
@@ -268,19 +263,18 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
                       "2 s.e.)")
         versus = Table("rrhf loss", *(f"- {peer}" for peer in peers))
         for method in ours:
-            diffs = task["methods"][method]["versus_peers"]
-            versus.add_row(method, *(f"{Paired(**diffs[p])}{' *' if Paired(**diffs[p]).ahead else ''}"
-                                     for p in peers))
+            diffs = [Paired(**task["methods"][method]["versus_peers"][peer]) for peer in peers]
+            versus.add_row(method, *(f"{diff}{' *' if diff.ahead else ''}" for diff in diffs))
         console.print(versus)
     if len(ours) > 1:  # the leader is picked on the very prompts it is then compared on
         console.print(f"{name}: the best of {len(ours)} rrhf losses, picked on these prompts: a selection, so 2 s.e. "
                       "is a lower bar than it is for one loss chosen beforehand")
-    for leader, versus, what in (("best_rrhf_loss", "best_versus_peers", "best rrhf loss"),
-                                 ("best_within_drift", "best_within_drift_versus_peers",
-                                  f"best within +{DRIFT_BOUND:.0%} reference perplexity")):
-        for peer, diff in task.get(versus, {}).items():
+    for key, what in (("best_rrhf_loss", "best rrhf loss"),
+                      ("best_within_drift", f"best within +{DRIFT_BOUND:.0%} reference perplexity")):
+        leader = task[key]
+        for peer, diff in (task["methods"][leader]["versus_peers"] if leader else {}).items():
             verdict = "ahead by more than 2 s.e." if Paired(**diff).ahead else "not ahead by 2 s.e."
-            console.print(f"{name}: {what} ({task[leader]}) - {peer}: {Paired(**diff)} ({verdict})")
+            console.print(f"{name}: {what} ({leader}) - {peer}: {Paired(**diff)} ({verdict})")
 
 
 if __name__ == "__main__":

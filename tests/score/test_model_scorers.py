@@ -9,21 +9,24 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from tests.conftest import chat_ids, direct_logprobs, prompt_ids, read_jsonl
 
 
-def _answer_logprobs(model_dir: str, sample: dict) -> list:
-    """Each response's per-token log-probs (its EOS included) under the model, by a plain forward."""
+def _answer_logprobs(model_dir: str, samples: Path) -> list[list]:
+    """Per record, each response's per-token log-probs (its EOS included) under the model, by a plain forward."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).float().eval()
-    prompt = prompt_ids(tokenizer, sample["prompt"])
-    return [direct_logprobs(model, prompt, tokenizer(r["text"], add_special_tokens=False).input_ids
-                            + [tokenizer.eos_token_id]) for r in sample["responses"]]
+
+    def answer(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+
+    return [[direct_logprobs(model, prompt_ids(tokenizer, sample["prompt"]), answer(r["text"]))
+             for r in sample["responses"]] for sample in read_jsonl(samples)]
 
 
 def test_logprob_equals_a_direct_computation(tiny_models, samples, tmp_path, cli):
     out = tmp_path / "scored.jsonl"
     result = cli("score", samples, "-o", out, "--scorer", "logprob", "--model", tiny_models.policy)
     assert result.exit_code == 0, result.stderr
-    for sample, row in zip(read_jsonl(samples), read_jsonl(out), strict=True):
-        expected = [logp.mean().item() for logp in _answer_logprobs(tiny_models.policy, sample)]
+    for logprobs, row in zip(_answer_logprobs(tiny_models.policy, samples), read_jsonl(out), strict=True):
+        expected = [logp.mean().item() for logp in logprobs]
         assert [r["score"] for r in row["responses"]] == pytest.approx(expected, abs=1e-5)
 
 
@@ -38,9 +41,9 @@ def test_logprob_sum_as_a_reference_keeps_score_and_pairs(tiny_models, samples, 
     result = cli("score", ranked, "-o", out, "--scorer", "logprob", "--model", tiny_models.policy,
                  "--length-penalty", "0", "--as", "ref", "--keep-score")
     assert result.exit_code == 0, result.stderr
-    for sample, row in zip(read_jsonl(samples), read_jsonl(out), strict=True):
+    for logprobs, row in zip(_answer_logprobs(tiny_models.policy, samples), read_jsonl(out), strict=True):
         assert row["pairs"] == [[1, 0]]
-        expected = [logp.sum().item() for logp in _answer_logprobs(tiny_models.policy, sample)]
+        expected = [logp.sum().item() for logp in logprobs]
         assert [r["scores"] for r in row["responses"]] == [{"ref": pytest.approx(e, abs=1e-4)} for e in expected]
         assert [r["score"] for r in row["responses"]] == [float(i) for i in range(len(expected))]
 
