@@ -98,12 +98,22 @@ class _LabelLogProbs(torch.autograd.Function):
                 if want_hidden:
                     grad_hidden[rows] = (dlogits @ weight).to(hidden.dtype)
                 if want_weight:
-                    part = (dlogits.T @ hidden[rows].to(dlogits.dtype)).to(weight.dtype)
-                    grad_weight = part if grad_weight is None else grad_weight.add_(part)
+                    grad_weight = _add_product(grad_weight, dlogits.T, hidden[rows].to(dlogits.dtype), weight.dtype)
                 if want_bias and bias is not None:
                     part = dlogits.sum(0).to(bias.dtype)
                     grad_bias = part if grad_bias is None else grad_bias.add_(part)
         return grad_hidden, grad_weight, grad_bias, None, None
+
+
+def _add_product(total: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """total + a @ b in `dtype`; accumulated in place outside autocast, where a chunk's (V, H) product would
+    otherwise be a second vocabulary-sized buffer beside the total at the backward pass's peak. Under autocast
+    the product keeps autocast's dtype (its speed), as the forward's did."""
+    if total is None:
+        return (a @ b).to(dtype)
+    if a.dtype == dtype and not torch.is_autocast_enabled(a.device.type):
+        return total.addmm_(a, b)
+    return total.add_((a @ b).to(dtype))
 
 
 class LabelLogProbHead(nn.Linear):
