@@ -12,8 +12,9 @@ Shapes:
             records, 4 pairs a batch: best-worst (one pair a prompt, the same prompts per step as rrhf) and all
             (6 pairs a prompt, so a step sees fewer prompts).
   listwise8 32 prompts with k=8 scored answers: rrhf learns all 28 pairs of a prompt from one forward per prompt,
-            4 prompts a forward and, holding less, 1 a forward with 4 accumulated (the same prompts a step);
-            TRL DPO trains on the 28 pair rows a prompt has (`rrhf rank --format pairs --pairs all`), 4 rows a
+            4 prompts a forward (also with --optimizer-in-backward, which frees each gradient as its weight
+            steps, and so trains unclipped) and, holding less, 1 a forward with 4 accumulated (the same prompts a
+            step); TRL DPO trains on the 28 pair rows a prompt has (`rrhf rank --format pairs --pairs all`), 4 rows a
             forward and 1 with 4 accumulated. Compared per prompt whose pairs were all learned (DPO needs 7 steps
             of 4 rows a prompt).
 Columns: the training loop's time (model loading excluded), tokens/s (the tokens of the examples a trainer
@@ -178,7 +179,7 @@ def _runs(shape: str, files: dict[str, Path], files8: dict[str, Path],
           checkpointing: bool | None) -> list[tuple[str, str, Path]]:
     """(trainer, what it sees, its data) for one shape."""
     if shape == "listwise8":  # all 28 pairs of each prompt: rrhf in one forward per prompt, DPO as 28 pair rows
-        return [(name, "all 8 answers", files8["listwise"]) for name in ("rrhf", "rrhf-accum")] + [
+        return [(name, "all 8 answers", files8["listwise"]) for name in ("rrhf", "rrhf-accum", "rrhf-in-backward")] + [
             (name, "all 28 pairs", files8["all"]) for name in ("dpo", "dpo-accum")]
     rrhf_data = files["pairs" if shape == "pairs" else "listwise"]
     sees = "all answers" if shape == "listwise" else "the pairs"
@@ -196,7 +197,8 @@ def _compare(shape: str, figures: dict[str, list[tuple[Finished, int]]], budget:
     ours = figures["rrhf"][0]
     if shape == "listwise8":
         # Per prompt learned from: rrhf covers `batch` prompts a step; DPO needs 28 rows (7 steps of 4) a prompt.
-        for mine, theirs in (("rrhf", "dpo"), ("rrhf-accum", "dpo-accum"), ("rrhf-accum", "dpo")):
+        for mine, theirs in (("rrhf", "dpo"), ("rrhf-in-backward", "dpo"), ("rrhf-accum", "dpo-accum"),
+                             ("rrhf-accum", "dpo")):
             run, dpo = figures[mine][0][0], figures[theirs][0][0]
             per_prompt = run.seconds / (budget.steps * budget.batch)
             dpo_per_prompt = dpo.seconds / (budget.steps * budget.batch) * 28

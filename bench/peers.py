@@ -23,9 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS = ("dpo", "simpo")
 PEER_NAMES = {"rrhf": "rrhf train", "rrhf-no-checkpointing": "rrhf train, no checkpointing",
               "rrhf-dpo": "rrhf train --loss dpo", "rrhf-accum": "rrhf train, a prompt a forward",
+              "rrhf-in-backward": "rrhf train --optimizer-in-backward",
               "dpo": "TRL DPOTrainer", "dpo-accum": "TRL DPOTrainer, a row a forward",
               "simpo": "TRL CPOTrainer (simpo)"}
-RRHF_FLAGS = {"rrhf": [], "rrhf-no-checkpointing": ["--no-gradient-checkpointing"]}
+RRHF_FLAGS = {"rrhf": [], "rrhf-no-checkpointing": ["--no-gradient-checkpointing"],
+              # Each weight steps in the backward pass, so no step holds every gradient; it cannot clip (TRL does).
+              "rrhf-in-backward": ["--optimizer-in-backward", "--max-grad-norm", "0"]}
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,12 @@ class TrainConfig(BaseModel):
         "linear", description="Learning-rate schedule."
     )
     weight_decay: float = setting(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = setting(1.0, ge=0, description="Clip the gradient's global norm to this (0: no clipping).")
+    optimizer_in_backward: bool = setting(
+        False, description="Step each weight as soon as its gradient is whole, and free that gradient, so a step "
+        "never holds all the gradients (one copy of the trained weights less at the peak). The same training as "
+        "without it; it needs --max-grad-norm 0, --grad-accum 1, no --fp16 and one process."
+    )
     max_length: int = setting(1024, ge=8, description="Longest prompt + response; prompts are cut on the left first.")
     # Operational settings change how a run computes or keeps its progress, not what it trains: a resume may
     # change them (the rest must match the run it continues).
@@ -127,6 +133,20 @@ class TrainConfig(BaseModel):
     def _one_precision(self) -> TrainConfig:
         if self.bf16 and self.fp16:
             raise ValueError("--bf16 and --fp16 exclude each other")
+        return self
+
+    @model_validator(mode="after")
+    def _steps_in_backward(self) -> TrainConfig:
+        # Each of these reads the whole gradient after the backward pass, when none is left.
+        if self.optimizer_in_backward:
+            if self.max_grad_norm:
+                raise ValueError("--optimizer-in-backward steps each weight before the whole gradient exists, so it "
+                                 "cannot clip its norm: add --max-grad-norm 0")
+            if self.grad_accum > 1:
+                raise ValueError("--optimizer-in-backward steps at every backward pass: it cannot accumulate "
+                                 "gradients (--grad-accum 1)")
+            if self.fp16:
+                raise ValueError("--optimizer-in-backward cannot unscale float16 gradients: use --bf16")
         return self
 
     @model_validator(mode="after")

@@ -33,6 +33,9 @@ def run_train(
     """Fine-tune `config.model` on the scored candidates in `source`; the model folder lands in `outdir`."""
     data_source = InputFile(source, inputs)
     launch = current_launch()
+    if config.optimizer_in_backward and launch.parallel:
+        raise UsageError("--optimizer-in-backward trains in one process: each weight would step on its own "
+                         "process's gradient before the processes average them")
     # Checks OUTDIR against --resume and --force, locks it and fingerprints the run, before any work.
     with RunFolder(outdir, config, data_source, launch, force) as run:
         import torch
@@ -85,6 +88,7 @@ def run_train(
             loss_name=config.loss,
             loss_settings=config.loss_settings(),
             head=head,
+            optimizer_in_backward=config.optimizer_in_backward,
         )
         from transformers.trainer_callback import PrinterCallback
 
@@ -157,6 +161,7 @@ def _training_arguments(cls: Any, config: TrainConfig, outdir: Path, cuda: bool)
         max_steps=config.max_steps or -1,
         lr_scheduler_type=config.scheduler,
         weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
         bf16=config.bf16,
         fp16=config.fp16,
         ddp_find_unused_parameters=config.ddp_find_unused_parameters,
