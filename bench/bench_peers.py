@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 from bench.flops import matmul_peak, train_flops
-from bench.peers import PEER_NAMES, PEERS, ROOT, Budget, Finished, Phases, train
+from bench.peers import PEER_NAMES, PEERS, ROOT, RRHF_FLAGS, Budget, Finished, Phases, train
 from stages.lm.cost import Work, forward_work
 
 WORDS = ("the a model answer question reads every word of long prompt before it replies in few short lines with "
@@ -107,16 +107,20 @@ def _parameters(model: Path) -> int:
         return sum(p.numel() for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model)).parameters())
 
 
-def _where(phases: Phases, parameters: int) -> str:
-    """Where rrhf's peak goes: measured phases, with the training state (fp32 gradients, AdamW's two moments)
-    computed from the parameter count and the rest (activations, the head's chunk, allocator) what remains."""
+def _where(phases: Phases, parameters: int, all_gradients: bool = True) -> str:
+    """Where rrhf's peak goes: measured phases, with the training state (fp32 gradients unless each is freed as its
+    weight steps, AdamW's two moments) computed from the parameter count and the rest (activations, the head's
+    chunk, allocator) what remains."""
     weights = phases.loaded_mb - phases.data_mb
-    state = {"gradients": 4 * parameters / 2**20, "AdamW moments": 8 * parameters / 2**20}
+    state = {"gradients": 4 * parameters / 2**20} if all_gradients else {}
+    state["AdamW moments"] = 8 * parameters / 2**20
     rest = phases.train_peak_mb - phases.loaded_mb - sum(state.values())
+    pending = "" if all_gradients else "gradients not yet stepped, "
     return (f"  {'':30s} peak {phases.train_peak_mb:.0f} MiB = before the model {phases.data_mb:.0f} (interpreter, "
             f"libraries, tokenised data) + weights {weights:.0f} + "
             + " + ".join(f"{name} {mb:.0f}" for name, mb in state.items())
-            + f" + the rest {rest:.0f} (activations, head, allocator); loading peaked at {phases.load_peak_mb:.0f}")
+            + f" + the rest {rest:.0f} (activations, {pending}head, allocator); loading peaked at "
+            f"{phases.load_peak_mb:.0f}")
 
 
 def _row(name: str, sees: str, run: Finished, tokens: int, flops: float, peak: float) -> str:
@@ -171,7 +175,8 @@ def main() -> None:
                 print(_row(PEER_NAMES[name], sees, run, tokens, model_flops(name, run, examples, work), peak),
                       flush=True)
                 if run.phases:
-                    print(_where(run.phases, parameters), flush=True)
+                    in_backward = "--optimizer-in-backward" in RRHF_FLAGS.get(name, [])
+                    print(_where(run.phases, parameters, all_gradients=not in_backward), flush=True)
             _compare(shape, figures, budget)
 
 
