@@ -93,6 +93,31 @@ METHODS = {"rrhf": Method("loss", "rrhf"), "pro": Method("loss", "pro"), "listml
            "simpo-sft": Method("loss", "simpo", ("--sft-weight", "1")),
            "trl-dpo": Method("peer", "dpo"), "trl-simpo": Method("peer", "simpo")}
 NEEDS_REFERENCE = {"dpo", "listmle", "lipo"}
+
+
+def parse_method(name: str) -> Method:
+    """The method `name` names: one of METHODS, or LOSS-sftW, rrhf's LOSS with `--sft-weight W` (the SFT term is
+    the lever on drift, so a point between a loss and its `-sft` form can be measured).
+
+    >>> parse_method("simpo-sft0.3")
+    Method(kind='loss', name='simpo', flags=('--sft-weight', '0.3'))
+    >>> parse_method("simpo-sft") == METHODS["simpo-sft"] and parse_method("trl-dpo").kind == "peer"
+    True
+    >>> parse_method("trl-dpo-sft0.3")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: no method trl-dpo-sft0.3: give one of rrhf, pro, ..., or LOSS-sftW for an rrhf loss with --sft-weight W
+    """
+    if name in METHODS:
+        return METHODS[name]
+    loss, _, weight = name.rpartition("-sft")
+    if loss in METHODS and METHODS[loss].kind == "loss" and not METHODS[loss].flags:
+        try:
+            if float(weight) >= 0:
+                return Method("loss", loss, ("--sft-weight", weight))
+        except ValueError:
+            pass
+    raise ValueError(f"no method {name}: give one of {', '.join(METHODS)}, or LOSS-sftW for an rrhf loss with "
+                     "--sft-weight W")
 K, TEMPERATURE = 4, 0.8
 LR, SCHEDULER, MAX_LENGTH = 2e-5, "constant", 512
 EVAL_SEED = 1000
@@ -104,7 +129,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/bench-efficacy"))
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, of: " + ", ".join(TASKS))
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of: " + ", ".join(METHODS))
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of: " + ", ".join(METHODS)
+                        + ", or LOSS-sftW (rrhf's LOSS with --sft-weight W, e.g. simpo-sft0.3)")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
@@ -120,6 +146,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.finished_only and not args.reuse:
         parser.error("--finished-only reads what --reuse keeps: give both")
     tasks = chosen_tasks(parser, args.tasks, args.heldout)
+    for name in args.methods.split(","):
+        try:
+            parse_method(name)
+        except ValueError as err:
+            parser.error(f"--methods: {err}")
     started = time.perf_counter()
     engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # vLLM's CPU build: a fixed cache, not a share of memory
@@ -162,7 +193,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
     base = evaluate(task, initial, folder / "initial", engine, args.eval_k, args.reuse)
     runs: dict[str, list[dict[str, Any]]] = {}
     for method in methods:
-        how = METHODS[method]
+        how = parse_method(method)
         for seed in seeds:
             budget = Budget(batch=4, steps=steps, lr=LR, scheduler=SCHEDULER, max_length=MAX_LENGTH, seed=seed)
             out = folder / f"{method}-seed{seed}"
@@ -255,7 +286,7 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
             "words": statistics.fmean(run["words"] for run in mine),
             "runs": [{k: v for k, v in run.items() if k != "per_prompt"} for run in mine],
         }
-    ours = {m: per_method[m] for m in per_method if METHODS[m].kind == "loss"}
+    ours = {m: per_method[m] for m in per_method if parse_method(m).kind == "loss"}
     # The target holds the leader to reference perplexity within +10% of the initial model's: a loss that buys its
     # reward with more drift is not the one to recommend, so the leader within that bound is reported too.
     bounded = within_drift({m: methods[m]["reference_perplexity"] for m in ours}, base["reference_perplexity"],
@@ -264,7 +295,7 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
 
     for method in ours:
         methods[method]["versus_peers"] = {peer: vars(paired(per_method[method], per_method[peer]))
-                                           for peer in per_method if METHODS[peer].kind == "peer"}
+                                           for peer in per_method if parse_method(peer).kind == "peer"}
     return {"training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
                         "words": base["words"]},
@@ -290,8 +321,8 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
                       " / ".join(f"s{run['seed']} {run['reward']:.3f}" for run in m["runs"]))
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(table)
-    ours = [m for m in task["methods"] if METHODS[m].kind == "loss"]
-    peers = [m for m in task["methods"] if METHODS[m].kind == "peer"]
+    ours = [m for m in task["methods"] if parse_method(m).kind == "loss"]
+    peers = [m for m in task["methods"] if parse_method(m).kind == "peer"]
     if ours and peers:
         console.print(f"{name}: each rrhf loss against each TRL trainer, paired over prompts (* ahead by more than "
                       "2 s.e.)")

@@ -51,6 +51,19 @@ def test_stepping_in_the_backward_pass_trains_the_same_weights(tiny_models, scor
     assert rates[0] == rates[1] and rates[0][0] > rates[0][-1]
 
 
+def test_lora_steps_only_its_adapters_in_the_backward_pass(tiny_models, scored, tmp_path, cli):
+    """Only the adapters require gradients, so only they get a hook; the merged weights equal stepping after."""
+    pytest.importorskip("peft")
+    lora = ("--max-steps", "3", "--lora-r", "4", "--merge-lora")
+    _train(cli, tiny_models.policy, scored, tmp_path / "after", *lora)
+    _train(cli, tiny_models.policy, scored, tmp_path / "during", *lora, "--optimizer-in-backward")
+    after, during = _weights(tmp_path / "after"), _weights(tmp_path / "during")
+    changed = [name for name, tensor in _weights(tiny_models.policy).items() if not torch.equal(tensor, after[name])]
+    assert changed and all("proj" in name for name in changed)
+    for name, tensor in after.items():
+        torch.testing.assert_close(during[name], tensor, rtol=1e-5, atol=1e-7, msg=name)
+
+
 def test_a_checkpoint_resumes_to_the_uninterrupted_weights(tiny_models, scored, tmp_path, cli):
     """A run that stopped after checkpoint-2 (the whole run's folder without checkpoint-4) resumes to the whole
     run's weights: each weight's AdamW moments and the schedule came back from the checkpoint."""
