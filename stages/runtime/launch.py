@@ -83,3 +83,16 @@ class Group:
     def barrier(self) -> None:
         """Wait until every rank gets here."""
         self.dist.barrier()
+
+
+def leave_together(launch: Launch) -> None:
+    """Wait for every process of the launch, then close its process group. A process that exits with the group
+    open while another still uses it (rank 0 saving the model) can abort in its C++ teardown (gloo: "terminate
+    called without an active exception"), failing a run that finished."""
+    if not launch.parallel:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -16,7 +16,7 @@ from stages.lm.loading import load_pretrained
 from stages.lm.logprobs import response_logprobs
 from stages.lm.packing import packing_verdict
 from stages.runtime.console import log, progress
-from stages.runtime.launch import current_launch
+from stages.runtime.launch import current_launch, leave_together
 from stages.runtime.memory import memory_kind, out_of_memory
 from stages.train.cache import prepared_data
 from stages.train.checkpoints import is_write_failure, write_failure
@@ -135,6 +135,7 @@ def run_train(
             result.global_step, seconds, cuda_peak,
             _fmt(last.get("loss")), _fmt(last.get("rank_acc")), outdir,
         )
+    leave_together(launch)
     return meta
 
 

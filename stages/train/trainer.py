@@ -44,7 +44,8 @@ class RRHFTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.loss_name, self.loss_settings = loss_name, loss_settings
         self.head = head
-        self.optimizer_in_backward = optimizer_in_backward
+        if optimizer_in_backward:  # Trainer keeps an optimiser it is given, and builds its scheduler on it
+            self.optimizer = self._steps_in_backward()
         self._sums: dict[str, torch.Tensor | int] = {}
         self._since = time.perf_counter()
         self._checkpoints = StagedCheckpoints(Path(self.args.output_dir), self.accelerator.wait_for_everyone)
@@ -69,21 +70,16 @@ class RRHFTrainer(Trainer):
             self._sums[name] = self._sums.get(name, 0) + value
         return (parts.loss, {"logp": logp}) if return_outputs else parts.loss
 
-    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
-        """Trainer's optimiser, or with `optimizer_in_backward` the same optimiser and weight-decay groups stepped
-        one parameter at a time from the backward pass (`StepsInBackward`)."""
-        if not self.optimizer_in_backward or self.optimizer is not None:
-            return super().create_optimizer(model)
+    def _steps_in_backward(self) -> torch.optim.Optimizer:
+        """Trainer's optimiser and weight-decay groups, stepped one parameter at a time from the backward pass."""
         from stages.train.in_backward import StepsInBackward
 
-        model = model or self.model
-        trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-        decay = set(self.get_decay_parameter_names(model))
+        trained = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        decay = set(self.get_decay_parameter_names(self.model))
         groups = [{"params": [p for name, p in trained if name in decay], "weight_decay": self.args.weight_decay},
                   {"params": [p for name, p in trained if name not in decay], "weight_decay": 0.0}]
-        cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
-        self.optimizer = StepsInBackward(groups, lambda group: cls(group, **kwargs), self.args.learning_rate)
-        return self.optimizer
+        cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+        return StepsInBackward(groups, lambda group: cls(group, **kwargs), self.args.learning_rate)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Step logs happen on every rank together (Trainer gathers the loss for them), so the sums can be
