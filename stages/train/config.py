@@ -62,8 +62,8 @@ class TrainConfig(BaseModel):
     max_grad_norm: float = setting(1.0, ge=0, description="Clip the gradient's global norm to this (0: no clipping).")
     optimizer_in_backward: bool = setting(
         False, description="Step each weight as soon as its gradient is whole, and free that gradient, so a step "
-        "never holds all the gradients (up to a copy of the trained weights less at the peak). The same training as "
-        "without it; it needs --max-grad-norm 0, --grad-accum 1, no --fp16 and one process."
+        "never holds every gradient at once (about a copy of the trained weights off the peak). The same training "
+        "as without it; it needs --max-grad-norm 0, --grad-accum 1, no --fp16 and one process."
     )
     max_length: int = setting(1024, ge=8, description="Longest prompt + response; prompts are cut on the left first.")
     # Operational settings change how a run computes or keeps its progress, not what it trains: a resume may

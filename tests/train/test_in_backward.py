@@ -5,6 +5,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -25,11 +28,11 @@ def scored(write_jsonl):
                                         for i, prompt in enumerate(PROMPTS)])
 
 
-def _weights(folder):
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return AutoModelForCausalLM.from_pretrained(folder).state_dict()
 
 
-def _train(cli, model, scored, out, *extra):
+def _train(cli: Callable[..., Any], model: Path, scored: Path, out: Path, *extra: str) -> Any:
     # Weight decay and a decaying rate, so the per-parameter groups and the schedule both matter.
     result = cli("train", scored, "-o", out, "--model", model, "--lr", "1e-3", "--weight-decay", "0.1",
                  "--scheduler", "linear", "--queries-per-batch", "2", "--max-grad-norm", "0", "--logging-steps", "1",
