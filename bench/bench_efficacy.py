@@ -93,6 +93,10 @@ METHODS = {"rrhf": Method("loss", "rrhf"), "pro": Method("loss", "pro"), "listml
            "simpo-sft": Method("loss", "simpo", ("--sft-weight", "1")),
            "trl-dpo": Method("peer", "dpo"), "trl-simpo": Method("peer", "simpo")}
 NEEDS_REFERENCE = {"dpo", "listmle", "lipo"}
+K, TEMPERATURE = 4, 0.8
+LR, SCHEDULER, MAX_LENGTH = 2e-5, "constant", 512
+EVAL_SEED = 1000
+DRIFT_BOUND = 0.10  # the target's: reference perplexity within +10% of the initial model's
 
 
 def parse_method(name: str) -> Method:
@@ -118,10 +122,6 @@ def parse_method(name: str) -> Method:
             pass
     raise ValueError(f"no method {name}: give one of {', '.join(METHODS)}, or LOSS-sftW for an rrhf loss with "
                      "--sft-weight W")
-K, TEMPERATURE = 4, 0.8
-LR, SCHEDULER, MAX_LENGTH = 2e-5, "constant", 512
-EVAL_SEED = 1000
-DRIFT_BOUND = 0.10  # the target's: reference perplexity within +10% of the initial model's
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
