@@ -86,13 +86,13 @@ class Group:
 
 
 def leave_together(launch: Launch) -> None:
-    """Wait for every process of the launch, then close its process group. A process that exits with the group
-    open while another still uses it (rank 0 saving the model) can abort in its C++ teardown (gloo: "terminate
-    called without an active exception"), failing a run that finished."""
+    """Wait for every process of the launch before this one exits. A process that exits while another still uses
+    the group (rank 0 saving the model) can abort in its C++ teardown (gloo: "terminate called without an active
+    exception"), failing a run that finished. The group is not destroyed here: on gloo, destroying it from Python
+    can deadlock (the destructor joins a gloo thread that waits for the GIL the caller holds)."""
     if not launch.parallel:
         return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
