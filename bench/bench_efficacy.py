@@ -29,6 +29,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import peers
-from bench.efficacy_stats import Paired, across_seeds, best, paired, prompt_means, within_drift
+from bench.efficacy_stats import Paired, PerPrompt, across_seeds, best, best_within_drift, paired, prompt_means
 from bench.peers import Budget
 from examples.demo import parse_common, run_as_command
 from examples.demo_real import EAGER, base_model
@@ -54,6 +55,7 @@ from stages.sample.config import SampleConfig
 from stages.sample.run import run_sample
 from stages.score.config import ScoreConfig
 from stages.score.run import run_score
+from stages.train.losses.catalog import DEFAULTS
 
 HERE = Path(__file__).resolve().parents[1] / "examples"
 
@@ -80,11 +82,13 @@ TASKS = {
 
 @dataclass(frozen=True)
 class Method:
-    """How a method trains: `rrhf train --loss NAME FLAGS` on the listwise file, or a TRL peer on best-worst pairs."""
+    """How a method trains: `rrhf train --loss NAME FLAGS` on the listwise file, or a TRL peer on best-worst pairs;
+    beta None is the method's own default."""
 
     kind: str  # "loss" or "peer"
     name: str
     flags: tuple[str, ...] = ()
+    beta: float | None = None
 
 
 METHODS = {"rrhf": Method("loss", "rrhf"), "pro": Method("loss", "pro"), "listmle": Method("loss", "listmle"),
@@ -97,31 +101,39 @@ K, TEMPERATURE = 4, 0.8
 LR, SCHEDULER, MAX_LENGTH = 2e-5, "constant", 512
 EVAL_SEED = 1000
 DRIFT_BOUND = 0.10  # the target's: reference perplexity within +10% of the initial model's
+VARIANT = re.compile(r"(?P<base>.+?)(?:-beta(?P<beta>\d+(?:\.\d+)?))?(?:-sft(?P<sft>\d+(?:\.\d+)?))?")
 
 
 def parse_method(name: str) -> Method:
-    """The method `name` names: one of METHODS, or LOSS-sftW, rrhf's LOSS with `--sft-weight W` (the SFT term is
-    the lever on drift, so a point between a loss and its `-sft` form can be measured).
+    """The method `name` names: one of METHODS, optionally with -betaB (that beta: DPO's, and the knob on drift
+    each paper gives) then, for an rrhf loss, -sftW (`--sft-weight W`), to measure points on the reward-drift
+    frontier.
 
     >>> parse_method("simpo-sft0.3")
-    Method(kind='loss', name='simpo', flags=('--sft-weight', '0.3'))
+    Method(kind='loss', name='simpo', flags=('--sft-weight', '0.3'), beta=None)
+    >>> parse_method("trl-dpo-beta0.5")
+    Method(kind='peer', name='dpo', flags=(), beta=0.5)
+    >>> parse_method("lipo-beta1-sft0.5")
+    Method(kind='loss', name='lipo', flags=('--sft-weight', '0.5'), beta=1.0)
     >>> parse_method("simpo-sft") == METHODS["simpo-sft"] and parse_method("trl-dpo").kind == "peer"
     True
     >>> parse_method("trl-dpo-sft0.3")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: no method trl-dpo-sft0.3: give one of rrhf, pro, ..., or LOSS-sftW for an rrhf loss with --sft-weight W
+    ValueError: no method trl-dpo-sft0.3: give one of rrhf, pro, ..., with -betaB and (rrhf's losses) -sftW
+    >>> parse_method("pro-beta1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: no method pro-beta1: --loss pro has no beta
     """
-    if name in METHODS:
-        return METHODS[name]
-    loss, _, weight = name.rpartition("-sft")
-    if loss in METHODS and METHODS[loss].kind == "loss" and not METHODS[loss].flags:
-        try:
-            if float(weight) >= 0:
-                return Method("loss", loss, ("--sft-weight", weight))
-        except ValueError:
-            pass
-    raise ValueError(f"no method {name}: give one of {', '.join(METHODS)}, or LOSS-sftW for an rrhf loss with "
-                     "--sft-weight W")
+    variant = VARIANT.fullmatch(name)
+    assert variant is not None  # the base alone always matches
+    method = METHODS.get(variant["base"])
+    if method is None or (variant["sft"] is not None and (method.kind != "loss" or method.flags)):
+        raise ValueError(f"no method {name}: give one of {', '.join(METHODS)}, with -betaB and (rrhf's losses) "
+                         "-sftW")
+    if variant["beta"] is not None and method.kind == "loss" and DEFAULTS[method.name].beta is None:
+        raise ValueError(f"no method {name}: --loss {method.name} has no beta")
+    flags = ("--sft-weight", variant["sft"]) if variant["sft"] is not None else method.flags
+    return replace(method, flags=flags, beta=float(variant["beta"]) if variant["beta"] is not None else None)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -130,7 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=Path("out/bench-efficacy"))
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, of: " + ", ".join(TASKS))
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of: " + ", ".join(METHODS)
-                        + ", or LOSS-sftW (rrhf's LOSS with --sft-weight W, e.g. simpo-sft0.3)")
+                        + "; each may end in -betaB (that beta) and, for rrhf's losses, -sftW (--sft-weight W), "
+                        "e.g. trl-dpo-beta0.5, simpo-sft0.3")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
@@ -195,7 +208,8 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
     for method in methods:
         how = parse_method(method)
         for seed in seeds:
-            budget = Budget(batch=4, steps=steps, lr=LR, scheduler=SCHEDULER, max_length=MAX_LENGTH, seed=seed)
+            budget = Budget(batch=4, steps=steps, lr=LR, scheduler=SCHEDULER, max_length=MAX_LENGTH, seed=seed,
+                            beta=how.beta)
             out = folder / f"{method}-seed{seed}"
             trained = out / "trained.json"  # the training's own figures, written once it finished
             done = args.reuse and (trained.is_file() or (out / "eval" / "report.json").is_file())
@@ -287,19 +301,27 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
             "runs": [{k: v for k, v in run.items() if k != "per_prompt"} for run in mine],
         }
     ours = {m: per_method[m] for m in per_method if parse_method(m).kind == "loss"}
+    perplexities = {m: methods[m]["reference_perplexity"] for m in methods}
     # The target holds the leader to reference perplexity within +10% of the initial model's: a loss that buys its
-    # reward with more drift is not the one to recommend, so the leader within that bound is reported too.
-    bounded = within_drift({m: methods[m]["reference_perplexity"] for m in ours}, base["reference_perplexity"],
-                           DRIFT_BOUND)
-    leader, bounded_leader = best(ours), best({m: ours[m] for m in bounded})
-
+    # reward with more drift is not the one to recommend, so the leader within that bound is reported too. A peer
+    # at its default may drift past the bound as well (TRL DPO does on positivity), so each TRL trainer's best run
+    # within it (its beta set to stay inside) is what that leader is also held against.
+    leader = best(ours)
+    bounded_leader = best_within_drift(ours, perplexities, base["reference_perplexity"], DRIFT_BOUND)
+    trainers: dict[str, dict[str, PerPrompt]] = {}  # TRL trainer -> its runs, at each beta tried
+    for m in per_method:
+        if parse_method(m).kind == "peer":
+            trainers.setdefault(parse_method(m).name, {})[m] = per_method[m]
+    peer_leaders = {trainer: within for trainer, theirs in sorted(trainers.items())
+                    if (within := best_within_drift(theirs, perplexities, base["reference_perplexity"], DRIFT_BOUND))}
     for method in ours:
         methods[method]["versus_peers"] = {peer: vars(paired(per_method[method], per_method[peer]))
                                            for peer in per_method if parse_method(peer).kind == "peer"}
     return {"training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
                         "words": base["words"]},
-            "methods": methods, "best_rrhf_loss": leader, "best_within_drift": bounded_leader}
+            "methods": methods, "best_rrhf_loss": leader, "best_within_drift": bounded_leader,
+            "peers_within_drift": peer_leaders}
 
 
 def _print_table(name: str, task: dict[str, Any]) -> None:
@@ -334,12 +356,17 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
     if len(ours) > 1:  # the leader is picked on the very prompts it is then compared on
         console.print(f"{name}: the best of {len(ours)} rrhf losses, picked on these prompts: a selection, so 2 s.e. "
                       "is a lower bar than it is for one loss chosen beforehand")
-    for key, what in (("best_rrhf_loss", "best rrhf loss"),
-                      ("best_within_drift", f"best within +{DRIFT_BOUND:.0%} reference perplexity")):
-        leader = task[key]
-        for peer, diff in (task["methods"][leader]["versus_peers"] if leader else {}).items():
-            verdict = "ahead by more than 2 s.e." if Paired(**diff).ahead else "not ahead by 2 s.e."
-            console.print(f"{name}: {what} ({leader}) - {peer}: {Paired(**diff)} ({verdict})")
+    lines = [(f"{what} ({task[key]})", task[key], peer)
+             for key, what in (("best_rrhf_loss", "best rrhf loss"),
+                               ("best_within_drift", f"best within +{DRIFT_BOUND:.0%} reference perplexity"))
+             for peer in (task["methods"][task[key]]["versus_peers"] if task[key] else {})]
+    # The same bound on both sides: each TRL trainer's best run within it (a peer at its default may drift past it).
+    lines += [(f"both within +{DRIFT_BOUND:.0%}: {task['best_within_drift']}", task["best_within_drift"], peer)
+              for peer in task.get("peers_within_drift", {}).values() if task["best_within_drift"]]
+    for what, loss, peer in lines:
+        diff = Paired(**task["methods"][loss]["versus_peers"][peer])
+        verdict = "ahead by more than 2 s.e." if diff.ahead else "not ahead by 2 s.e."
+        console.print(f"{name}: {what} - {peer}: {diff} ({verdict})")
 
 
 if __name__ == "__main__":

@@ -71,3 +71,16 @@ def within_drift(perplexities: Mapping[str, float], initial: float, bound: float
     ['a', 'c']
     """
     return [name for name, perplexity in perplexities.items() if perplexity <= (1 + bound) * initial]
+
+
+def best_within_drift(methods: Mapping[str, PerPrompt], perplexities: Mapping[str, float], initial: float,
+                      bound: float) -> str | None:
+    """The method with the highest mean reward among those within the drift bound; None where none is.
+
+    >>> runs = {"a": {"x": 0.9}, "b": {"x": 0.7}, "c": {"x": 0.6}}
+    >>> best_within_drift(runs, {"a": 12.0, "b": 10.5, "c": 9.0}, initial=10.0, bound=0.10)
+    'b'
+    >>> best_within_drift(runs, {"a": 12.0, "b": 11.5, "c": 11.2}, initial=10.0, bound=0.10) is None
+    True
+    """
+    return best({m: methods[m] for m in within_drift({m: perplexities[m] for m in methods}, initial, bound)})

@@ -43,6 +43,7 @@ class Budget:
     max_length: int = 512
     seed: int = 0
     gradient_checkpointing: bool | None = None  # None: each trainer's default (on in TRL and in rrhf)
+    beta: float | None = None  # None: each trainer's default (its paper's)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def train_rrhf(data: Path, model: Path, out: Path, budget: Budget, *flags: str) 
                "--force", *flags]
     if budget.gradient_checkpointing is not None:
         command.append(f"--{'' if budget.gradient_checkpointing else 'no-'}gradient-checkpointing")
+    if budget.beta is not None:
+        command += ["--beta", str(budget.beta)]
     stderr, peak, lines, samples = _run(command)
     match = re.search(r"train: (\d+) steps in ([\d.]+) s", stderr)
     if match is None:
@@ -176,6 +179,8 @@ def _train_trl(peer: str, data: Path, model_dir: Path, out: Path, budget: Budget
     )
     if budget.gradient_checkpointing is not None:
         common["gradient_checkpointing"] = budget.gradient_checkpointing
+    if budget.beta is not None:
+        common["beta"] = budget.beta
     if peer == "dpo":
         from trl import DPOConfig, DPOTrainer
 
