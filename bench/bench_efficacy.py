@@ -236,7 +236,9 @@ def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
               reuse: bool = False) -> tuple[Path, Path, int]:
     """Sample and score the training prompts with the initial model, keep its log-prob of each answer as the
     reference, and rank two ways: the listwise file and the best-worst pairs. Returns both and the prompt count."""
-    if reuse and (folder / "pairs.jsonl.meta.json").is_file():
+    # A round is reused only where it sampled these prompts: an edited prompt file is sampled anew.
+    if reuse and (folder / "pairs.jsonl.meta.json").is_file() and _inputs_sha(folder / "samples.jsonl") == \
+            file_sha256(task.prompts):
         kept = json.loads((folder / "pairs.jsonl.meta.json").read_text())["counts"]["prompts_kept"]
         return folder / "ranked.jsonl", folder / "pairs.jsonl", kept
     sample = SampleConfig(model=str(initial), engine=engine, k=K, max_new_tokens=task.max_new_tokens,
@@ -258,7 +260,9 @@ def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
 def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int, reuse: bool = False) -> dict[str, Any]:
     """`rrhf eval` of one model on the held-out prompts: its per-prompt rewards, mean answer length (words) and
     the perplexity of the reference answers."""
-    if reuse and (folder / "report.json").is_file() and _answered(folder) == file_sha256(task.heldout):
+    # Answers are reused only for the same held-out prompts: an edited held-out file is answered anew.
+    if reuse and (folder / "report.json").is_file() and _inputs_sha(folder / "samples-model.jsonl") == \
+            file_sha256(task.heldout):
         return _figures(EvalReport.model_validate_json((folder / "report.json").read_text()), folder)
     config = EvalConfig(
         model=str(model),
@@ -269,10 +273,9 @@ def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int, reuse: 
     return _figures(run_eval(str(task.heldout), folder, config, force=True), folder)
 
 
-def _answered(folder: Path) -> str | None:
-    """The content hash of the held-out file an evaluation in `folder` answered: its answers are reused only for
-    the same prompts, so an edited held-out file is answered anew."""
-    meta = read_meta(folder / "samples-model.jsonl")
+def _inputs_sha(artifact: Path) -> str | None:
+    """The content hash of the prompts `artifact` was sampled from (its meta's first input), None if unknown."""
+    meta = read_meta(artifact)
     return meta.inputs[0].sha256 if meta is not None and meta.inputs else None
 
 
