@@ -28,9 +28,19 @@ K = 4
 STEP_TOKENS = 4096  # vLLM's CPU default for a step's token budget (offline LLM)
 FLAGS = ["--engine", "vllm", "-k", str(K), "--seed", "0", "--temperature", "0.9", "--max-new-tokens", "16",
          "--max-model-len", "256", "--gpu-memory-utilization", "0.3", "--batch-size", "16"]  # fmt: skip
+
+
+def _overridden(flags: list[str], **values: object) -> list[str]:
+    """`flags` with the value of each `--name` in `values` replaced (rather than the option given twice)."""
+    out = list(flags)
+    for name, value in values.items():
+        out[out.index(f"--{name.replace('_', '-')}") + 1] = str(value)
+    return out
+
+
 # A run whose engine is killed must still be sampling when its first batch is journaled and the test gets to the
 # kill, on a busy machine too: with FLAGS all 64 prompts take about a second, less than a starved test may need.
-KILLED_FLAGS = [*FLAGS, "--max-new-tokens", "128", "--batch-size", "8"]
+KILLED_FLAGS = _overridden(FLAGS, max_new_tokens=128, batch_size=8)
 
 
 def _prompts(n: int = 64) -> list[dict]:
