@@ -101,7 +101,9 @@ K, TEMPERATURE = 4, 0.8
 LR, SCHEDULER, MAX_LENGTH = 2e-5, "constant", 512
 EVAL_SEED = 1000
 DRIFT_BOUND = 0.10  # the target's: reference perplexity within +10% of the initial model's
-VARIANT = re.compile(r"(?P<base>.+?)(?:-beta(?P<beta>\d+(?:\.\d+)?))?(?:-sft(?P<sft>\d+(?:\.\d+)?))?")
+NUMBER = r"\d+(?:\.\d+)?"
+VARIANT = re.compile(rf"(?P<base>.+?)(?:-beta(?P<beta>{NUMBER}))?(?:-sft(?P<sft>{NUMBER}))?"
+                     rf"(?:-anchor(?P<anchor>{NUMBER}))?")
 
 
 def parse_method(name: str) -> Method:
@@ -127,12 +129,14 @@ def parse_method(name: str) -> Method:
     variant = VARIANT.fullmatch(name)
     assert variant is not None  # the base alone always matches
     method = METHODS.get(variant["base"])
-    if method is None or (variant["sft"] is not None and (method.kind != "loss" or method.flags)):
+    ours = variant["sft"] is not None or variant["anchor"] is not None  # rrhf train's own options
+    if method is None or (ours and (method.kind != "loss" or method.flags)):
         raise ValueError(f"no method {name}: give one of {', '.join(METHODS)}, with -betaB and (rrhf's losses) "
                          "-sftW")
     if variant["beta"] is not None and method.kind == "loss" and DEFAULTS[method.name].beta is None:
         raise ValueError(f"no method {name}: --loss {method.name} has no beta")
     flags = ("--sft-weight", variant["sft"]) if variant["sft"] is not None else method.flags
+    flags += ("--anchor-weight", variant["anchor"]) if variant["anchor"] is not None else ()
     return replace(method, flags=flags, beta=float(variant["beta"]) if variant["beta"] is not None else None)
 
 

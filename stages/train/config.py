@@ -39,6 +39,10 @@ class TrainConfig(BaseModel):
         None, ge=0, description="Weight of the SFT loss on the best response; 0 is pure ranking (default: the "
         "loss's, see --loss; pro scales it by (k - 1)^2 per query as its authors do)."
     )
+    anchor_weight: float = setting(
+        0.0, ge=0, description="Weight of the NLL of every response of a query (their mean): on samples of the "
+        "starting model, its forward KL up to a constant, which holds the model near it (any loss)."
+    )
     length_penalty: float = setting(1.0, ge=0, description="alpha in p = logp / |y|^alpha.")
     rank_loss: Literal["hinge", "logistic"] = setting("hinge", description="hinge (the paper) or logistic.")
     margin: float = setting(0.0, description="Margin inside the ranking loss.")
@@ -192,6 +196,7 @@ class TrainConfig(BaseModel):
         return LossSettings(
             rank_weight=self.rank_weight,
             sft_weight=self.sft_weight if self.sft_weight is not None else 1.0,
+            anchor_weight=self.anchor_weight,
             length_penalty=self.length_penalty,
             rank_loss=self.rank_loss,
             margin=self.margin,

@@ -122,9 +122,22 @@ def test_simpo_and_its_sft():
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
+def test_the_anchor_adds_the_mean_nll_of_every_response(name):
+    """Per-token NLL of the three responses -logp / |y| = [1, 4, 3], their mean 8/3; summed NLL [3, 8, 3], mean
+    14/3. anchor-weight 0.5 adds half of either to any loss, whatever its own terms."""
+    settings = LossSettings(beta=0.7, gamma=0.3, sft_weight=0.2)
+    plain = LOSSES[name](ONE, settings).loss.item()
+    anchored = LOSSES[name](ONE, replace(settings, anchor_weight=0.5)).loss.item()
+    assert anchored == pytest.approx(plain + 0.5 * 8 / 3, rel=1e-6)
+    summed = replace(settings, sft_reduction="sum")
+    anchored = LOSSES[name](ONE, replace(summed, anchor_weight=0.5)).loss.item()
+    assert anchored == pytest.approx(LOSSES[name](ONE, summed).loss.item() + 0.5 * 14 / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
 def test_two_queries_are_the_mean_of_each_alone(name):
     """k differs per query (3 and 2); nothing crosses queries: the batch loss is the mean of the two alone."""
-    settings = LossSettings(beta=0.7, gamma=0.3, sft_weight=0.2)
+    settings = LossSettings(beta=0.7, gamma=0.3, sft_weight=0.2, anchor_weight=0.1)
     loss = LOSSES[name]
     logp_b, lengths_b, rewards_b, ref_b = (torch.tensor([-2.0, -1.0]), torch.tensor([2, 4]), torch.tensor([0.0, 0.5]),
                                            torch.tensor([-1.5, -1.5]))

@@ -34,7 +34,7 @@ def model(tiny_models):
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_packed_and_unpacked_give_the_same_loss_and_gradients(model, name):
-    settings = LossSettings(beta=0.5, gamma=0.5, sft_weight=0.3)
+    settings = LossSettings(beta=0.5, gamma=0.5, sft_weight=0.3, anchor_weight=0.2)
     results = {}
     for packed in (False, True):
         model.zero_grad()

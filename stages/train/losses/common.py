@@ -19,6 +19,7 @@ class LossSettings:
 
     rank_weight: float = 1.0
     sft_weight: float = 1.0
+    anchor_weight: float = 0.0  # NLL of every response, averaged per query
     length_penalty: float = 1.0  # alpha in p_i = logp_i / |y_i|^alpha (rrhf)
     rank_loss: Literal["hinge", "logistic"] = "hinge"  # rrhf
     margin: float = 0.0  # rrhf
@@ -123,6 +124,18 @@ def sft_on_best(
     return nll / lengths[best] if reduction == "mean" else nll
 
 
+def anchor(logp_sum: torch.Tensor, lengths: torch.Tensor, query: torch.Tensor,
+           reduction: Literal["mean", "sum"]) -> torch.Tensor:
+    """(R,) per query slot: the mean over its responses of each one's NLL (per token, or summed).
+
+    On responses sampled from the starting model this is its forward KL to the model being trained, up to a
+    constant: it holds the level of every response's log-prob where the ranking part moves only their differences.
+    """
+    nll = -logp_sum / lengths if reduction == "mean" else -logp_sum
+    counts = per_query_sum(torch.ones_like(nll), query)
+    return per_query_sum(nll, query) / counts.clamp(min=1)
+
+
 def assemble(
     rank_per_query: torch.Tensor,
     batch: LossBatch,
@@ -132,7 +145,8 @@ def assemble(
     sft_scale: torch.Tensor | None = None,
 ) -> LossParts:
     """The LossParts of a batch, averaged over its queries: rank_weight x the preference part (per query slot)
-    plus sft_weight (times `sft_scale` per slot, where given) x the NLL on each query's best; `score` (R,) is the
+    plus sft_weight (times `sft_scale` per slot, where given) x the NLL on each query's best, plus anchor_weight x
+    the `anchor` of each query; `score` (R,) is the
     loss's own score of each response, which the logged accuracy and best/worst figures read."""
     present = present_queries(batch.query)
     best = first_argmax_per_query(batch.rewards, batch.query)
@@ -140,6 +154,9 @@ def assemble(
     sft_per_query = sft_on_best(batch.logp_sum, batch.lengths, best, settings.sft_reduction)
     sft_weight = settings.sft_weight if sft_scale is None else settings.sft_weight * sft_scale
     per_query = settings.rank_weight * rank_per_query + sft_weight * sft_per_query
+    if settings.anchor_weight:
+        per_query = per_query + settings.anchor_weight * anchor(batch.logp_sum, batch.lengths, batch.query,
+                                                                settings.sft_reduction)
     n_queries = present.sum()
 
     def mean(values: torch.Tensor) -> torch.Tensor:
