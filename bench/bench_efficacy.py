@@ -108,20 +108,20 @@ VARIANT = re.compile(rf"(?P<base>.+?)(?:-beta(?P<beta>{NUMBER}))?(?:-sft(?P<sft>
 
 def parse_method(name: str) -> Method:
     """The method `name` names: one of METHODS, optionally with -betaB (that beta: DPO's, and the knob on drift
-    each paper gives) then, for an rrhf loss, -sftW (`--sft-weight W`), to measure points on the reward-drift
-    frontier.
+    each paper gives) then, for an rrhf loss, -sftW (`--sft-weight W`) and -anchorA (`--anchor-weight A`), to
+    measure points on the reward-drift frontier.
 
     >>> parse_method("simpo-sft0.3")
     Method(kind='loss', name='simpo', flags=('--sft-weight', '0.3'), beta=None)
     >>> parse_method("trl-dpo-beta0.5")
     Method(kind='peer', name='dpo', flags=(), beta=0.5)
-    >>> parse_method("lipo-beta1-sft0.5")
-    Method(kind='loss', name='lipo', flags=('--sft-weight', '0.5'), beta=1.0)
+    >>> parse_method("lipo-beta1-sft0.5-anchor0.3")
+    Method(kind='loss', name='lipo', flags=('--sft-weight', '0.5', '--anchor-weight', '0.3'), beta=1.0)
     >>> parse_method("simpo-sft") == METHODS["simpo-sft"] and parse_method("trl-dpo").kind == "peer"
     True
     >>> parse_method("trl-dpo-sft0.3")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: no method trl-dpo-sft0.3: give one of rrhf, pro, ..., with -betaB and (rrhf's losses) -sftW
+    ValueError: no method trl-dpo-sft0.3: give one of rrhf, pro, ..., with -betaB and (rrhf's losses) -sftW, -anchorA
     >>> parse_method("pro-beta1")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ValueError: no method pro-beta1: --loss pro has no beta
@@ -132,7 +132,7 @@ def parse_method(name: str) -> Method:
     ours = variant["sft"] is not None or variant["anchor"] is not None  # rrhf train's own options
     if method is None or (ours and (method.kind != "loss" or method.flags)):
         raise ValueError(f"no method {name}: give one of {', '.join(METHODS)}, with -betaB and (rrhf's losses) "
-                         "-sftW")
+                         "-sftW, -anchorA")
     if variant["beta"] is not None and method.kind == "loss" and DEFAULTS[method.name].beta is None:
         raise ValueError(f"no method {name}: --loss {method.name} has no beta")
     flags = ("--sft-weight", variant["sft"]) if variant["sft"] is not None else method.flags
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=Path("out/bench-efficacy"))
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, of: " + ", ".join(TASKS))
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of: " + ", ".join(METHODS)
-                        + "; each may end in -betaB (that beta) and, for rrhf's losses, -sftW (--sft-weight W), "
-                        "e.g. trl-dpo-beta0.5, simpo-sft0.3")
+                        + "; each may end in -betaB (that beta) and, for rrhf's losses, -sftW (--sft-weight W) "
+                        "and -anchorA (--anchor-weight A), e.g. trl-dpo-beta0.5, simpo-sft0.3, simpo-anchor0.3")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
