@@ -116,12 +116,16 @@ def first_argmax_per_query(rewards: torch.Tensor, query: torch.Tensor) -> torch.
     return first.scatter_reduce(0, query[is_top], index[is_top], reduce="amin", include_self=False)
 
 
+def response_nll(logp_sum: torch.Tensor, lengths: torch.Tensor, reduction: Literal["mean", "sum"]) -> torch.Tensor:
+    """(R,) each response's NLL, per token (mean) or summed."""
+    return -logp_sum / lengths if reduction == "mean" else -logp_sum
+
+
 def sft_on_best(
     logp_sum: torch.Tensor, lengths: torch.Tensor, best: torch.Tensor, reduction: Literal["mean", "sum"]
 ) -> torch.Tensor:
     """(R,) per query slot: the NLL of its best response, per token (mean) or summed."""
-    nll = -logp_sum[best]
-    return nll / lengths[best] if reduction == "mean" else nll
+    return response_nll(logp_sum[best], lengths[best], reduction)
 
 
 def anchor(logp_sum: torch.Tensor, lengths: torch.Tensor, query: torch.Tensor,
@@ -131,7 +135,7 @@ def anchor(logp_sum: torch.Tensor, lengths: torch.Tensor, query: torch.Tensor,
     On responses sampled from the starting model this is its forward KL to the model being trained, up to a
     constant: it holds the level of every response's log-prob where the ranking part moves only their differences.
     """
-    nll = -logp_sum / lengths if reduction == "mean" else -logp_sum
+    nll = response_nll(logp_sum, lengths, reduction)
     counts = per_query_sum(torch.ones_like(nll), query)
     return per_query_sum(nll, query) / counts.clamp(min=1)
 
@@ -146,8 +150,8 @@ def assemble(
 ) -> LossParts:
     """The LossParts of a batch, averaged over its queries: rank_weight x the preference part (per query slot)
     plus sft_weight (times `sft_scale` per slot, where given) x the NLL on each query's best, plus anchor_weight x
-    the `anchor` of each query; `score` (R,) is the
-    loss's own score of each response, which the logged accuracy and best/worst figures read."""
+    the `anchor` of each query; `score` (R,) is the loss's own score of each response, which the logged accuracy
+    and best/worst figures read."""
     present = present_queries(batch.query)
     best = first_argmax_per_query(batch.rewards, batch.query)
     worst = first_argmax_per_query(-batch.rewards, batch.query)
