@@ -96,6 +96,7 @@ class FaultProxy(_LoopbackServer):
         self.lock = threading.Lock()
         self.requests: list[dict] = []  # one per request: time, path, body, action, authorization
         self.delivered = 0  # choices that reached the client
+        self.finish_reasons: list[str | None] = []  # theirs, as the server gave them
         self.in_flight = self.max_in_flight = 0  # requests the proxy holds at once, and the most it held
         super().__init__()
         self.url += "/v1"
@@ -146,6 +147,7 @@ class FaultProxy(_LoopbackServer):
                 if status == 200:
                     with proxy.lock:
                         proxy.delivered += len(payload["choices"])
+                        proxy.finish_reasons += [choice.get("finish_reason") for choice in payload["choices"]]
                 return self._reply(status, payload)
 
             def _forward(self, body):

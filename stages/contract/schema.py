@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
 
@@ -58,6 +58,14 @@ class Response(_Open):
     source: str = "input"
     score: Score | None = None
     scores: dict[str, Score] | None = None
+    # OpenAI's and vLLM's field: "length" when the token limit cut the text, so it is not an ended answer.
+    finish_reason: Literal["stop", "length"] | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the response is a whole answer, so a model reading it sees an end token after it: unless the
+        sampler's token limit cut it (`finish_reason` "length"); a response of unknown origin counts as ended."""
+        return self.finish_reason != "length"
 
 
 class Record(_Open):

@@ -1,4 +1,5 @@
-"""The log-probability of responses under a causal LM: summed over each response's tokens and its EOS.
+"""The log-probability of responses under a causal LM: summed over each response's tokens and its EOS (none
+after a response the sampler's token limit cut).
 
 What the logprob scorer grades with (an RRHF-trained model is also a reward model) and what evaluation
 measures reference perplexity with; the tokenisation, packing and lean head are the training loss's own.
@@ -39,9 +40,9 @@ class PolicyLogprobs:
         return response_logprobs(self.model, batch, self.head)
 
     def sums(self, records: Sequence[Record]) -> tuple[list[list[float]], list[list[int]]]:
-        """Per response: the summed log-prob of its tokens and EOS, and how many tokens that is."""
+        """Per response: the summed log-prob of its tokens and EOS (where it ended), and how many tokens that is."""
         queries = [
-            policy_query(self.tokenizer, r.prompt, [x.text for x in r.responses], self.max_length)[0] for r in records
+            policy_query(self.tokenizer, r.prompt, r.responses, self.max_length)[0] for r in records
         ]
         if self.packed is None:
             probe = on_device(self._forward, self.device)

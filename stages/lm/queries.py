@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.contract.errors import UsageError
-from stages.contract.schema import Prompt
+from stages.contract.schema import Prompt, Response
 from stages.lm.prompts import render_ids
 
 
@@ -31,14 +31,23 @@ class Query:
         return [(j, i) for i, low in enumerate(rewards) for j, high in enumerate(rewards) if low < high]
 
 
-def policy_query(tokenizer: Any, prompt: Prompt, texts: Sequence[str], max_length: int) -> tuple[Query, bool, int]:
+def policy_query(tokenizer: Any, prompt: Prompt, responses: Sequence[Response],
+                 max_length: int) -> tuple[Query, bool, int]:
     """A prompt and responses as a policy reads them: the prompt exactly as the sample stage fed it, each
-    response followed by EOS. Returns the query, whether the prompt was cut and how many responses were."""
-    if tokenizer.eos_token_id is None:
+    response as `response_ids` gives it. Returns the query, whether the prompt was cut and how many responses were."""
+    ids = response_ids(tokenizer, [r.text for r in responses], [r.ended for r in responses])
+    prompt_ids, ids, (prompt_cut, responses_cut) = fit(render_ids(tokenizer, prompt), ids, max_length)
+    return Query(prompt=prompt_ids, responses=ids), prompt_cut, responses_cut
+
+
+def response_ids(tokenizer: Any, texts: Sequence[str], ended: Sequence[bool]) -> list[list[int]]:
+    """Each response's token ids, then EOS where it `ended`: a response the sampler's token limit cut has no end
+    to read or to learn, so it stops at its last token (an empty one keeps EOS, so it has a token)."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
         raise UsageError(f"{tokenizer.name_or_path}: the tokenizer has no EOS token, which ends every response")
-    responses = [tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for text in texts]
-    prompt_ids, responses, (prompt_cut, responses_cut) = fit(render_ids(tokenizer, prompt), responses, max_length)
-    return Query(prompt=prompt_ids, responses=responses), prompt_cut, responses_cut
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+    return [[*ids, eos] if done or not ids else list(ids) for ids, done in zip(encoded, ended, strict=True)]
 
 
 def fit(

@@ -8,6 +8,7 @@ from typing import Protocol
 from stages.contract.schema import Prompt
 from stages.runtime.runs import Failure
 from stages.sample.config import SampleConfig
+from stages.sample.decoding import Completion
 from stages.sample.registry import SAMPLERS
 
 
@@ -20,8 +21,8 @@ class SampleRequest:
     seed: int
 
 
-SampleResult = list[str] | Failure
-"""What a backend made of one request: exactly k texts, or why the prompt failed."""
+SampleResult = list[Completion] | Failure
+"""What a backend made of one request: exactly k responses, or why the prompt failed."""
 
 
 class Sampler(Protocol):

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated response: its text and why generation stopped ("length": the token limit cut it)."""
+
+    text: str
+    finish_reason: Literal["stop", "length"] = "stop"
 
 
 def trim_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -12,11 +21,15 @@ def trim_at_stop(text: str, stops: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
-def decode_response(tokenizer: Any, tokens: Sequence[int], eos: Collection[int], stops: Sequence[str]) -> str:
-    """Response text from generated ids: up to the first end-of-response token, special tokens dropped, cut
-    at a stop string."""
-    end = next((i for i, t in enumerate(tokens) if t in eos), len(tokens))
-    return trim_at_stop(tokenizer.decode(list(tokens[:end]), skip_special_tokens=True), stops)
+def decode_response(tokenizer: Any, tokens: Sequence[int], eos: Collection[int], stops: Sequence[str],
+                    limit: int) -> Completion:
+    """The response in generated ids: up to the first end-of-response token, special tokens dropped, cut at a
+    stop string; "length" where neither ended it and `limit` tokens were generated."""
+    end = next((i for i, t in enumerate(tokens) if t in eos), None)
+    text = tokenizer.decode(list(tokens[:end]), skip_special_tokens=True)
+    trimmed = trim_at_stop(text, stops)
+    cut = end is None and trimmed == text and len(tokens) >= limit
+    return Completion(trimmed, "length" if cut else "stop")
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -10,7 +10,7 @@ from stages.lm.loading import load_causal_lm, pad_id, pick_device, pick_dtype
 from stages.lm.prompts import render_tail, token_counts
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
-from stages.sample.decoding import decode_response, eos_ids
+from stages.sample.decoding import Completion, decode_response, eos_ids
 from stages.sample.diverse_beam import group_beam_search
 
 if TYPE_CHECKING:
@@ -70,9 +70,9 @@ class HfSampler:
         # top_k=0 switches off a top-k cut a model's generation config may carry, so --top-p means what it says.
         return kwargs | {"do_sample": True, "temperature": c.temperature, "top_p": c.top_p, "top_k": 0}
 
-    def decode(self, tokens: list[int]) -> str:
-        """Response text: up to the first end-of-response token, special tokens dropped, cut at a stop string."""
-        return decode_response(self.tokenizer, tokens, self.eos, self.config.stop)
+    def decode(self, tokens: list[int]) -> Completion:
+        """The response in generated ids, as `decode_response` reads them."""
+        return decode_response(self.tokenizer, tokens, self.eos, self.config.stop, self.config.max_new_tokens)
 
     def _diverse(self, input_ids: torch.Tensor, mask: torch.Tensor) -> list[list[list[int]]]:
         c = self.config

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from stages.contract.ids import derive_seed
@@ -17,7 +18,7 @@ from stages.lm.prompts import as_messages
 from stages.runtime.runs import Failure
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
-from stages.sample.decoding import trim_at_stop
+from stages.sample.decoding import Completion, trim_at_stop
 
 
 class OpenAISampler:
@@ -49,7 +50,7 @@ class OpenAISampler:
 
     async def _answer(self, client: Any, slots: asyncio.Semaphore, request: SampleRequest) -> SampleResult:
         k = self.config.k
-        texts: list[str] = []
+        texts: list[Completion] = []
         rng = random.Random(request.seed)
         calls = 0
         try:
@@ -59,7 +60,7 @@ class OpenAISampler:
                 # would otherwise return the same text every time.
                 seed = derive_seed(request.seed, calls)
 
-                async def once(need: int = need, seed: int = seed) -> list[str]:
+                async def once(need: int = need, seed: int = seed) -> list[Completion]:
                     async with slots:
                         return await self._request(client, request.prompt, need, seed)
 
@@ -72,7 +73,7 @@ class OpenAISampler:
             return Failure(error=str(err))
         return texts
 
-    async def _request(self, client: Any, prompt: Prompt, n: int, seed: int) -> list[str]:
+    async def _request(self, client: Any, prompt: Prompt, n: int, seed: int) -> list[Completion]:
         c = self.config
         params: dict[str, Any] = {
             "model": c.model,
@@ -87,10 +88,15 @@ class OpenAISampler:
         if c.endpoint == "chat" or (c.endpoint == "auto" and isinstance(prompt, list)):
             response = await client.chat.completions.create(messages=as_messages(prompt, all_fields=False), **params)
             choices = sorted(response.choices, key=lambda choice: choice.index or 0)
-            return [trim_at_stop(choice.message.content or "", c.stop) for choice in choices]
+            return [_completion(choice.message.content, choice.finish_reason, c.stop) for choice in choices]
         response = await client.completions.create(prompt=prompt, **params)
         choices = sorted(response.choices, key=lambda choice: choice.index or 0)
-        return [trim_at_stop(choice.text or "", c.stop) for choice in choices]
+        return [_completion(choice.text, choice.finish_reason, c.stop) for choice in choices]
 
     def close(self) -> None:
         """Nothing held between batches."""
+
+
+def _completion(text: str | None, finish_reason: str | None, stops: Sequence[str]) -> Completion:
+    # Only "length" says the token limit cut the text; "stop", and a reason this contract has no word for, do not.
+    return Completion(trim_at_stop(text or "", stops), "length" if finish_reason == "length" else "stop")

@@ -165,7 +165,7 @@ def _work(sampler: Sampler, config: SampleConfig) -> Work:
                 outcome.failures.append(result.at(record.id))
                 outcome.unfinished.append(record)  # with the input's responses alone, for --allow-failures
             else:
-                sampled = [Response(text=t, source=source) for t in result]
+                sampled = [Response(text=c.text, source=source, finish_reason=c.finish_reason) for c in result]
                 outcome.finished.append(record.model_copy(update={"responses": record.responses + sampled}))
         return outcome
 

@@ -21,7 +21,7 @@ from stages.lm.prompts import as_plain, render_tail, token_counts
 from stages.runtime.runs import Failure
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
-from stages.sample.decoding import decode_response
+from stages.sample.decoding import Completion, decode_response
 
 
 class VllmSampler:
@@ -99,9 +99,9 @@ class VllmSampler:
         def call(items: list[int]) -> list[Any]:
             return method([group[j][1] for j in items], sampling_params=[params[j] for j in items], use_tqdm=False)
 
-        def read(output: Any) -> list[str]:
+        def read(output: Any) -> list[Completion]:
             # From the tokens, as the hf backend decodes: vLLM's own text holds back a character cut in two.
-            return [decode_response(self.tokenizer, c.token_ids, self.eos, self.config.stop) for c in output.outputs]
+            return [self._decode(c.token_ids) for c in output.outputs]
 
         return [self._result(output, read) for output in self.engine.run_each(call, len(group))]
 
@@ -131,16 +131,16 @@ class VllmSampler:
         def call(items: list[int]) -> list[Any]:
             return self.engine.llm.beam_search([{"prompt_token_ids": ids[j]} for j in items], params, use_tqdm=False)
 
-        def texts(prompt_ids: Sequence[int]) -> Callable[[Any], list[str]]:
+        def texts(prompt_ids: Sequence[int]) -> Callable[[Any], list[Completion]]:
             # A beam's tokens start with the prompt's; decode only what was generated.
-            return lambda output: [
-                decode_response(self.tokenizer, seq.tokens[len(prompt_ids) :], self.eos, self.config.stop)
-                for seq in output.sequences[:k]
-            ]
+            return lambda output: [self._decode(seq.tokens[len(prompt_ids) :]) for seq in output.sequences[:k]]
 
         return [self._result(out, texts(p)) for p, out in zip(ids, self.engine.run_each(call, len(ids)), strict=True)]
 
-    def _result(self, output: Any, read: Callable[[Any], list[str]]) -> SampleResult:
+    def _decode(self, tokens: Sequence[int]) -> Completion:
+        return decode_response(self.tokenizer, tokens, self.eos, self.config.stop, self.config.max_new_tokens)
+
+    def _result(self, output: Any, read: Callable[[Any], list[Completion]]) -> SampleResult:
         if isinstance(output, Failure):
             return output
         texts = read(output)

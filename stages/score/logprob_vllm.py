@@ -1,6 +1,6 @@
 """The logprob scorer on vLLM (`--scorer logprob --engine vllm`): each response's log-prob from vLLM's prompt
 logprobs, on the token ids the transformers engine scores (`policy_query`: the prompt as sample fed it, the
-response and its EOS, cut to `--max-length` alike), so a score means the same on either engine.
+response and its EOS where it ended, cut to `--max-length` alike), so a score means the same on either engine.
 
 vLLM reads no prefix cache for a request that asks for prompt logprobs (their count would fall short), so each
 response is encoded whole with its prompt and `--pack-prompt` has no effect here.
@@ -69,7 +69,7 @@ class VllmLogprobScorer:
 
     def score(self, records: Sequence[Record], locations: Sequence[Location]) -> list[list[float | Failure]]:
         """All responses of the batch in one engine call; a response vLLM refuses fails alone."""
-        queries = [policy_query(self.tokenizer, r.prompt, [x.text for x in r.responses], self.max_length)[0]
+        queries = [policy_query(self.tokenizer, r.prompt, r.responses, self.max_length)[0]
                    for r in records]
         sequences = [(q.prompt + response, len(q.prompt)) for q in queries for response in q.responses]
         outputs = self.engine.run_each(self._call(sequences), len(sequences))

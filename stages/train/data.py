@@ -31,6 +31,11 @@ class Candidates:
     rewards: list[float]
     pairs: list[tuple[int, int]] | None = None
     refs: list[float] | None = None  # each response's reference log-prob, where the loss reads one
+    ended: list[bool] | None = None  # whether each response ended (not cut by the sampler's limit); None: all did
+
+    def endings(self) -> list[bool]:
+        """Whether each response ended, so it is learned with its EOS."""
+        return self.ended if self.ended is not None else [True] * len(self.texts)
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,9 @@ def listwise_candidates(record: Record, where: Location, needs: DataNeeds = Data
     else:
         missing = scores.index(None)
         raise BadInput(where, f"'responses[{missing}]' has no score; run `rrhf score` on this file first")
-    return Candidates(record.prompt, [r.text for r in record.responses], rewards, pairs, refs)
+    ended = [r.ended for r in record.responses]
+    return Candidates(record.prompt, [r.text for r in record.responses], rewards, pairs, refs,
+                      None if all(ended) else ended)
 
 
 def reference_scores(record: Record, where: Location, name: str) -> list[float]:

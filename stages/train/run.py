@@ -50,6 +50,9 @@ def run_train(
         data, prepared_from = prepared_data(data_source, tokenizer, config.max_length, launch, config.data_needs(),
                                             sha256=run.sha256)
         counts = data.info.counts
+        if counts.responses_unended:
+            log.info("train: %d of %d responses were cut by the sampler's token limit (finish_reason \"length\"); "
+                     "they are learned without an end token", counts.responses_unended, counts.responses)
         if config.reference:  # --reference-model reads the very tokens trained
             _check_reference_cut(config.reference, config.max_length, Path(source),
                                  counts.prompts_truncated + counts.responses_truncated)
@@ -127,6 +130,7 @@ def run_train(
             "pairs": counts.pairs,
             "prompts_truncated": counts.prompts_truncated,
             "responses_truncated": counts.responses_truncated,
+            "responses_unended": counts.responses_unended,
         }, prepared_from)
         logged = read_metrics(run.metrics)
         last = logged[-1] if logged else {}

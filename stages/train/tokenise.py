@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from stages.contract.errors import RrhfError, UsageError
-from stages.lm.queries import Query, fit
+from stages.lm.queries import Query, fit, response_ids
 from stages.train.data import Candidates, PlainPrompt
 
 SCHEMA = pa.schema([
@@ -36,13 +36,15 @@ MAX_WORKERS = 8  # beyond this many, reading and validating the input is the bot
 @dataclass(frozen=True)
 class Counts:
     """What tokenising counted over queries: ranking pairs of one epoch, prompts and responses cut to fit the
-    length, and the tokens fed unpacked and packed (as `packing.token_counts` counts them)."""
+    length, responses the sampler's token limit cut (learned without EOS), and the tokens fed unpacked and packed
+    (as `packing.token_counts` counts them)."""
 
     queries: int = 0
     responses: int = 0
     pairs: int = 0
     prompts_truncated: int = 0
     responses_truncated: int = 0
+    responses_unended: int = 0
     tokens_unpacked: int = 0
     tokens_packed: int = 0
 
@@ -55,20 +57,20 @@ Tokenised = tuple[pa.RecordBatch, Counts]
 
 def tokenise(batch: Sequence[Candidates], tokenizer: Any, max_length: int) -> Tokenised:
     """A batch of queries as a record batch of SCHEMA, and its Counts. The prompt is what `render_ids` gives, each
-    response its ids then EOS, cut to fit as `fit` cuts them."""
+    response what `response_ids` gives, cut to fit as `fit` cuts them."""
     prompts = _prompt_ids(tokenizer, [c.prompt for c in batch])
-    texts = [text for candidate in batch for text in candidate.texts]
-    encoded = iter(tokenizer(texts, add_special_tokens=False)["input_ids"])
-    eos = tokenizer.eos_token_id
+    encoded = iter(response_ids(tokenizer, [text for candidate in batch for text in candidate.texts],
+                                [done for candidate in batch for done in candidate.endings()]))
     columns: dict[str, list] = {name: [] for name in SCHEMA.names}
     counts = Counts()
     for candidate, prompt in zip(batch, prompts, strict=True):
-        responses = [[*next(encoded), eos] for _ in candidate.texts]
+        responses = [next(encoded) for _ in candidate.texts]
         prompt, responses, (prompt_cut, responses_cut) = fit(prompt, responses, max_length)
         query = Query(prompt, responses, candidate.rewards, candidate.pairs, candidate.refs)
         response_tokens = sum(map(len, responses))
         counts += Counts(queries=1, responses=len(responses), pairs=len(query.ranking_pairs()),
                          prompts_truncated=int(prompt_cut), responses_truncated=responses_cut,
+                         responses_unended=candidate.endings().count(False),
                          tokens_unpacked=len(prompt) * len(responses) + response_tokens,
                          tokens_packed=len(prompt) + response_tokens)
         columns["prompt"].append(prompt)
@@ -143,7 +145,7 @@ def _work(batch: list[Candidates]) -> Tokenised:
 def _portable(candidate: Candidates) -> Candidates:
     # Plain data crosses to a worker faster than pydantic messages do, and renders the same.
     prompt = candidate.prompt if isinstance(candidate.prompt, str) else _messages(candidate.prompt)
-    return Candidates(prompt, candidate.texts, candidate.rewards, candidate.pairs, candidate.refs)
+    return replace(candidate, prompt=prompt)
 
 
 def _prompt_ids(tokenizer: Any, prompts: Sequence[Any]) -> list[list[int]]:

@@ -188,3 +188,21 @@ def test_shared_prompt_attention_refuses_what_it_does_not_reproduce():
     states = torch.zeros(1, 1, 3, 2)
     with pytest.raises(ValueError, match="sliding_window"):
         shared_prompt.shared_prompt_attention(torch.nn.Module(), states, states, states, {}, sliding_window=4)
+
+
+def test_a_response_the_token_limit_cut_is_read_without_an_end(tiny_models):
+    """One text twice, ended and cut (finish_reason "length"): the cut one's ids lack the EOS, so it counts one
+    token fewer and its summed log-prob lacks log p(EOS) < 0, so it is the higher."""
+    from stages.contract.schema import Record
+    from stages.lm.policy import PolicyLogprobs
+    from stages.lm.queries import response_ids
+
+    policy = PolicyLogprobs(str(tiny_models.policy), 64, 2)
+    ids = policy.tokenizer("so then we", add_special_tokens=False)["input_ids"]
+    eos = policy.tokenizer.eos_token_id
+    assert response_ids(policy.tokenizer, ["so then we"] * 2, [True, False]) == [[*ids, eos], ids]
+    record = Record(id="r", prompt="Go on:", responses=[{"text": "so then we"},
+                                                         {"text": "so then we", "finish_reason": "length"}])
+    (ended, cut), lengths = (values[0] for values in policy.sums([record]))
+    assert lengths == [len(ids) + 1, len(ids)]
+    assert cut > ended

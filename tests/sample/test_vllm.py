@@ -61,6 +61,9 @@ def test_greedy_vllm_answers_as_the_hf_backend_does(vllm_models, write_jsonl, tm
     on_hf = {row["id"]: [r["text"] for r in row["responses"]] for row in read_jsonl(tmp_path / "h.jsonl")}
     assert on_vllm == on_hf  # fp32 on both: every prompt of the fixture decodes to the same tokens
     assert all(texts[0] == texts[1] for texts in on_vllm.values())
+    ended = {name: [r["finish_reason"] for row in read_jsonl(tmp_path / f"{name}.jsonl") for r in row["responses"]]
+             for name in ("v", "h")}
+    assert ended["v"] == ended["h"] and "length" in ended["v"]  # 16 tokens cut some answers, alike on both
 
 
 @real_vllm

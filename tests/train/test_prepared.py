@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 
 from stages.contract.errors import BadInput, RrhfError
 from stages.contract.inputs import InputFile, load_records
-from stages.contract.schema import Message
+from stages.contract.schema import Message, Response
 from stages.lm.packing import token_counts
 from stages.lm.queries import Query, policy_query
 from stages.runtime.launch import Launch
@@ -47,7 +47,9 @@ app(args=sys.argv[1:], prog_name="rrhf")
 def _scored_rows() -> list[dict]:
     scores = [{"text": "hello there", "score": 1.0}, {"text": LONG, "score": 0.5}, {"text": "no", "score": 0.0}]
     return [
-        {"id": "a", "prompt": "Say hello.", "responses": scores},
+        # A response the sampler's token limit cut is learned without EOS.
+        {"id": "a", "prompt": "Say hello.",
+         "responses": [*scores, {"text": "hi", "score": 0.7, "finish_reason": "length"}]},
         {"id": "b", "prompt": LONG + " " + LONG, "responses": scores[:2]},  # a prompt cut on the left
         {"id": "c", "prompt": CHAT, "responses": scores, "pairs": [[2, 0]]},  # rank's pairs, not all of them
         {"id": "d", "prompt": "", "responses": [{"text": "x", "score": 1.0}, {"text": "x", "score": 1.0}]},
@@ -64,11 +66,14 @@ def _one_at_a_time(path: Path, tokenizer, max_length: int, workdir: Path) -> tup
         prompt = candidate.prompt
         if not isinstance(prompt, str):  # a grouped preference row's prompt is plain JSON
             prompt = [m if isinstance(m, Message) else Message.model_validate(m) for m in prompt]
-        query, prompt_cut, responses_cut = policy_query(tokenizer, prompt, candidate.texts, max_length)
+        responses = [Response(text=text, finish_reason=None if done else "length")
+                     for text, done in zip(candidate.texts, candidate.endings(), strict=True)]
+        query, prompt_cut, responses_cut = policy_query(tokenizer, prompt, responses, max_length)
         query.rewards, query.pairs = candidate.rewards, candidate.pairs
         counts["pairs"] += len(query.ranking_pairs())
         counts["prompts_truncated"] += int(prompt_cut)
         counts["responses_truncated"] += responses_cut
+        counts["responses_unended"] += candidate.endings().count(False)
         queries.append(query)
     return queries, counts
 
@@ -102,6 +107,8 @@ def test_prepared_queries_and_counts_equal_one_at_a_time(tiny_models, write_json
     loaded = load_records(path)
     expected, counts = _one_at_a_time(path, tokenizer, 48, tmp_path)
     assert counts["prompts_truncated"] and counts["responses_truncated"]  # the cuts are exercised
+    assert counts["responses_unended"] == sum(r.get("finish_reason") == "length" for row in rows
+                                              for r in row.get("responses", []))
 
     data, read = prepared_data(InputFile(path), tokenizer, 48, Launch())
     info = data.info.counts
@@ -250,8 +257,8 @@ def test_the_prepared_info_reads_back_as_written_and_a_stranger_reads_as_none(tm
     assert dataset.PreparedInfo.read(tmp_path) == info
     written = json.loads((tmp_path / dataset.INFO_FILE).read_text())
     assert written == {"layout": dataset.LAYOUT, "format": "rrhf", "records": 5, "queries": 5, "responses": 12,
-                       "pairs": 9, "prompts_truncated": 0, "responses_truncated": 0, "tokens_unpacked": 80,
-                       "tokens_packed": 50}  # flat, as earlier rrhf wrote it: their prepared folders are reused
+                       "pairs": 9, "prompts_truncated": 0, "responses_truncated": 0, "responses_unended": 0,
+                       "tokens_unpacked": 80, "tokens_packed": 50}
     for stranger in ({**written, "layout": dataset.LAYOUT + 1}, {**written, "pairs": "9"}, written | {"records": None},
                      {k: v for k, v in written.items() if k != "tokens_packed"}, [written]):
         (tmp_path / dataset.INFO_FILE).write_text(json.dumps(stranger))

@@ -1,0 +1,27 @@
+"""From generated ids to a response: its text and whether the token limit cut it."""
+
+import pytest
+from transformers import AutoTokenizer
+
+from stages.sample.decoding import Completion, decode_response
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_models):
+    return AutoTokenizer.from_pretrained(tiny_models.policy)
+
+
+def test_the_finish_reason_says_whether_an_end_or_the_limit_stopped_the_response(tokenizer):
+    """With a limit of 4: ids [a, b, EOS, c] end at EOS ("stop", text "ab"); [a, b, c, d] ran into the limit
+    ("length"); [a, b] stopped before it, so the engine ended them ("stop"); [a, b, c, d] whose text holds a
+    stop string end there ("stop")."""
+    a, b, c, d = (tokenizer(x, add_special_tokens=False)["input_ids"][0] for x in ("a", "b", "c", "d"))
+    eos = {tokenizer.eos_token_id}
+
+    def decode(ids, stops=()):
+        return decode_response(tokenizer, ids, eos, stops, limit=4)
+
+    assert decode([a, b, tokenizer.eos_token_id, c]) == Completion("ab", "stop")
+    assert decode([a, b, c, d]) == Completion("abcd", "length")
+    assert decode([a, b]) == Completion("ab", "stop")
+    assert decode([a, b, c, d], stops=["c"]) == Completion("ab", "stop")
