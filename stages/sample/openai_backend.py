@@ -50,12 +50,12 @@ class OpenAISampler:
 
     async def _answer(self, client: Any, slots: asyncio.Semaphore, request: SampleRequest) -> SampleResult:
         k = self.config.k
-        texts: list[Completion] = []
+        answers: list[Completion] = []
         rng = random.Random(request.seed)
         calls = 0
         try:
-            while len(texts) < k:
-                need = k - len(texts)
+            while len(answers) < k:
+                need = k - len(answers)
                 # Each follow-up request gets its own seed: a server that ignores `n` but honours `seed`
                 # would otherwise return the same text every time.
                 seed = derive_seed(request.seed, calls)
@@ -67,11 +67,11 @@ class OpenAISampler:
                 choices = await call_with_retries(once, self.policy, f"prompt {request.id}", self.key, rng)
                 if not choices:
                     raise RequestFailed("the server returned no choices")
-                texts.extend(choices[:need])
+                answers.extend(choices[:need])
                 calls += 1
         except RequestFailed as err:
             return Failure(error=str(err))
-        return texts
+        return answers
 
     async def _request(self, client: Any, prompt: Prompt, n: int, seed: int) -> list[Completion]:
         c = self.config
