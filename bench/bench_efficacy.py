@@ -16,7 +16,8 @@ Per task, one round: the initial model samples k=4 answers per prompt (vLLM wher
 the reward scores them, the initial model's summed log-prob of each answer is kept as `scores.ref` (the reference
 for dpo, listmle and lipo, computed once), and `rrhf rank` writes what each trainer learns from: rrhf's losses the
 listwise file, TRL's trainers the best-worst pair of each prompt (so a batch of 4 pairs covers the same 4 prompts
-as rrhf's batch of 4 queries). Every method starts from the initial model with the same steps (one pass), batch,
+as rrhf's batch of 4 queries; rrhf reads an answer the token limit cut without an end token, TRL's rows cannot
+say so and TRL ends every answer). Every method starts from the initial model with the same steps (one pass), batch,
 learning rate and schedule, max length and fp32, once per seed. Each trained model answers the held-out prompts
 --eval-k times with one sampling seed; the initial model's answers, drawn once with that seed, are the baseline of
 every paired difference and win rate. ± is the standard error of the per-prompt difference (prompts paired).
