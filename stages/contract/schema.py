@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
 
@@ -58,8 +58,9 @@ class Response(_Open):
     source: str = "input"
     score: Score | None = None
     scores: dict[str, Score] | None = None
-    # OpenAI's and vLLM's field: "length" when the token limit cut the text, so it is not an ended answer.
-    finish_reason: Literal["stop", "length"] | None = None
+    # OpenAI's and vLLM's field: "length" when the token limit cut the text, so it is not an ended answer. Any
+    # string is kept, as other tools write their own ("eos_token", "content_filter"); only "length" means cut.
+    finish_reason: str | None = None
 
     @property
     def ended(self) -> bool:

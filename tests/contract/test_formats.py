@@ -144,3 +144,15 @@ def test_mapped_columns_are_renamed_before_detection():
     }
     with pytest.raises(FormatError, match="no column 'question'.*the row has instruction"):
         map_fields({"instruction": "x"}, {"prompt": "question"})
+
+
+def test_only_a_length_finish_reason_marks_a_response_cut():
+    """rrhf's "length" is a cut; its "stop", another tool's value and no value at all are ended answers, and every
+    value is written back as it came."""
+    from stages.contract.schema import Record
+
+    reasons = ["length", "stop", "eos_token", None]
+    record = Record(id="r", prompt="P", responses=[
+        {"text": str(i), **({} if reason is None else {"finish_reason": reason})} for i, reason in enumerate(reasons)])
+    assert [r.ended for r in record.responses] == [False, True, True, True]
+    assert [r.get("finish_reason") for r in record.to_json_dict()["responses"]] == reasons
