@@ -21,15 +21,20 @@ def trim_at_stop(text: str, stops: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
+def completion(text: str, stops: Sequence[str], hit_limit: bool) -> Completion:
+    """`text` cut at a stop string; "length" where the token limit stopped generation and no stop string ended
+    the text first, every engine alike."""
+    trimmed = trim_at_stop(text, stops)
+    return Completion(trimmed, "length" if hit_limit and trimmed == text else "stop")
+
+
 def decode_response(tokenizer: Any, tokens: Sequence[int], eos: Collection[int], stops: Sequence[str],
                     limit: int) -> Completion:
     """The response in generated ids: up to the first end-of-response token, special tokens dropped, cut at a
     stop string; "length" where neither ended it and `limit` tokens were generated."""
     end = next((i for i, t in enumerate(tokens) if t in eos), None)
     text = tokenizer.decode(list(tokens[:end]), skip_special_tokens=True)
-    trimmed = trim_at_stop(text, stops)
-    cut = end is None and trimmed == text and len(tokens) >= limit
-    return Completion(trimmed, "length" if cut else "stop")
+    return completion(text, stops, end is None and len(tokens) >= limit)
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
 from typing import Any
 
 from stages.contract.ids import derive_seed
@@ -18,7 +17,7 @@ from stages.lm.prompts import as_messages
 from stages.runtime.runs import Failure
 from stages.sample.backends import SampleRequest, SampleResult
 from stages.sample.config import SampleConfig
-from stages.sample.decoding import Completion, trim_at_stop
+from stages.sample.decoding import Completion, completion
 
 
 class OpenAISampler:
@@ -88,15 +87,11 @@ class OpenAISampler:
         if c.endpoint == "chat" or (c.endpoint == "auto" and isinstance(prompt, list)):
             response = await client.chat.completions.create(messages=as_messages(prompt, all_fields=False), **params)
             choices = sorted(response.choices, key=lambda choice: choice.index or 0)
-            return [_completion(choice.message.content, choice.finish_reason, c.stop) for choice in choices]
+            return [completion(choice.message.content or "", c.stop, choice.finish_reason == "length")
+                    for choice in choices]
         response = await client.completions.create(prompt=prompt, **params)
         choices = sorted(response.choices, key=lambda choice: choice.index or 0)
-        return [_completion(choice.text, choice.finish_reason, c.stop) for choice in choices]
+        return [completion(choice.text or "", c.stop, choice.finish_reason == "length") for choice in choices]
 
     def close(self) -> None:
         """Nothing held between batches."""
-
-
-def _completion(text: str | None, finish_reason: str | None, stops: Sequence[str]) -> Completion:
-    # Only "length" says the token limit cut the text; "stop", and a reason this contract has no word for, do not.
-    return Completion(trim_at_stop(text or "", stops), "length" if finish_reason == "length" else "stop")

@@ -3,7 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from stages.sample.decoding import Completion, decode_response
+from stages.sample.decoding import Completion, completion, decode_response
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +25,11 @@ def test_the_finish_reason_says_whether_an_end_or_the_limit_stopped_the_response
     assert decode([a, b, c, d]) == Completion("abcd", "length")
     assert decode([a, b]) == Completion("ab", "stop")
     assert decode([a, b, c, d], stops=["c"]) == Completion("ab", "stop")
+
+
+def test_a_stop_string_ends_a_text_the_limit_also_reached():
+    """A server that reached its token limit ("length") but returned a stop string the client cut at: "ab" and
+    ended, as `decode_response` says of the same ids; without the stop string the limit cut it."""
+    assert completion("abcd", ["c"], hit_limit=True) == Completion("ab", "stop")
+    assert completion("abcd", ["x"], hit_limit=True) == Completion("abcd", "length")
+    assert completion("abcd", ["x"], hit_limit=False) == Completion("abcd", "stop")
