@@ -131,11 +131,11 @@ class VllmSampler:
         def call(items: list[int]) -> list[Any]:
             return self.engine.llm.beam_search([{"prompt_token_ids": ids[j]} for j in items], params, use_tqdm=False)
 
-        def texts(prompt_ids: Sequence[int]) -> Callable[[Any], list[Completion]]:
+        def read(prompt_ids: Sequence[int]) -> Callable[[Any], list[Completion]]:
             # A beam's tokens start with the prompt's; decode only what was generated.
             return lambda output: [self._decode(seq.tokens[len(prompt_ids) :]) for seq in output.sequences[:k]]
 
-        return [self._result(out, texts(p)) for p, out in zip(ids, self.engine.run_each(call, len(ids)), strict=True)]
+        return [self._result(out, read(p)) for p, out in zip(ids, self.engine.run_each(call, len(ids)), strict=True)]
 
     def _decode(self, tokens: Sequence[int]) -> Completion:
         return decode_response(self.tokenizer, tokens, self.eos, self.config.stop, self.config.max_new_tokens)
@@ -143,12 +143,12 @@ class VllmSampler:
     def _result(self, output: Any, read: Callable[[Any], list[Completion]]) -> SampleResult:
         if isinstance(output, Failure):
             return output
-        texts = read(output)
-        if len(texts) == 1 and self.config.temperature == 0 and self.config.strategy == "sample":
-            texts = texts * self.config.k
-        if len(texts) != self.config.k:
-            return Failure(error=f"vLLM returned {len(texts)} of {self.config.k} responses")
-        return texts
+        completions = read(output)
+        if len(completions) == 1 and self.config.temperature == 0 and self.config.strategy == "sample":
+            completions = completions * self.config.k
+        if len(completions) != self.config.k:
+            return Failure(error=f"vLLM returned {len(completions)} of {self.config.k} responses")
+        return completions
 
     def close(self) -> None:
         """Shut the engine down."""

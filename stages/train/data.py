@@ -79,9 +79,8 @@ def listwise_candidates(record: Record, where: Location, needs: DataNeeds = Data
     else:
         missing = scores.index(None)
         raise BadInput(where, f"'responses[{missing}]' has no score; run `rrhf score` on this file first")
-    ended = [r.ended for r in record.responses]
     return Candidates(record.prompt, [r.text for r in record.responses], rewards, pairs, refs,
-                      None if all(ended) else ended)
+                      [r.ended for r in record.responses])
 
 
 def reference_scores(record: Record, where: Location, name: str) -> list[float]:
