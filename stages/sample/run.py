@@ -8,6 +8,7 @@ for --append), its meta and a list of the prompts that failed.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ from stages.sample.sources import included_responses
 from stages.sample.spool import RecordSpool
 
 LENGTH_CHUNK = 1024  # prompts tokenised at a time to order them by length
+CUT_WARNING = 0.5  # warn when more than this share of the sampled responses hit the token limit
 
 
 def run_sample(
@@ -95,9 +97,9 @@ def _sample(
         failed_prompts=len(outcome.failures),
     )
     run.report_failures(outcome.failures, "prompt(s) failed", config.allow_failures)
-    rows = outcome.in_order(ids)
+    rows = _counting_cut(outcome.in_order(ids), config.k, counts)
     if existing is None:
-        meta = run.finish(rows, dict(counts))
+        meta = run.finish(rows, counts)  # filled as the rows stream
     else:
         meta = _finish_appended(run, existing, rows, output, counts)
     totals = Counter(meta.counts) if meta else counts  # every rank's, on rank 0 of a parallel launch
@@ -172,6 +174,17 @@ def _work(sampler: Sampler, config: SampleConfig) -> Work:
     return work
 
 
+def _counting_cut(rows: Iterator[Row], k: int, counts: Counter[str]) -> Iterator[Row]:
+    """Stream `rows`, counting in `counts["responses_cut"]` the sampled responses the token limit cut: a sampled
+    record's last k responses are this run's (journaled lines, resumed ones too); an unfinished record has none."""
+    counts["responses_cut"] = 0
+    for row in rows:
+        if isinstance(row, str):
+            sampled = json.loads(row)["responses"][-k:]
+            counts["responses_cut"] += sum(1 for x in sampled if x.get("finish_reason") == "length")
+        yield row
+
+
 def _with_responses(record: Record, responses: list[Response]) -> Record:
     return without_rank_fields(record.model_copy(update={"responses": responses}))
 
@@ -228,9 +241,14 @@ def _length_order(sampler: Sampler, prompts: RecordSpool, config: SampleConfig, 
 
 
 def _log_summary(config: SampleConfig, counts: Counter[str]) -> None:
+    cut, sampled = counts["responses_cut"], counts["responses_sampled"]
+    if sampled and cut / sampled > CUT_WARNING:
+        log.warning("sample: %d of %d responses reached --max-new-tokens %d and are cut (finish_reason \"length\"); "
+                    "train learns them without an end token, and a larger --max-new-tokens gives whole answers",
+                    cut, sampled, config.max_new_tokens)
     log.info(
         "sample: %d prompts, %d responses from '%s' (%s, %s), %d carried from the input; %d prompts cut to "
-        "--max-prompt-tokens; %d failed",
+        "--max-prompt-tokens; %d responses cut at --max-new-tokens; %d failed",
         counts["prompts"],
         counts["responses_sampled"],
         config.source_name,
@@ -238,5 +256,6 @@ def _log_summary(config: SampleConfig, counts: Counter[str]) -> None:
         config.strategy,
         counts["responses_included"],
         counts["prompts_truncated"],
+        counts["responses_cut"],
         counts["failed_prompts"],
     )

@@ -154,8 +154,11 @@ def test_max_prompt_tokens_keeps_the_end_of_the_prompt_and_counts_cuts(
         expected = sampler.decode(greedy)
         assert (row["responses"][0]["text"], row["responses"][0]["finish_reason"]) == (
             expected.text, expected.finish_reason)
-    # Six tokens cut every answer of the tiny model: each says so, for training to learn no end there.
+    # Six tokens cut every answer of the tiny model: each says so, for training to learn no end there, and the
+    # meta counts them and the log warns (more than half were cut).
     assert {row["responses"][0]["finish_reason"] for row in read_jsonl(out)} == {"length"}
+    assert meta["counts"]["responses_cut"] == 3
+    assert "3 of 3 responses reached --max-new-tokens 6" in result.stderr
 
 
 def test_stop_strings_cut_every_response(tiny_models, tmp_path, write_jsonl, cli):
@@ -166,6 +169,8 @@ def test_stop_strings_cut_every_response(tiny_models, tmp_path, write_jsonl, cli
         assert cli("sample", src, "-o", out, *args, "--strategy", strategy).exit_code == 0
         texts = [r["text"] for row in read_jsonl(out) for r in row["responses"]]
         assert len(texts) == 10 and not any("e" in t or "o" in t for t in texts)
+        cut = [r["finish_reason"] == "length" for row in read_jsonl(out) for r in row["responses"]]
+        assert json.loads(out.with_name(out.name + ".meta.json").read_text())["counts"]["responses_cut"] == sum(cut)
 
 
 def test_a_missing_model_folder_is_one_line_and_leaves_nothing_behind(tmp_path, write_jsonl, cli):

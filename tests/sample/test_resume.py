@@ -1,6 +1,7 @@
 """`rrhf sample` killed with SIGKILL and started again with the same command: it continues from its journal,
 and the result is the file an uninterrupted run writes."""
 
+import json
 import os
 import signal
 import subprocess
@@ -48,6 +49,11 @@ def test_sigkill_then_rerun_continues_and_matches_an_uninterrupted_run(tiny_mode
     assert f"{journaled} of 24 records already done" in rerun.stderr
     assert out.read_text() == reference.read_text()
     assert not partial_path(out).exists()
+    # The cut responses are counted over the resumed records too, as an uninterrupted run counts them.
+    cut = sum(r["finish_reason"] == "length" for line in out.read_text().splitlines()
+              for r in json.loads(line)["responses"])
+    counts = [json.loads(Path(f"{f}.meta.json").read_text())["counts"] for f in (out, reference)]
+    assert counts[0]["responses_cut"] == counts[1]["responses_cut"] == cut > 0
 
 
 def _start(src: Path, out: Path, args: list[str]) -> subprocess.Popen:
