@@ -1,7 +1,7 @@
 """What one artifact contributes to a prompt's card: its responses with ranks, best and worst, and its pairs.
 
 Pure functions over records; no I/O. A card entry is compact JSON for the page's script: a response is
-`[text, source, score, rank, named scores]`.
+`[text, source, score, rank, named scores]`, with a sixth element, 1, when the token limit cut the response.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def entry(responses: Sequence[Response], pairs: Iterable[Sequence[int]] = (), dr
     scores = [r.score for r in responses]
     ranks = competition_ranks(scores)
     out: dict[str, Any] = {
-        "r": [[r.text, r.source, r.score, rank, named_scores(r) or None]
+        "r": [[r.text, r.source, r.score, rank, named_scores(r) or None, *(() if r.ended else (1,))]
               for r, rank in zip(responses, ranks, strict=True)],
     }
     known = [s for s in scores if s is not None]

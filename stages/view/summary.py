@@ -53,7 +53,7 @@ def source_figures(entries: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Sour
     decided = 0
     for part in entries:
         responses = part["r"]
-        for text, source, score, _, _ in responses:
+        for text, source, score, *_ in responses:
             item = figures.setdefault(source, SourceFigures())
             item.responses += 1
             if score is not None:
@@ -170,7 +170,7 @@ def _histograms(artifacts: Sequence[Artifact]) -> str:
         parts = kept(a)
         sources = {r[1] for part in parts for r in part["r"]}
         for part in parts:
-            for _, source, score, _, _ in part["r"]:
+            for _, source, score, *_ in part["r"]:
                 if score is not None:
                     key = a.label if len(sources) == 1 else source if len(artifacts) == 1 else f"{a.label} · {source}"
                     groups.setdefault(key, []).append(score)

@@ -88,6 +88,7 @@ def scored_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[di
     for text, row in zip(HOSTILE, rows[10:12], strict=True):
         row["responses"][0]["text"] = text
     rows[12]["prompt"][1]["content"] = "</script><script>window.__ran = 'prompt'</script>"
+    rows[0]["responses"][2]["finish_reason"] = "length"
     scored = write(folder / "scored.jsonl", rows)
     page = folder / "scored.html"
     done = rrhf_process("view", scored, "-o", page)
@@ -100,6 +101,10 @@ def test_the_page_loads_clean_and_its_text_never_runs(browser, scored_page):
     open_page(browser, page)
     assert console_errors(browser) == []
     assert len(cards(browser)) == 20 and "of 60" in browser.find_element("id", "status").text
+    # The one response the token limit cut is marked, and only it.
+    cut = browser.execute_script("return [...document.querySelectorAll('.response')].filter(r => "
+                                 "r.querySelector('.cut')).map(r => [r.closest('.card').dataset.id, +r.dataset.index])")
+    assert cut == [["p00000", 2]]
     browser.save_screenshot(str(artifacts_dir() / "view-scored.png"))
     assert browser.execute_script("return window.__ran === undefined")
     search(browser, "window.__ran")

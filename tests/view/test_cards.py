@@ -23,6 +23,12 @@ def test_entry_keeps_named_and_raw_scores_and_the_mean():
     assert part["m"] == 0.5 and part["p"] == [[0, 1]] and "d" not in part and "x" not in part
 
 
+def test_entry_marks_a_response_the_token_limit_cut():
+    responses = [Response(text="a", score=1.0, finish_reason="length"), Response(text="b", score=0.0,
+                 finish_reason="stop"), Response(text="c", score=0.5, finish_reason="content_filter")]
+    assert [len(r) for r in entry(responses)["r"]] == [6, 5, 5] and entry(responses)["r"][0][5] == 1
+
+
 def test_scorers_disagree_when_named_scores_pick_different_bests():
     agree = [Response(text="a", scores={"rm": 2, "judge": 9}), Response(text="b", scores={"rm": 1, "judge": 3})]
     differ = [Response(text="a", scores={"rm": 2, "judge": 3}), Response(text="b", scores={"rm": 1, "judge": 9})]

@@ -181,7 +181,7 @@
     const bottom = Math.max(...e.r.map((r) => r[3] ?? -Infinity));
     const decided = top !== bottom && Number.isFinite(top);
     for (const i of order) {
-      const [text, source, score, rank, named] = e.r[i];
+      const [text, source, score, rank, named, cut] = e.r[i];
       const item = el("div", "response");
       item.dataset.index = String(i);
       item.dataset.source = source;
@@ -193,6 +193,11 @@
       if (decided && rank === top) { item.classList.add("best"); tags.append(el("span", "mark", "best")); }
       if (decided && rank === bottom) { item.classList.add("worst"); tags.append(el("span", "mark", "worst")); }
       if (named) for (const [name, value] of Object.entries(named)) tags.append(el("span", "named", `${name} ${fmt(value)}`));
+      if (cut) {
+        const mark = el("span", "cut", "cut");
+        mark.title = "the sampler's token limit cut this response (finish_reason \"length\"): training learns no end token after it";
+        tags.append(mark);
+      }
       const body = el("div", "text", text);
       item.append(tags, body);
       list.append(item);
