@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Completion:
-    """One generated response: its text and why generation stopped ("length": the token limit cut it)."""
+    """One generated response: its text and why generation stopped ("length": the token limit cut it; a server
+    may give its own reason, such as "content_filter")."""
 
     text: str
-    finish_reason: Literal["stop", "length"] = "stop"
+    finish_reason: str = "stop"
 
 
 def trim_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -21,11 +22,11 @@ def trim_at_stop(text: str, stops: Sequence[str]) -> str:
     return text if cut < 0 else text[:cut]
 
 
-def completion(text: str, stops: Sequence[str], hit_limit: bool) -> Completion:
-    """`text` cut at a stop string; "length" where the token limit stopped generation and no stop string ended
-    the text first, every engine alike."""
+def completion(text: str, stops: Sequence[str], reason: str | None) -> Completion:
+    """`text` cut at a stop string, with the engine's finish `reason` ("length" where the token limit stopped
+    it): "stop" where a stop string ended the text first or the engine gave none, every engine alike."""
     trimmed = trim_at_stop(text, stops)
-    return Completion(trimmed, "length" if hit_limit and trimmed == text else "stop")
+    return Completion(trimmed, reason if reason and trimmed == text else "stop")
 
 
 def decode_response(tokenizer: Any, tokens: Sequence[int], eos: Collection[int], stops: Sequence[str],
@@ -34,7 +35,7 @@ def decode_response(tokenizer: Any, tokens: Sequence[int], eos: Collection[int],
     stop string; "length" where neither ended it and `limit` tokens were generated."""
     end = next((i for i, t in enumerate(tokens) if t in eos), None)
     text = tokenizer.decode(list(tokens[:end]), skip_special_tokens=True)
-    return completion(text, stops, end is None and len(tokens) >= limit)
+    return completion(text, stops, "length" if end is None and len(tokens) >= limit else "stop")
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -87,11 +87,11 @@ class OpenAISampler:
         if c.endpoint == "chat" or (c.endpoint == "auto" and isinstance(prompt, list)):
             response = await client.chat.completions.create(messages=as_messages(prompt, all_fields=False), **params)
             choices = sorted(response.choices, key=lambda choice: choice.index or 0)
-            return [completion(choice.message.content or "", c.stop, choice.finish_reason == "length")
+            return [completion(choice.message.content or "", c.stop, choice.finish_reason)
                     for choice in choices]
         response = await client.completions.create(prompt=prompt, **params)
         choices = sorted(response.choices, key=lambda choice: choice.index or 0)
-        return [completion(choice.text or "", c.stop, choice.finish_reason == "length") for choice in choices]
+        return [completion(choice.text or "", c.stop, choice.finish_reason) for choice in choices]
 
     def close(self) -> None:
         """Nothing held between batches."""

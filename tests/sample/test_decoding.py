@@ -29,7 +29,11 @@ def test_the_finish_reason_says_whether_an_end_or_the_limit_stopped_the_response
 
 def test_a_stop_string_ends_a_text_the_limit_also_reached():
     """A server that reached its token limit ("length") but returned a stop string the client cut at: "ab" and
-    ended, as `decode_response` says of the same ids; without the stop string the limit cut it."""
-    assert completion("abcd", ["c"], hit_limit=True) == Completion("ab", "stop")
-    assert completion("abcd", ["x"], hit_limit=True) == Completion("abcd", "length")
-    assert completion("abcd", ["x"], hit_limit=False) == Completion("abcd", "stop")
+    ended, as `decode_response` says of the same ids; without the stop string the limit cut it. A server's own
+    reason is kept ("content_filter"), and a missing one reads as "stop"."""
+    assert completion("abcd", ["c"], "length") == Completion("ab", "stop")
+    assert completion("abcd", ["x"], "length") == Completion("abcd", "length")
+    assert completion("abcd", ["x"], "stop") == Completion("abcd", "stop")
+    assert completion("abcd", [], "content_filter") == Completion("abcd", "content_filter")
+    assert completion("abcd", ["c"], "content_filter") == Completion("ab", "stop")
+    assert completion("abcd", [], None) == Completion("abcd", "stop")
