@@ -22,6 +22,8 @@ FORMATS: dict[str, str] = {
 }
 
 
+# A response's fields a preference row carries as FIELD_chosen and FIELD_rejected (`rrhf rank --format pairs`).
+PAIR_FIELDS = ("score", "finish_reason")
 # The fields a column can be mapped onto (`--field TARGET=COLUMN`): those the formats above read.
 FIELD_TARGETS = ("prompt", "responses", "chosen", "rejected", "query", "scores", "score_chosen", "score_rejected", "id")
 
@@ -157,12 +159,13 @@ def _hh(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pair_record(row: dict[str, Any], prompt: Any, chosen: str, rejected: str) -> dict[str, Any]:
-    consumed = ("prompt", "chosen", "rejected", "score_chosen", "score_rejected")
+    consumed = ("prompt", "chosen", "rejected", *(f"{field}_{name}" for field in PAIR_FIELDS
+                                                    for name in ("chosen", "rejected")))
     out = {k: v for k, v in row.items() if k not in consumed}
     out["prompt"] = prompt
     out["responses"] = [
         {"text": text, "source": name}
-        | ({"score": row[f"score_{name}"]} if row.get(f"score_{name}") is not None else {})
+        | {field: row[f"{field}_{name}"] for field in PAIR_FIELDS if row.get(f"{field}_{name}") is not None}
         for name, text in (("chosen", chosen), ("rejected", rejected))
     ]
     return out

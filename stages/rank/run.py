@@ -106,6 +106,9 @@ def _pair_rows(listwise: dict[str, Any]) -> list[dict[str, Any]]:
                 "rejected": [{"role": "assistant", "content": rejected["text"]}] if chat else rejected["text"],
                 "score_chosen": chosen["score"],
                 "score_rejected": rejected["score"],
+                # Named as the scores are; only where the sampler said, so rows of other tools' answers stay TRL's.
+                **{f"finish_reason_{name}": response["finish_reason"] for name, response
+                   in (("chosen", chosen), ("rejected", rejected)) if response.get("finish_reason") is not None},
                 "prompt_id": listwise["id"],
                 **carried,
             }

@@ -95,6 +95,23 @@ def test_pairs_format_round_trips_through_the_trl_reader(tmp_path, write_jsonl, 
         assert chosen.score > rejected.score
 
 
+def test_pair_rows_carry_where_the_token_limit_cut_an_answer(tmp_path, write_jsonl, cli):
+    """A sampled answer's finish_reason rides along as finish_reason_chosen/_rejected, and the reader puts it
+    back on the response, so training on pair rows still ends no cut answer; an answer without one adds none."""
+    scored = [{"id": "a", "prompt": "Q", "responses": [
+        {"text": "cut mid", "source": "policy", "score": 2.0, "finish_reason": "length"},
+        {"text": "whole.", "source": "policy", "score": 1.0, "finish_reason": "stop"},
+        {"text": "human", "source": "human", "score": 0.0}]}]
+    out = tmp_path / "pairs.jsonl"
+    assert cli("rank", write_jsonl("scored.jsonl", scored), "-o", out, "--format", "pairs").exit_code == 0
+    rows = {row["id"]: row for row in read_jsonl(out)}
+    assert (rows["a/0>1"]["finish_reason_chosen"], rows["a/0>1"]["finish_reason_rejected"]) == ("length", "stop")
+    assert "finish_reason_rejected" not in rows["a/1>2"] and rows["a/1>2"]["finish_reason_chosen"] == "stop"
+    ended = {record.id: [r.ended for r in record.responses] for record in load_records(out).records}
+    assert ended == {"a/0>1": [False, True], "a/0>2": [False, True], "a/1>2": [True, True]}
+    assert all("finish_reason_chosen" not in r.extra for r in load_records(out).records)
+
+
 def test_margin_and_pair_modes(tmp_path, write_jsonl, cli):
     src = write_jsonl("scored.jsonl", SCORED)
     out = tmp_path / "r.jsonl"
