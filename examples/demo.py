@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from stages.contract.errors import RrhfError, exit_status
+from stages.contract.errors import RrhfError, exit_status, interrupted, raise_terminated
 from stages.contract.inputs import load_records
 from stages.contract.metrics import read_metrics
 from stages.eval.config import EvalConfig
@@ -107,12 +108,18 @@ def write_view(out: Path, rounds: int, title: str) -> Path:
 
 def run_as_command(main: Callable[[], object]) -> None:
     """Run a demo as `rrhf` runs a command: a failure the user can act on (an RrhfError, an OS error such as a
-    full disk) ends it with one line on stderr and its exit status, not a traceback."""
+    full disk) ends it with one line on stderr and its exit status, not a traceback; so do Ctrl-C and SIGTERM,
+    which end a running engine with the demo."""
+    signal.signal(signal.SIGTERM, raise_terminated)
     try:
         main()
     except (RrhfError, OSError) as err:
         print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
         raise SystemExit(exit_status(err)) from None
+    except KeyboardInterrupt as err:  # between stages: what a stage finished is in its output already
+        stopped = interrupted(err)
+        print(f"{Path(sys.argv[0]).name}: {stopped}", file=sys.stderr)
+        raise SystemExit(stopped.exit_code) from None
 
 
 def parse_common(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

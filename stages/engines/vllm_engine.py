@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -83,13 +82,11 @@ class VllmEngine:
         cache_only(self.model)  # a name that can load from nowhere is refused now, not after vLLM's retries
         with ExitStack() as resources:
             self._log = resources.enter_context(ErrorLog(self.vllm.logger, log_level()))
-            before = set(multiprocessing.active_children())
             # vLLM reads its logging settings here and the processes it starts inherit them: set for the start.
             with scoped_environ({"VLLM_LOGGING_LEVEL": log_level(), **self._log.environment()}):
                 self._log.apply_here()
-                self._llm = self._start()
+                self._llm = self._watch.start(self._start)
             resources.callback(self._shutdown)
-            self._watch = ProcessWatch([p for p in multiprocessing.active_children() if p not in before])
             self._since = self._log.mark()
             self._resources = resources.pop_all()
         return self

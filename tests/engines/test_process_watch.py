@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 
+import psutil
 import pytest
 
 from stages.engines.process_watch import ProcessEnded, ProcessWatch, exit_code
@@ -98,3 +99,51 @@ def test_the_exit_status_survives_another_thread_reaping_the_process_at_once(pro
         os.kill(child.pid, signal.SIGKILL)
         assert exit_code(child) == -signal.SIGKILL
         other.join()
+
+
+def _stubborn_with_a_child(ready) -> None:
+    """Ignore SIGTERM, as vLLM's engine core defers it while it starts, and start a worker that ignores it too."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    worker = multiprocessing.get_context("fork").Process(target=_sleep, name="Worker")
+    worker.start()  # forked after SIG_IGN: it ignores SIGTERM as well
+    ready.put(worker.pid)
+    time.sleep(60)
+
+
+def test_an_interrupted_start_ends_the_processes_it_started_and_their_children():
+    """A start that blocks where a signal cannot reach it (vLLM's ready-wait) is left at the interruption; the
+    process it started and that one's worker, both ignoring SIGTERM, are killed after the grace period."""
+    context = multiprocessing.get_context("fork")
+    ready = context.Queue()
+    started: list = []
+
+    def start() -> None:
+        child = context.Process(target=_stubborn_with_a_child, args=(ready,), name="EngineCore")
+        child.start()
+        started.append(child)
+        time.sleep(30)  # the start blocks on
+
+    workers: list[int] = []
+
+    def interrupt_once_the_worker_runs() -> None:
+        workers.append(ready.get(timeout=20))
+        signal.setitimer(signal.ITIMER_REAL, 0.5)  # SIGALRM on the main thread, as Ctrl-C or SIGTERM come
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupted)
+    try:
+        watch = ProcessWatch([])
+        threading.Thread(target=interrupt_once_the_worker_runs, daemon=True).start()
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            watch.start(start, grace=1.0)
+        waited = time.monotonic() - began
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert waited < 10  # the interruption's 0.5 s, the 1 s grace, and no wait for the 30 s start
+    (child,) = started
+    assert child.exitcode == -signal.SIGKILL  # ignored SIGTERM, so killed, and reaped
+    (worker,) = workers
+    assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE

@@ -71,3 +71,25 @@ def test_the_demos_end_a_failure_with_one_line_as_the_cli_does(tmp_path):
         lines = done.stderr.strip().splitlines()
         assert done.returncode == status, done.stderr[-2000:]
         assert "Traceback" not in done.stderr and lines[-1].startswith(f"{script}: error: ") and words in lines[-1]
+
+
+def test_a_demo_stopped_with_sigterm_ends_in_one_line_with_status_143(tmp_path):
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / "d"
+    demo_run = subprocess.Popen([sys.executable, "-m", "examples.demo", "--out", str(out)], cwd=ROOT, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("round-*")) and demo_run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # a round has begun: the demo is inside a stage
+        demo_run.send_signal(signal.SIGTERM)
+        _, stderr = demo_run.communicate(timeout=60)
+    finally:
+        if demo_run.poll() is None:
+            demo_run.kill()
+    assert demo_run.returncode == 143, stderr[-2000:]
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr and lines[-1].startswith("demo.py: ") and "interrupted (SIGTERM)" in lines[-1]

@@ -11,13 +11,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer
 
-from tests.conftest import read_jsonl, real_vllm
+from tests.conftest import read_jsonl, real_vllm, rrhf_process
 from tests.engines.vllm_kill import (
     child_pids,
+    engine_core_pids,
     ignores_sigint,
     journaled,
     kill_engine_when,
@@ -122,3 +124,29 @@ def test_a_background_job_whose_engine_is_killed_ends_in_seconds_with_one_line(v
     last = [line for line in stderr.splitlines() if line.startswith("rrhf:")][-1]
     assert last.startswith("rrhf: error: vLLM's engine stopped: its process EngineCore was killed (SIGKILL); "), last
     assert last.endswith(f"kept in {journal}: run the same command again to continue"), last
+
+
+@real_vllm
+def test_sigterm_while_the_engine_starts_ends_in_seconds_and_leaves_no_engine_process(vllm_models, load, tmp_path):
+    # vLLM's start waits for its engine in one zmq poll of up to ten minutes that a signal handler's exception does
+    # not end: a job stopped then must still end at once, as a stopped job does, and take its engine with it.
+    out = tmp_path / "s.jsonl"
+    proc = rrhf_process("sample", load, "-o", out, "--model", vllm_models.policy, *FLAGS, background=True,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (engines := engine_core_pids(proc.pid)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engines, f"no engine process started (exit {proc.poll()})"
+        proc.send_signal(signal.SIGTERM)  # the engine is still importing and loading: vLLM's start is waiting
+        stopped = time.monotonic()
+        _, stderr = proc.communicate(timeout=60)
+        assert time.monotonic() - stopped < 30
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr and not out.exists()
+    assert [line for line in stderr.splitlines() if line.startswith("rrhf:")][-1] == "rrhf: interrupted (SIGTERM)"
+    assert not any(Path(f"/proc/{pid}").exists() for pid in engines), "the engine process outlived the run"
