@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from multiprocessing import connection
 from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psutil
 
@@ -46,16 +46,16 @@ class ProcessWatch:
         """Whether a call the caller stopped waiting for (Ctrl-C, a process that ended) is still running."""
         return self._left is not None and self._left.is_alive()
 
-    def start(self, work: Callable[[], T], grace: float = 5.0) -> T:
+    def start(self, work: Callable[[], T]) -> T:
         """`work()` that starts the processes to watch (an engine's start), on a worker thread as `call` runs
         calls, and watches them from then on. Ctrl-C or SIGTERM ends the wait even where the work blocks in native
         code that keeps the signal from it (vLLM's start waits in one zmq poll for up to ten minutes), and then
-        ends the processes the work started (SIGTERM, then SIGKILL after `grace` seconds) before it goes on."""
+        kills the processes the work started before it goes on."""
         before = set(multiprocessing.active_children())
         try:
             value = self._on_thread(work)
         except BaseException:
-            end_processes([p for p in multiprocessing.active_children() if p not in before], grace)
+            kill_processes([p for p in multiprocessing.active_children() if p not in before])
             raise
         self.processes = [p for p in multiprocessing.active_children() if p not in before]
         return value
@@ -118,44 +118,26 @@ class ProcessWatch:
         self.signalled = code is not None and code < 0
 
 
-def end_processes(processes: Sequence[BaseProcess], grace: float) -> None:
-    """SIGTERM to each process and to every process under it (an engine core's own workers), then SIGKILL to
-    those still running after `grace` seconds; waits for the processes themselves."""
-    tree: dict[int, Any] = {}
+def kill_processes(processes: Sequence[BaseProcess]) -> None:
+    """SIGKILL to each process and to every process under it (an engine core's own workers), and wait for them.
+    Not SIGTERM first: a process still starting has nothing to keep, vLLM's engine defers SIGTERM until it has
+    started, and one whose worker ended first logs a failed start with its traceback."""
+    roots = []
     for process in processes:
         with contextlib.suppress(psutil.Error, ValueError):  # ended meanwhile, or never started
-            tree[process.pid] = psutil.Process(process.pid)
-    _grow(tree)
-    _send(list(tree.values()), "terminate")
-    deadline = time.monotonic() + grace
-    # Taken again as it waits: a process still starting up may start another (vLLM's engine core its worker), and
-    # one whose parent ended is no longer found under it, so whatever was found once stays in the tree.
-    while _running(_grow(tree)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    _send(_running(_grow(tree)), "kill")
-    for process in processes:
-        process.join(timeout=grace)
-
-
-def _grow(tree: dict[int, Any]) -> list[Any]:
-    """Add to `tree` (pid -> psutil process) every process now under one of its processes; returns them all."""
-    for process in list(tree.values()):
+            roots.append(psutil.Process(process.pid))
+    _send(roots, "suspend")  # stopped, a process starts no other while the tree is taken
+    tree = list(roots)
+    for root in roots:
         with contextlib.suppress(psutil.Error):
-            tree.update((child.pid, child) for child in process.children(recursive=True))
-    return list(tree.values())
-
-
-def _running(processes: Sequence[Any]) -> list[Any]:
-    """The psutil processes still running: a process that ended but is not yet reaped (a zombie) has ended."""
-    running = []
+            tree += root.children(recursive=True)
+    _send(tree, "kill")
     for process in processes:
-        with contextlib.suppress(psutil.Error):
-            if process.status() != psutil.STATUS_ZOMBIE:
-                running.append(process)
-    return running
+        process.join(timeout=10)
+    psutil.wait_procs([p for p in tree if p not in roots], timeout=10)
 
 
-def _send(processes: Sequence[Any], how: str) -> None:
+def _send(processes: Sequence[psutil.Process], how: str) -> None:
     for process in processes:
         with contextlib.suppress(psutil.Error):
             getattr(process, how)()

@@ -112,7 +112,7 @@ def _stubborn_with_a_child(ready) -> None:
 
 def test_an_interrupted_start_ends_the_processes_it_started_and_their_children():
     """A start that blocks where a signal cannot reach it (vLLM's ready-wait) is left at the interruption; the
-    process it started and that one's worker, both ignoring SIGTERM, are killed after the grace period."""
+    process it started and that one's worker, both ignoring SIGTERM, are killed."""
     context = multiprocessing.get_context("fork")
     ready = context.Queue()
     started: list = []
@@ -138,11 +138,11 @@ def test_an_interrupted_start_ends_the_processes_it_started_and_their_children()
         threading.Thread(target=interrupt_once_the_worker_runs, daemon=True).start()
         began = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            watch.start(start, grace=1.0)
+            watch.start(start)
         waited = time.monotonic() - began
     finally:
         signal.signal(signal.SIGALRM, previous)
-    assert waited < 10  # the interruption's 0.5 s, the 1 s grace, and no wait for the 30 s start
+    assert waited < 10  # the interruption's 0.5 s, and no wait for the 30 s start
     (child,) = started
     assert child.exitcode == -signal.SIGKILL  # ignored SIGTERM, so killed, and reaped
     (worker,) = workers

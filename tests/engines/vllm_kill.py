@@ -79,3 +79,19 @@ def kill_mid_run_then_rerun(args: list, out: Path, after: int) -> int:
 def journaled(path: Path) -> int:
     """Records in a journal (its lines but the header), 0 before it exists."""
     return max(0, len(path.read_bytes().splitlines()) - 1) if path.exists() else 0
+
+
+def ended_within(proc: subprocess.Popen, stop: Callable[[], None], seconds: float = 30) -> str:
+    """Run `stop()` (wait for the moment, then signal `proc` or its engine) and wait for `proc` to end; returns
+    its stderr, having checked it ended within `seconds` of the stop. Whatever fails, nothing of it is left
+    running (its session is killed)."""
+    try:
+        stop()
+        stopped = time.monotonic()
+        _, stderr = proc.communicate(timeout=seconds + 30)
+        assert time.monotonic() - stopped < seconds
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return stderr

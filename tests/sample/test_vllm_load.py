@@ -19,6 +19,7 @@ from transformers import AutoTokenizer
 from tests.conftest import read_jsonl, real_vllm, rrhf_process
 from tests.engines.vllm_kill import (
     child_pids,
+    ended_within,
     engine_core_pids,
     ignores_sigint,
     journaled,
@@ -105,20 +106,16 @@ def test_a_background_job_whose_engine_is_killed_ends_in_seconds_with_one_line(v
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     shell = subprocess.Popen(["bash", "-c", f"{rrhf} & wait $!"], env=env, start_new_session=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
+
+    def kill_the_engine() -> None:
         deadline = time.monotonic() + 240
         while not child_pids(shell.pid, b"rrhf_cli") and time.monotonic() < deadline:
             time.sleep(0.05)
         (job,) = child_pids(shell.pid, b"rrhf_cli")
         assert ignores_sigint(job), "the job runs with SIGINT ignored, as a background job does"
         kill_engine_when(shell, lambda: journaled(journal) >= 1, parent=job)  # the engine's child of rrhf, mid-sampling
-        killed = time.monotonic()
-        _, stderr = shell.communicate(timeout=60)
-        assert time.monotonic() - killed < 30
-    finally:
-        if shell.poll() is None:
-            os.killpg(shell.pid, signal.SIGKILL)
-            shell.wait()
+
+    stderr = ended_within(shell, kill_the_engine)
     assert shell.returncode == 1, stderr[-3000:]
     assert "Traceback" not in stderr and not out.exists()
     last = [line for line in stderr.splitlines() if line.startswith("rrhf:")][-1]
@@ -133,19 +130,17 @@ def test_sigterm_while_the_engine_starts_ends_in_seconds_and_leaves_no_engine_pr
     out = tmp_path / "s.jsonl"
     proc = rrhf_process("sample", load, "-o", out, "--model", vllm_models.policy, *FLAGS, background=True,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
+    engines: list[int] = []
+
+    def stop_the_start() -> None:
         deadline = time.monotonic() + 240
-        while not (engines := engine_core_pids(proc.pid)) and proc.poll() is None and time.monotonic() < deadline:
+        while not engines and proc.poll() is None and time.monotonic() < deadline:
+            engines.extend(engine_core_pids(proc.pid))
             time.sleep(0.05)
         assert engines, f"no engine process started (exit {proc.poll()})"
         proc.send_signal(signal.SIGTERM)  # the engine is still importing and loading: vLLM's start is waiting
-        stopped = time.monotonic()
-        _, stderr = proc.communicate(timeout=60)
-        assert time.monotonic() - stopped < 30
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+
+    stderr = ended_within(proc, stop_the_start)
     assert proc.returncode == 143, stderr[-3000:]
     assert "Traceback" not in stderr and not out.exists()
     assert [line for line in stderr.splitlines() if line.startswith("rrhf:")][-1] == "rrhf: interrupted (SIGTERM)"
