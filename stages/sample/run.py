@@ -243,9 +243,8 @@ def _length_order(sampler: Sampler, prompts: RecordSpool, config: SampleConfig, 
 def _log_summary(config: SampleConfig, counts: Counter[str]) -> None:
     cut, sampled = counts["responses_cut"], counts["responses_sampled"]
     if sampled and cut / sampled > CUT_WARNING:
-        log.warning("sample: %d of %d responses reached --max-new-tokens %d and are cut (finish_reason \"length\"); "
-                    "train learns them without an end token, and a larger --max-new-tokens gives whole answers",
-                    cut, sampled, config.max_new_tokens)
+        log.warning("sample: %d of %d responses reached --max-new-tokens %d and are cut (finish_reason \"length\"): "
+                    "a larger --max-new-tokens gives whole answers", cut, sampled, config.max_new_tokens)
     log.info(
         "sample: %d prompts, %d responses from '%s' (%s, %s), %d carried from the input; %d prompts cut to "
         "--max-prompt-tokens; %d responses cut at --max-new-tokens; %d failed",
