@@ -8,12 +8,13 @@ for --append), its meta and a list of the prompts that failed.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from stages.contract.artifacts import Row, json_line
 from stages.contract.errors import BadInput, Location, UsageError, naming
@@ -180,7 +181,7 @@ def _counting_cut(rows: Iterator[Row], k: int, counts: Counter[str]) -> Iterator
     counts["responses_cut"] = 0
     for row in rows:
         if isinstance(row, str):
-            sampled = json.loads(row)["responses"][-k:]
+            sampled = orjson.loads(row)["responses"][-k:]
             counts["responses_cut"] += sum(1 for x in sampled if x.get("finish_reason") == "length")
         yield row
 
