@@ -8,7 +8,7 @@ from typing import Any
 
 from stages.contract.artifacts import Row
 from stages.contract.errors import BadInput, Location
-from stages.contract.formats import InputOptions
+from stages.contract.formats import PAIR_FIELDS, InputOptions
 from stages.contract.inputs import InputFile, InputPass
 from stages.contract.schema import Record
 from stages.rank.config import RankConfig
@@ -104,11 +104,11 @@ def _pair_rows(listwise: dict[str, Any]) -> list[dict[str, Any]]:
                 "prompt": listwise["prompt"],
                 "chosen": [{"role": "assistant", "content": chosen["text"]}] if chat else chosen["text"],
                 "rejected": [{"role": "assistant", "content": rejected["text"]}] if chat else rejected["text"],
-                "score_chosen": chosen["score"],
-                "score_rejected": rejected["score"],
-                # Named as the scores are; only where the sampler said, so rows of other tools' answers stay TRL's.
-                **{f"finish_reason_{name}": response["finish_reason"] for name, response
-                   in (("chosen", chosen), ("rejected", rejected)) if response.get("finish_reason") is not None},
+                # score_chosen, score_rejected, then finish_reason_* only where the sampler gave one, so rows of
+                # other tools' answers stay TRL's; the preference reader reads back the same PAIR_FIELDS.
+                **{f"{field}_{name}": response[field] for field in PAIR_FIELDS
+                   for name, response in (("chosen", chosen), ("rejected", rejected))
+                   if response.get(field) is not None},
                 "prompt_id": listwise["id"],
                 **carried,
             }
