@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -153,8 +154,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
     parser.add_argument("--reuse", action="store_true", help="keep what an earlier run of the bench finished in OUT "
-                        "(the round, every finished training, and each evaluation of the same held-out file): "
-                        "an interrupted bench continues")
+                        "(the round, each evaluation of the same held-out file, and every finished training whose "
+                        "model is kept): an interrupted bench continues")
+    parser.add_argument("--keep-models", action="store_true", help="keep each trained model in OUT (0.5 GB a "
+                        "run, about 30 GB for the whole bench), so that a later --reuse run can answer another "
+                        "--heldout file without training again; by default a model is deleted once evaluated")
     parser.add_argument("--finished-only", action="store_true", help="with --reuse: tabulate the runs finished in OUT "
                         "and train none (a method and seed not finished is left out, and said)")
     parser.add_argument("--heldout", action="append", default=[], metavar="TASK=FILE",
@@ -217,7 +221,9 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                             beta=how.beta)
             out = folder / f"{method}-seed{seed}"
             trained = out / "trained.json"  # the training's own figures, written once it finished
-            done = args.reuse and (trained.is_file() or (out / "eval" / "report.json").is_file())
+            # A finished run is read back if its answers to these held-out prompts are, or its model is, still there.
+            done = args.reuse and (_answered(out / "eval", task.heldout) or
+                                   (trained.is_file() and (out / "model").is_dir()))
             if args.finished_only and not done:
                 print(f"{task.name}: {method} seed {seed} not finished in {out}: left out", file=sys.stderr)
                 continue
@@ -231,6 +237,8 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                 trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps}))
             figures = json.loads(trained.read_text()) if trained.is_file() else {"seconds": None, "steps": steps}
             run = evaluate(task, out / "model", out / "eval", engine, args.eval_k, args.reuse)
+            if not args.keep_models:
+                shutil.rmtree(out / "model", ignore_errors=True)  # 0.5 GB a run; the figures are in trained.json, eval/
             run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
                     "win_rate": win_rate(run.pop("scores"), base["scores"])}
             runs.setdefault(method, []).append(run)
@@ -266,8 +274,7 @@ def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int, reuse: 
     """`rrhf eval` of one model on the held-out prompts: its per-prompt rewards, mean answer length (words) and
     the perplexity of the reference answers."""
     # Answers are reused only for the same held-out prompts: an edited held-out file is answered anew.
-    if reuse and (folder / "report.json").is_file() and _inputs_sha(folder / "samples-model.jsonl") == \
-            file_sha256(task.heldout):
+    if reuse and _answered(folder, task.heldout):
         return _figures(EvalReport.model_validate_json((folder / "report.json").read_text()), folder)
     config = EvalConfig(
         model=str(model),
@@ -276,6 +283,11 @@ def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int, reuse: 
         score={"scorer": "python", "fn": task.reward},
     )
     return _figures(run_eval(str(task.heldout), folder, config, force=True), folder)
+
+
+def _answered(folder: Path, heldout: Path) -> bool:
+    """Whether `folder` holds a finished `rrhf eval` of the prompts in `heldout` as they are now."""
+    return (folder / "report.json").is_file() and _inputs_sha(folder / "samples-model.jsonl") == file_sha256(heldout)
 
 
 def _inputs_sha(artifact: Path) -> str | None:
