@@ -41,7 +41,8 @@ class TrainConfig(BaseModel):
     )
     anchor_weight: float = setting(
         0.0, ge=0, description="Weight of the NLL of every response of a query (their mean): on samples of the "
-        "starting model, its forward KL up to a constant, which holds the model near it (any loss)."
+        "starting model, its forward KL up to a constant; on samples drawn below temperature 1 it also sharpens "
+        "the model (any loss)."
     )
     length_penalty: float = setting(1.0, ge=0, description="alpha in p = logp / |y|^alpha.")
     rank_loss: Literal["hinge", "logistic"] = setting("hinge", description="hinge (the paper) or logistic.")
