@@ -71,6 +71,7 @@ class Task:
     heldout: Path
     reward: str
     max_new_tokens: int
+    written: str | None = None  # the source of the prompt file's own answers, ranked beside the policy's samples
 
 
 TASKS = {
@@ -79,6 +80,9 @@ TASKS = {
                        f"{HERE / 'rewards.py'}:positivity", 40),
     "arithmetic": Task("arithmetic", HERE / "arith" / "train-prompts.jsonl", HERE / "arith" / "heldout-64.jsonl",
                        f"{HERE / 'rewards.py'}:arithmetic", 32),
+    # The paper's setting: a better source's answer (here a written correct sum) ranked beside the policy's own.
+    "arithmetic-gold": Task("arithmetic-gold", HERE / "arith" / "train-gold.jsonl", HERE / "arith" / "heldout-64.jsonl",
+                            f"{HERE / 'rewards.py'}:arithmetic", 32, written="reference"),
 }
 
 
@@ -258,7 +262,8 @@ def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
         kept = json.loads((folder / "pairs.jsonl.meta.json").read_text())["counts"]["prompts_kept"]
         return folder / "ranked.jsonl", folder / "pairs.jsonl", kept
     sample = SampleConfig(model=str(initial), engine=engine, k=K, max_new_tokens=task.max_new_tokens,
-                          temperature=TEMPERATURE, seed=seed + 1, source="policy-0", **EAGER)
+                          temperature=TEMPERATURE, seed=seed + 1, source="policy-0",
+                          include_field=[task.written] if task.written else [], **EAGER)
     run_sample(str(task.prompts), folder / "samples.jsonl", sample, force=True)
     run_score(str(folder / "samples.jsonl"), folder / "rewarded.jsonl", ScoreConfig(scorer="python", fn=task.reward),
               force=True)
