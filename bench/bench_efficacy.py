@@ -239,17 +239,31 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                     flags = ["--loss", how.name, *(["--reference", "ref"] if how.name in NEEDS_REFERENCE else []),
                              *how.flags]
                     finished = peers.train_rrhf(ranked, initial, out / "model", budget, *flags)
-                trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps}))
+                trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps,
+                                               "kept": args.keep_models}))
             figures = json.loads(trained.read_text()) if trained.is_file() else {"seconds": None, "steps": steps}
             run = evaluate(task, out / "model", out / "eval", engine, args.eval_k, args.reuse)
-            if not done and not args.keep_models:
-                # 0.5 GB a run; the figures are in trained.json and eval/. Only a model this run trained goes: one an
-                # earlier --keep-models run left is kept for whatever it was kept for.
-                shutil.rmtree(out / "model", ignore_errors=True)
+            if model_goes(args.keep_models, figures, trained_now=not done):
+                shutil.rmtree(out / "model", ignore_errors=True)  # 0.5 GB; the figures stay in trained.json, eval/
             run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
                     "win_rate": win_rate(run.pop("scores"), base["scores"])}
             runs.setdefault(method, []).append(run)
     return {"heldout": str(task.heldout), **summarise(base, runs, prompts, steps)}
+
+
+def model_goes(keep_models: bool, trained: dict[str, Any], trained_now: bool) -> bool:
+    """Whether an evaluated run's model is deleted: unless --keep-models, one this run trained, or one an earlier run
+    without --keep-models trained and was killed before evaluating; a model kept on purpose stays.
+
+    >>> model_goes(False, {"kept": False}, trained_now=True), model_goes(True, {"kept": True}, trained_now=True)
+    (True, False)
+    >>> model_goes(False, {"kept": False}, trained_now=False)  # an earlier run died between training and eval
+    True
+    >>> model_goes(False, {"kept": True}, trained_now=False), model_goes(False, {}, trained_now=False)
+    (False, False)
+    """
+    # A trained.json from before "kept" was recorded came from a run that kept its model: it is read, not deleted.
+    return not keep_models and not trained.get("kept", not trained_now)
 
 
 def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
