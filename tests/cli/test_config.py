@@ -6,11 +6,10 @@ import pytest
 from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
-from rrhf_cli.app import new_app
-from rrhf_cli.options import command
 from stages.contract.errors import UsageError
 from stages.runtime.config import setting
 from stages.runtime.resolve import load_config_file, resolve_config
+from tests.cli.demo_app import run_demo
 
 
 class DemoConfig(BaseModel):
@@ -22,24 +21,8 @@ class DemoConfig(BaseModel):
     stop: list[str] = Field(default_factory=list, description="Stop strings.")
 
 
-def _app():
-    app = new_app()
-
-    @app.command("demo")
-    @command(DemoConfig)
-    def demo(config: DemoConfig) -> None:
-        """Print the resolved config."""
-        print(config.model_dump_json())
-
-    @app.command("other")
-    def other() -> None:
-        """A second command so `demo` stays a subcommand."""
-
-    return app
-
-
 def _run(*args):
-    return CliRunner().invoke(_app(), ["demo", *map(str, args)], catch_exceptions=False)
+    return run_demo(DemoConfig, *args)
 
 
 def test_flags_carry_the_model_help_and_defaults():

@@ -9,10 +9,9 @@ import pytest
 from pydantic import BaseModel, ValidationInfo, field_validator
 from typer.testing import CliRunner
 
-from rrhf_cli.app import new_app
-from rrhf_cli.options import command
 from stages.runtime.config import cli_of, flag_of, is_operational, outcome_settings, plan_flags, section, setting
 from stages.runtime.resolve import resolve_config
+from tests.cli.demo_app import demo_app, run_demo
 
 
 class Inner(BaseModel):
@@ -39,24 +38,8 @@ class Outer(BaseModel):
                            deprecated=(("inner_backend", "engine"),))
 
 
-def _app(model=Outer):
-    app = new_app()
-
-    @app.command("demo")
-    @command(model)
-    def demo(config: model) -> None:  # type: ignore[valid-type]
-        """Print the resolved config."""
-        print(config.model_dump_json())
-
-    @app.command("other")
-    def other() -> None:
-        """A second command so `demo` stays a subcommand."""
-
-    return app
-
-
 def _run(*args):
-    return CliRunner().invoke(_app(), ["demo", *map(str, args)], catch_exceptions=False)
+    return run_demo(Outer, *args)
 
 
 def test_flags_metavar_and_operational_come_from_the_typed_metadata():
@@ -96,7 +79,7 @@ def test_a_nested_model_without_a_section_fails_when_the_command_is_defined():
         inner: Inner = Inner()
 
     with pytest.raises(TypeError, match=r"Loose\.inner: a nested settings model needs section"):
-        _app(Loose)
+        demo_app(Loose)
 
 
 def test_two_settings_spelled_alike_fail_when_the_command_is_defined():
@@ -105,7 +88,7 @@ def test_two_settings_spelled_alike_fail_when_the_command_is_defined():
         inner: Inner = section("Inner.", prefix="", hidden=("secret",))
 
     with pytest.raises(TypeError, match=r"--model would set both model and inner\.model"):
-        _app(Twice)
+        demo_app(Twice)
 
 
 def test_a_field_no_flag_can_carry_fails_unless_left_to_config_files():
@@ -113,12 +96,12 @@ def test_a_field_no_flag_can_carry_fails_unless_left_to_config_files():
         table: dict[str, int] = setting(description="A table.", default_factory=dict)
 
     with pytest.raises(TypeError, match=r"Mapping\.table: no flag can carry"):
-        _app(Mapping)
+        demo_app(Mapping)
 
     class FileOnly(BaseModel):
         table: dict[str, int] = setting(description="A table.", default_factory=dict, shown=False)
 
-    assert "--table" not in CliRunner().invoke(_app(FileOnly), ["demo", "--help"]).stdout
+    assert "--table" not in CliRunner().invoke(demo_app(FileOnly), ["demo", "--help"]).stdout
 
 
 def test_a_former_flag_works_and_says_so_in_one_line():
