@@ -24,12 +24,12 @@ def scores_of(path):
     return [r["score"] for row in read_jsonl(path) for r in row["responses"]]
 
 
-def score_both(cli, tmp_path, samples, model, *flags):
-    """Scores from the transformers engine and the vllm engine, same flags otherwise."""
+def score_both(cli, tmp_path, samples, scorer, model, *flags):
+    """Scores from the transformers engine and the vllm engine, same scorer and flags otherwise."""
     out = {}
     for engine in ("hf", "vllm"):
-        path = tmp_path / f"{engine}.jsonl"
-        result = cli("score", samples, "-o", path, "--scorer", "reward-model", "--model", model, "--engine", engine,
+        path = tmp_path / f"{scorer}-{engine}.jsonl"
+        result = cli("score", samples, "-o", path, "--scorer", scorer, "--model", model, "--engine", engine,
                      *MAX_LENGTH, *flags)  # fmt: skip
         assert result.exit_code == 0, result.stderr
         out[engine] = scores_of(path)
@@ -39,7 +39,7 @@ def score_both(cli, tmp_path, samples, model, *flags):
 @real_vllm
 @pytest.mark.parametrize("rm_format", ["chat", "concat"])
 def test_scores_equal_the_transformers_engine(vllm_models, samples, tmp_path, cli, rm_format):
-    scores = score_both(cli, tmp_path, samples, vllm_models.reward, "--rm-format", rm_format)
+    scores = score_both(cli, tmp_path, samples, "reward-model", vllm_models.reward, "--rm-format", rm_format)
     # Equal to the transformers logits (not their sigmoid, vLLM's default for one label), fp32 on both.
     assert len(scores["vllm"]) == 5
     assert scores["vllm"] == pytest.approx(scores["hf"], abs=1e-4)
@@ -51,7 +51,7 @@ def test_a_long_response_keeps_its_end_on_vllm(vllm_models, write_jsonl, tmp_pat
     assert len(AutoTokenizer.from_pretrained(vllm_models.reward)(long_text).input_ids) > 64
     samples = write_jsonl("long.jsonl", [{"id": "x", "prompt": "Write a lot.", "responses": [
         {"text": long_text, "source": "m"}, {"text": "ok", "source": "m"}]}])  # fmt: skip
-    scores = score_both(cli, tmp_path, samples, vllm_models.reward, "--rm-format", "concat")
+    scores = score_both(cli, tmp_path, samples, "reward-model", vllm_models.reward, "--rm-format", "concat")
     assert scores["vllm"] == pytest.approx(scores["hf"], abs=1e-4)
 
 
@@ -125,22 +125,10 @@ def test_fitting_length_is_capped_by_the_model_context():
     assert fitting_length(2048, types.SimpleNamespace()) == 2048
 
 
-def logprobs_both(cli, tmp_path, samples, model, *flags):
-    """Logprob scores from the transformers engine and the vllm engine, same flags otherwise."""
-    out = {}
-    for engine in ("hf", "vllm"):
-        path = tmp_path / f"logprob-{engine}.jsonl"
-        result = cli("score", samples, "-o", path, "--scorer", "logprob", "--model", model, "--engine", engine,
-                     *MAX_LENGTH, *flags)  # fmt: skip
-        assert result.exit_code == 0, result.stderr
-        out[engine] = scores_of(path)
-    return out
-
-
 @real_vllm
 @pytest.mark.parametrize("length_penalty", ["1", "0"])
 def test_logprob_scores_equal_the_transformers_engine(vllm_models, samples, tmp_path, cli, length_penalty):
-    scores = logprobs_both(cli, tmp_path, samples, vllm_models.policy, "--length-penalty", length_penalty)
+    scores = score_both(cli, tmp_path, samples, "logprob", vllm_models.policy, "--length-penalty", length_penalty)
     assert len(scores["vllm"]) == 5 and len(set(scores["vllm"])) > 1
     # fp32 on both; summed over up to 64 tokens the engines' kernels differ by ~2e-5 (measured), mean or sum
     assert scores["vllm"] == pytest.approx(scores["hf"], abs=2e-4)
@@ -151,7 +139,7 @@ def test_a_cut_response_is_scored_on_the_same_tokens_on_vllm(vllm_models, write_
     long_text = " ".join(f"word{i}" for i in range(80))
     samples = write_jsonl("long.jsonl", [{"id": "x", "prompt": "Write a lot.", "responses": [
         {"text": long_text, "source": "m"}, {"text": "ok", "source": "m"}]}])  # fmt: skip
-    scores = logprobs_both(cli, tmp_path, samples, vllm_models.policy, "--length-penalty", "0")
+    scores = score_both(cli, tmp_path, samples, "logprob", vllm_models.policy, "--length-penalty", "0")
     assert scores["vllm"] == pytest.approx(scores["hf"], abs=2e-4)
 
 
