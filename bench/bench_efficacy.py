@@ -42,7 +42,7 @@ from typing import Any
 
 from bench import peers
 from bench.efficacy_methods import METHODS, NEEDS_REFERENCE, parse_method
-from bench.efficacy_stats import Paired, PerPrompt, across_seeds, best, best_within_drift, paired, prompt_means
+from bench.efficacy_stats import Paired, PerPrompt, across_seeds, best, best_within_drift, paired
 from bench.peers import Budget
 from examples.demo import parse_common, run_as_command
 from examples.demo_real import EAGER, base_model
@@ -54,7 +54,7 @@ from stages.eval.report import EvalReport
 from stages.eval.run import run_eval
 from stages.rank.config import RankConfig
 from stages.rank.run import run_rank
-from stages.report.summary import win_rate
+from stages.report.paired import prompt_means, win_rate
 from stages.sample.config import SampleConfig
 from stages.sample.run import run_sample
 from stages.score.config import ScoreConfig
@@ -283,7 +283,7 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
     for method, mine in runs.items():
         methods[method] = {
             "reward": statistics.fmean(run["reward"] for run in mine),
-            "over_initial": vars(paired(per_method[method], initial)),
+            "over_initial": paired(per_method[method], initial).model_dump(),
             "win_rate": statistics.fmean(run["win_rate"] for run in mine),
             "reference_perplexity": statistics.fmean(run["reference_perplexity"] for run in mine),
             "words": statistics.fmean(run["words"] for run in mine),
@@ -304,7 +304,7 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
     peer_leaders = {trainer: within for trainer, theirs in sorted(trainers.items())
                     if (within := best_within_drift(theirs, perplexities, base["reference_perplexity"], DRIFT_BOUND))}
     for method in ours:
-        methods[method]["versus_peers"] = {peer: vars(paired(per_method[method], per_method[peer]))
+        methods[method]["versus_peers"] = {peer: paired(per_method[method], per_method[peer]).model_dump()
                                            for peer in per_method if parse_method(peer).kind == "peer"}
     return {"training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],

@@ -1,36 +1,13 @@
-"""The efficacy bench's figures, computed without I/O: per-prompt means, paired differences with their standard
-errors, and which method leads."""
+"""The efficacy bench's figures, computed without I/O: per-prompt means over seeds, paired differences with their
+standard errors (the ones rrhf eval reports), and which method leads."""
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-PerPrompt = Mapping[str, float]  # prompt id -> that prompt's mean reward
-
-
-@dataclass(frozen=True)
-class Paired:
-    """Mean of the per-prompt differences a - b over the prompts both have, with its standard error."""
-
-    mean: float
-    se: float
-    prompts: int
-
-    @property
-    def ahead(self) -> bool:
-        """Whether a leads b by more than two standard errors."""
-        return self.mean > 2 * self.se
-
-    def __str__(self) -> str:
-        return f"{self.mean:+.3f} ± {self.se:.3f}"
-
-
-def prompt_means(scores: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    """Each prompt's mean reward over its answers; prompts without a scored answer are left out."""
-    return {pid: math.fsum(values) / len(values) for pid, values in scores.items() if values}
+from stages.report.paired import PairedDifference as Paired
+from stages.report.paired import PerPrompt, paired_difference
 
 
 def across_seeds(runs: Sequence[PerPrompt]) -> dict[str, float]:
@@ -44,15 +21,15 @@ def across_seeds(runs: Sequence[PerPrompt]) -> dict[str, float]:
 
 
 def paired(a: PerPrompt, b: PerPrompt) -> Paired:
-    """a against b, paired over prompts: the mean difference and the standard error of that mean.
+    """a against b, paired over the prompts both have (`paired_difference`, which rrhf eval reports too).
 
     >>> str(paired({"x": 0.9, "y": 0.7, "z": 0.8}, {"x": 0.5, "y": 0.5, "z": 0.5}))
     '+0.300 ± 0.058'
     """
-    shared = sorted(a.keys() & b.keys())
-    diffs = [a[pid] - b[pid] for pid in shared]
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
-    return Paired(statistics.fmean(diffs), se, len(diffs))
+    difference = paired_difference(a, b)
+    if difference is None:
+        raise ValueError("no prompt is shared")
+    return difference
 
 
 def best(methods: Mapping[str, PerPrompt]) -> str | None:

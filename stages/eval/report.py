@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel
 
+from stages.report.paired import PairedDifference
+
 
 class ModelReport(BaseModel):
     """One model's figures."""
@@ -18,10 +20,11 @@ class ModelReport(BaseModel):
 
 
 class EvalReport(BaseModel):
-    """The model, the baseline if any, and the model's win rate over it."""
+    """The model, the baseline if any, the model's reward over it paired over prompts, and its win rate."""
 
     model: ModelReport
     baseline: ModelReport | None = None
+    reward_over_baseline: PairedDifference | None = None
     win_rate: float | None = None  # ties count half
     prompts: int
 

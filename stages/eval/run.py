@@ -13,7 +13,7 @@ from stages.contract.inputs import InputFile, Row
 from stages.contract.schema import Record, Response
 from stages.eval.config import EvalConfig
 from stages.eval.report import EvalReport, ModelReport, mean_reward, perplexity
-from stages.report.summary import win_rate
+from stages.report.paired import paired_difference, prompt_means, win_rate
 from stages.runtime.console import log
 from stages.sample.run import run_sample
 from stages.score.run import run_score
@@ -45,10 +45,13 @@ def run_eval(
             reference_perplexity=reference_perplexity(name, read, config),
         )
         count = read.summary.count  # the references streamed through the whole input
+    versus = "baseline" in scores
     report = EvalReport(
         model=reports["model"],
         baseline=reports.get("baseline"),
-        win_rate=win_rate(scores["model"], scores["baseline"]) if "baseline" in scores else None,
+        reward_over_baseline=paired_difference(*map(prompt_means, (scores["model"], scores["baseline"])))
+        if versus else None,
+        win_rate=win_rate(scores["model"], scores["baseline"]) if versus else None,
         prompts=count,
     )
     write_json(outdir / "report.json", report.model_dump(mode="json"))

@@ -1,1 +1,2 @@
-"""Reporting shared by the commands that summarise artifacts: per-file statistics and win rates."""
+"""Reporting shared by the commands that summarise artifacts: per-file statistics, and one model against another
+paired over prompts."""

@@ -1,10 +1,10 @@
-"""Figures about artifacts, computed without I/O: what `rrhf inspect` reports, and the win rate of eval and view."""
+"""Figures about artifacts, computed without I/O: what `rrhf inspect` reports."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel
 
@@ -106,15 +106,3 @@ def summarize(records: Iterable[Record], fmt: str | Callable[[], str]) -> Summar
         pairs=records_seen if fmt == "trl-preference" else pairs,
     )
 
-
-def win_rate(model: Mapping[str, Sequence[float]], baseline: Mapping[str, Sequence[float]]) -> float:
-    """Share of prompts where the model's mean reward beats the baseline's; a tie counts half."""
-    shared = [pid for pid in model if pid in baseline and model[pid] and baseline[pid]]
-    if not shared:
-        return float("nan")
-    total = 0.0
-    for pid in shared:
-        ours = math.fsum(model[pid]) / len(model[pid])
-        theirs = math.fsum(baseline[pid]) / len(baseline[pid])
-        total += 1.0 if ours > theirs else 0.5 if ours == theirs else 0.0
-    return total / len(shared)

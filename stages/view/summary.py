@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 
 from stages.contract.metrics import CURVES
-from stages.report.summary import win_rate
+from stages.report.paired import paired_difference, win_rate
 from stages.view.load import Artifact, Loaded, Training
 from stages.view.svg import histogram, line_chart
 
@@ -70,14 +70,14 @@ def source_figures(entries: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Sour
 
 
 def compare(first: Mapping[str, Mapping[str, Any]], other: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """`other` against `first` on the prompts both scored: the mean per-prompt reward difference and the share of
-    prompts where `other`'s mean is higher (a tie counts half)."""
-    shared = [pid for pid, part in other.items() if "m" in part and "m" in first.get(pid, {})]
-    if not shared:
+    """`other` against `first` on the prompts both scored: the mean per-prompt reward difference with its standard
+    error, and the share of prompts where `other`'s mean is higher (a tie counts half)."""
+    ours, theirs = ({pid: part["m"] for pid, part in parts.items() if "m" in part} for parts in (other, first))
+    difference = paired_difference(ours, theirs)
+    if difference is None:
         return {"prompts": 0}
-    differences = [other[pid]["m"] - first[pid]["m"] for pid in shared]
-    wins = win_rate({pid: [other[pid]["m"]] for pid in shared}, {pid: [first[pid]["m"]] for pid in shared})
-    return {"prompts": len(shared), "difference": math.fsum(differences) / len(shared), "win_rate": wins}
+    wins = win_rate({pid: [m] for pid, m in ours.items()}, {pid: [m] for pid, m in theirs.items()})
+    return {"prompts": difference.prompts, "difference": difference.mean, "se": difference.se, "win_rate": wins}
 
 
 def own(artifact: Artifact) -> dict[str, dict[str, Any]]:
@@ -142,8 +142,10 @@ def _comparison_table(artifacts: Sequence[Artifact]) -> str:
     for other in artifacts[1:]:
         figures = compare(own(first), own(other))
         rows.append(_row(f"{other.label} vs {first.label}", f"{figures['prompts']:,}",
-                         _fmt(figures.get("difference"), signed=True), _fmt(figures.get("win_rate"))))
-    return _table("before / after", ("files", "shared prompts", "mean reward difference", "win rate"), rows)
+                         _fmt(figures.get("difference"), signed=True), _fmt(figures.get("se")),
+                         _fmt(figures.get("win_rate"))))
+    header = ("files", "shared prompts", "mean reward difference", "± one standard error", "win rate")
+    return _table("before / after", header, rows)
 
 
 def _rank_counts(artifact: Artifact) -> str:
@@ -159,9 +161,14 @@ def _report(folder: str, report: Mapping[str, Any]) -> str:
             rows.append(_row(label, str(part.get("model", "")), _fmt(part.get("mean_reward")),
                              _fmt(part.get("reference_perplexity"))))
     table = _table(f"eval: {folder}", ("", "model", "mean reward", "reference perplexity"), rows)
-    win = report.get("win_rate")
-    shown = _fmt(win)  # empty for a report without one (no baseline)
-    return table + (f'<p class="note">win rate of the model over the baseline: {shown}</p>' if shown else "")
+    notes = []
+    if isinstance(gain := report.get("reward_over_baseline"), dict) and (mean := _fmt(gain.get("mean"), signed=True)):
+        se = _fmt(gain.get("se"))
+        notes.append(f"reward of the model over the baseline, paired over {gain.get('prompts')} prompts: {mean}"
+                     + (f" ± {se} (one standard error)" if se else ""))
+    if shown := _fmt(report.get("win_rate")):  # empty for a report without one (no baseline)
+        notes.append(f"win rate of the model over the baseline: {shown}")
+    return table + "".join(f'<p class="note">{escape(note)}</p>' for note in notes)
 
 
 def _histograms(artifacts: Sequence[Artifact]) -> str:

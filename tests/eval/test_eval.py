@@ -7,7 +7,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from stages.eval.report import mean_reward, perplexity
-from stages.report.summary import win_rate
+from stages.report.paired import win_rate
 from tests.conftest import direct_logprobs, prompt_ids
 
 REWARDS = """
@@ -46,6 +46,8 @@ def test_eval_against_itself_is_a_draw_and_reports_reference_perplexity(tiny_mod
     report = json.loads(result.stdout)
     assert report == json.loads((out / "report.json").read_text())
     assert report["win_rate"] == 0.5 and report["prompts"] == 2
+    # The same model drawing with the same seed: every prompt's difference is 0, and so is its spread.
+    assert report["reward_over_baseline"] == {"mean": 0.0, "se": 0.0, "prompts": 2}
     assert report["model"]["mean_reward"] == report["baseline"]["mean_reward"]
     assert report["model"]["responses"] == 4
 

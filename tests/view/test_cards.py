@@ -72,6 +72,9 @@ def test_compare_is_the_mean_difference_and_win_rate_on_shared_prompts():
     figures = compare(first, other)
     assert figures["prompts"] == 3 and figures["win_rate"] == 0.5
     assert abs(figures["difference"] - (0.3 + 0.0 - 0.1) / 3) < 1e-12
+    # Differences 0.3, 0.0, -0.1 about their mean 1/15: squares 0.0544, 0.0044, 0.0278 sum to 0.0867; over 2 and
+    # rooted, 0.2082; over sqrt(3), 0.1202.
+    assert abs(figures["se"] - 0.12019) < 1e-4
     assert compare(first, {"z": {"m": 1.0}}) == {"prompts": 0}
 
 

@@ -86,7 +86,7 @@ def test_several_files_align_by_prompt_id_with_the_reward_difference(tmp_path, w
     rows = {row[0]: row[2] for row in data["prompts"]}
     assert list(rows) == ["a", "b", "c"] and rows["a"][1] == 0 and rows["c"][0] == 0
     assert rows["b"][0]["m"] == 0.5 and rows["b"][1]["m"] == 0.7
-    assert "<td>1</td><td>+0.2000</td><td>1.0000</td>" in html  # one shared prompt, +0.2, won
+    assert "<td>1</td><td>+0.2000</td><td></td><td>1.0000</td>" in html  # one shared prompt, +0.2, no spread, won
 
 
 def test_training_and_eval_folders(tmp_path, write_jsonl, cli):
@@ -102,16 +102,21 @@ def test_training_and_eval_folders(tmp_path, write_jsonl, cli):
             {"id": "h1", "prompt": "p", "responses": [{"text": label, "source": label, "score": score}]}) + "\n")
     (evaluation / "report.json").write_text(json.dumps({
         "model": {"model": "out/", "mean_reward": 0.6, "responses": 1},
-        "baseline": {"model": "base/", "mean_reward": 0.2, "responses": 1}, "win_rate": 1.0, "prompts": 1}))
+        "baseline": {"model": "base/", "mean_reward": 0.2, "responses": 1}, "win_rate": 1.0, "prompts": 1,
+        "reward_over_baseline": {"mean": 0.4, "se": None, "prompts": 1}}))
     assert cli("view", evaluation, run, "-o", tmp_path / "page.html").exit_code == 0
     html, data = page(tmp_path / "page.html")
     assert [f["label"] for f in data["files"]] == ["baseline", "model"]
     assert html.count('aria-label="rank loss"') == 1 and "<caption>eval: " in html
     assert "win rate of the model over the baseline: 1.0000" in html
+    assert "reward of the model over the baseline, paired over 1 prompts: +0.4000</p>" in html
     report = json.loads((evaluation / "report.json").read_text())
-    (evaluation / "report.json").write_text(json.dumps(report | {"win_rate": 0.0}))
+    gain = {"mean": -0.05, "se": 0.02, "prompts": 40}
+    (evaluation / "report.json").write_text(json.dumps(report | {"win_rate": 0.0, "reward_over_baseline": gain}))
     assert cli("view", evaluation, "-o", tmp_path / "page.html").exit_code == 0
-    assert "win rate of the model over the baseline: 0.0000" in page(tmp_path / "page.html")[0]
+    html = page(tmp_path / "page.html")[0]
+    assert "win rate of the model over the baseline: 0.0000" in html
+    assert "paired over 40 prompts: -0.0500 ± 0.0200 (one standard error)" in html
     assert cli("view", run, "-o", tmp_path / "curves.html").exit_code == 0  # training alone: no cards
 
 
