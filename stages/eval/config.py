@@ -42,8 +42,8 @@ class EvalConfig(BaseModel):
     """Settings of `rrhf eval`."""
 
     model: str = setting(description="The model to evaluate: a from_pretrained folder or hub name.", path="local")
-    baseline: str | None = setting(None, "A model to compare with (win rate); e.g. the one before training.",
-                                   path="local")
+    baseline: str | None = setting(None, "A model to compare with (the reward over it paired over prompts, and the "
+                                   "win rate): the one before training, or one trained another way.", path="local")
     batch_size: int = setting(16, "Prompts per sampling batch; records per scoring batch.", ge=1)
     sample: EvalSampling = section(
         "How to sample from the models: the sample stage's settings.",
