@@ -45,13 +45,12 @@ def run_eval(
             reference_perplexity=reference_perplexity(name, read, config),
         )
         count = read.summary.count  # the references streamed through the whole input
-    versus = "baseline" in scores
+    ours, theirs = scores["model"], scores.get("baseline")
     report = EvalReport(
         model=reports["model"],
         baseline=reports.get("baseline"),
-        reward_over_baseline=paired_difference(*map(prompt_means, (scores["model"], scores["baseline"])))
-        if versus else None,
-        win_rate=win_rate(scores["model"], scores["baseline"]) if versus else None,
+        reward_over_baseline=None if theirs is None else paired_difference(prompt_means(ours), prompt_means(theirs)),
+        win_rate=None if theirs is None else win_rate(ours, theirs),
         prompts=count,
     )
     write_json(outdir / "report.json", report.model_dump(mode="json"))
