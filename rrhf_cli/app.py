@@ -12,7 +12,7 @@ from rrhf_cli.options import debug_enabled
 from stages.contract import __version__
 from stages.contract.errors import RrhfError, exit_status, interrupted, os_error_message, raise_terminated
 from stages.runtime.console import PIPE_EXIT, drop_stdout, flush_stdout, guard_streams, stdout_reader_gone
-from stages.runtime.launch import current_launch, peer_ended
+from stages.runtime.launch import current_launch, exit_past_teardown, peer_ended
 from stages.runtime.memory import memory_kind, out_of_memory
 from stages.runtime.outputs import unlock_all
 
@@ -128,4 +128,6 @@ def main() -> None:
         status = end.code
     else:
         status = 0
-    raise SystemExit(status if flush_stdout() else PIPE_EXIT)
+    status = status if flush_stdout() else PIPE_EXIT
+    exit_past_teardown(status if isinstance(status, int) else 0 if status is None else 1)  # a launch's rank only
+    raise SystemExit(status)

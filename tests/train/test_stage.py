@@ -176,6 +176,9 @@ def test_torchrun_two_processes_match_one(tiny_models, inverted, tmp_path):
     assert sum(line.startswith("rrhf: train: 1 steps in") for line in ddp.stderr.splitlines()) == 1, ddp.stderr
     assert "[rank 1]" not in ddp.stderr
     assert "find_unused_parameters=True" not in ddp.stderr  # DDP's per-step warning, off with the flag
+    # Each rank ends past the interpreter's teardown (where gloo could abort a run that had finished), after the
+    # exit handlers: the output's lock file is gone.
+    assert not (tmp_path / "ddp.lock").exists() and "terminate called" not in ddp.stderr
     (one,) = read_jsonl(tmp_path / "one" / "metrics.jsonl")
     (dist,) = read_jsonl(tmp_path / "ddp" / "metrics.jsonl")
     for name in ("loss", "rank_loss", "sft_loss", "rank_acc", "p_best", "p_worst"):  # all ranks, not rank 0's
