@@ -99,19 +99,20 @@ def leave_together(launch: Launch) -> None:
 
 
 def exit_past_teardown(status: int) -> None:
-    """End a process whose gloo group is up with `status`, after the exit handlers but without the interpreter's
-    teardown; return where no group is up. A rank of a run that finished could still abort there (gloo's threads
-    hold tensors whose release needs the interpreter being torn down: "terminate called without an active
-    exception"), and destroying the group first can deadlock (see `leave_together`)."""
+    """End a process whose gloo group is up with `status`, its lock files released and its streams flushed, without
+    the interpreter's teardown; return where no group is up. A rank of a run that finished could still abort in
+    that teardown (gloo's threads hold tensors whose release needs the interpreter being torn down: "terminate
+    called without an active exception"), and destroying the group first can deadlock (see `leave_together`)."""
     import sys
 
     dist = sys.modules.get("torch.distributed")  # never imports torch: a run that did not launch one has no group
     if dist is None or not dist.is_available() or not dist.is_initialized():
         return
-    import atexit
     import logging
 
-    atexit._run_exitfuncs()  # what a normal exit runs first: lock files are released there
+    from stages.runtime.outputs import unlock_all
+
+    unlock_all()  # the exit handler a normal exit would run: this process's lock files
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
