@@ -193,7 +193,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
             if model_goes(args.keep_models, figures, trained_now=not done):
                 shutil.rmtree(out / "model", ignore_errors=True)  # 0.5 GB; the figures stay in trained.json, eval/
             run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
-                    "win_rate": win_rate(run.pop("scores"), base["scores"])}
+                    "win_rate": win_rate(run["per_prompt"], base["per_prompt"])}
             runs.setdefault(method, []).append(run)
     return {"heldout": str(task.heldout), **summarise(base, runs, prompts, steps)}
 
@@ -269,7 +269,7 @@ def _figures(report: EvalReport, folder: Path) -> dict[str, Any]:
     records = load_records(folder / "scored-model.jsonl").records
     scores = {r.id: [x.score for x in r.responses if x.score is not None] for r in records}
     words = [len(x.text.split()) for r in records for x in r.responses]
-    return {"scores": scores, "per_prompt": prompt_means(scores), "reward": report.model.mean_reward,
+    return {"per_prompt": prompt_means(scores), "reward": report.model.mean_reward,
             "words": statistics.fmean(words), "reference_perplexity": report.model.reference_perplexity}
 
 

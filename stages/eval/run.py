@@ -45,11 +45,12 @@ def run_eval(
             reference_perplexity=reference_perplexity(name, read, config),
         )
         count = read.summary.count  # the references streamed through the whole input
-    ours, theirs = scores["model"], scores.get("baseline")
+    ours = prompt_means(scores["model"])
+    theirs = prompt_means(scores["baseline"]) if "baseline" in scores else None
     report = EvalReport(
         model=reports["model"],
         baseline=reports.get("baseline"),
-        reward_over_baseline=None if theirs is None else paired_difference(prompt_means(ours), prompt_means(theirs)),
+        reward_over_baseline=None if theirs is None else paired_difference(ours, theirs),
         win_rate=None if theirs is None else win_rate(ours, theirs),
         prompts=count,
     )

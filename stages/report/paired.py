@@ -57,14 +57,14 @@ def paired_difference(a: PerPrompt, b: PerPrompt) -> PairedDifference | None:
     return PairedDifference(mean=statistics.fmean(diffs), se=se, prompts=len(diffs))
 
 
-def win_rate(model: Mapping[str, Sequence[float]], baseline: Mapping[str, Sequence[float]]) -> float:
-    """Share of prompts where the model's mean reward beats the baseline's; a tie counts half.
+def win_rate(model: PerPrompt, baseline: PerPrompt) -> float:
+    """Share of the prompts both have where the model's mean reward beats the baseline's; a tie counts half.
 
-    >>> win_rate({"a": [1.0, 0.0], "b": [0.2], "c": [0.9]}, {"a": [0.5], "b": [0.3], "c": []})
+    >>> win_rate(prompt_means({"a": [1.0, 0.0], "b": [0.2], "c": [0.9]}), prompt_means({"a": [0.5], "b": [0.3]}))
     0.25
     """
-    ours, theirs = prompt_means(model), prompt_means(baseline)
-    shared = [pid for pid in ours if pid in theirs]
+    shared = [pid for pid in model if pid in baseline]
     if not shared:
         return float("nan")
-    return math.fsum(1.0 if ours[p] > theirs[p] else 0.5 if ours[p] == theirs[p] else 0.0 for p in shared) / len(shared)
+    wins = (1.0 if model[p] > baseline[p] else 0.5 if model[p] == baseline[p] else 0.0 for p in shared)
+    return math.fsum(wins) / len(shared)

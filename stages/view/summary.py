@@ -76,8 +76,8 @@ def compare(first: Mapping[str, Mapping[str, Any]], other: Mapping[str, Mapping[
     difference = paired_difference(ours, theirs)
     if difference is None:
         return {"prompts": 0}
-    wins = win_rate({pid: [m] for pid, m in ours.items()}, {pid: [m] for pid, m in theirs.items()})
-    return {"prompts": difference.prompts, "difference": difference.mean, "se": difference.se, "win_rate": wins}
+    return {"prompts": difference.prompts, "difference": difference.mean, "se": difference.se,
+            "win_rate": win_rate(ours, theirs)}
 
 
 def own(artifact: Artifact) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from stages.eval.report import mean_reward, perplexity
-from stages.report.paired import win_rate
+from stages.report.paired import prompt_means, win_rate
 from tests.conftest import direct_logprobs, prompt_ids
 
 REWARDS = """
@@ -21,7 +21,7 @@ def test_win_rate_counts_ties_half_and_skips_missing_prompts():
     model = {"a": [1.0, 3.0], "b": [0.0], "c": [5.0], "d": [1.0]}
     baseline = {"a": [2.0], "b": [1.0], "c": [5.0]}
     # a: 2 > 2? tie -> 0.5; b: 0 < 1 -> 0; c: tie -> 0.5; d has no baseline.
-    assert win_rate(model, baseline) == pytest.approx(1.0 / 3)
+    assert win_rate(prompt_means(model), prompt_means(baseline)) == pytest.approx(1.0 / 3)
     assert mean_reward(model) == pytest.approx(10.0 / 5)
 
 
