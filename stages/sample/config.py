@@ -63,7 +63,10 @@ class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
     )
     append: bool = setting(False, description="Add to the responses already in OUTPUT (matched by id).")
     include_field: list[str] = setting(
-        description="Carry responses already in the input, e.g. chosen,rejected; the field name is the source.",
+        description=(
+            "Carry responses already in the input, e.g. chosen,rejected; the field name is the source (null where "
+            "a prompt has none)."
+        ),
         default_factory=list,
         metavar="FIELD[,FIELD]",
     )

@@ -12,18 +12,23 @@ from stages.contract.schema import Record, Response, without_rank_fields
 
 def included_responses(record: Record, names: Sequence[str]) -> list[Response]:
     """The input's own responses named by `--include-field`: responses whose source is the name (as the hh and
-    TRL preference readers make them), else the record's field of that name; ValueError if neither exists."""
+    TRL preference readers make them), else the record's field of that name, where null or [] gives none (a
+    source that answered some prompts only); ValueError if neither exists or the field holds no text."""
     out: list[Response] = []
+    fields = record.extra
     for name in names:
         matched = [r for r in record.responses if r.source == name]
         if matched:
             out.extend(matched)
             continue
-        texts = _texts(record.extra.get(name))
+        if name in fields and fields[name] in (None, []):
+            continue
+        texts = _texts(fields.get(name))
         if texts is None:
+            what = "no" if name not in fields else "an unreadable"
             raise ValueError(
-                f"--include-field '{name}': the record has no '{name}' field (a string, a list of strings or "
-                f"a conversation) and no response with source '{name}'"
+                f"--include-field '{name}': the record has {what} '{name}' field (a string, a list of strings, a "
+                f"conversation, or null where this prompt has none) and no response with source '{name}'"
             )
         out.extend(Response(text=text, source=name) for text in texts)
     return out

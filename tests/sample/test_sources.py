@@ -45,7 +45,7 @@ def test_include_field_carries_hh_chosen_and_rejected(tiny_models, tmp_path, wri
     assert counts["responses_included"] == 2 and counts["input_responses_dropped"] == 2
 
 
-def test_include_field_reads_a_named_field_and_rejects_a_missing_one(tiny_models, tmp_path, write_jsonl, cli):
+def test_include_field_reads_a_field_allows_null_and_rejects_a_missing_one(tiny_models, tmp_path, write_jsonl, cli):
     rows = [
         {"id": "a", "prompt": "Q1", "human": "A human answer", "refs": ["r1", "r2"]},
         {"id": "b", "prompt": "Q2", "human": "Another", "refs": ["r3"]},
@@ -62,6 +62,17 @@ def test_include_field_reads_a_named_field_and_rejects_a_missing_one(tiny_models
         ("refs", "r2"),
     ]
     assert got[0]["human"] == "A human answer"  # the field itself is carried as before
+
+    # A source that answered some prompts only: null or [] where it has none, and those prompts carry nothing.
+    rows[1]["human"], rows[1]["refs"] = None, []
+    partial = tmp_path / "partial.jsonl"
+    args = _args(tiny_models, "--include-field", "human,refs", "--source", "p")
+    assert cli("sample", write_jsonl("partial-in.jsonl", rows), "-o", partial, *args).exit_code == 0
+    assert [[r["source"] for r in row["responses"]] for row in read_jsonl(partial)] == [
+        ["human", "refs", "refs", "p", "p"],
+        ["p", "p"],
+    ]
+
     rows[1].pop("human")
     out.write_text("previous\n")
     src = write_jsonl("bad.jsonl", rows)
