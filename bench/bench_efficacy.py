@@ -84,6 +84,11 @@ TASKS = {
     # The paper's setting: a better source's answer (here a written correct sum) ranked beside the policy's own.
     "arithmetic-gold": Task("arithmetic-gold", HERE / "arith" / "train-gold.jsonl", HERE / "arith" / "heldout-64.jsonl",
                             f"{HERE / 'rewards.py'}:arithmetic", 32, written="reference"),
+    # A better source that answered half the prompts (every other one; null on the rest): the lists of one round
+    # differ in whether a written answer is among them, where --sft-sources decides whose best the SFT term learns.
+    "arithmetic-halfgold": Task("arithmetic-halfgold", HERE / "arith" / "train-halfgold.jsonl",
+                                HERE / "arith" / "heldout-64.jsonl", f"{HERE / 'rewards.py'}:arithmetic", 32,
+                                written="reference"),
 }
 
 
@@ -100,7 +105,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, of: " + ", ".join(TASKS))
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of: " + ", ".join(METHODS)
                         + "; each may end in -betaB (that beta) and, for rrhf's losses, -sftW (--sft-weight W) "
-                        "and -anchorA (--anchor-weight A), e.g. trl-dpo-beta0.5, simpo-sft0.3, simpo-anchor0.3")
+                        "and -anchorA (--anchor-weight A), then -written (--sft-sources the task's written "
+                        "answers' source), e.g. trl-dpo-beta0.5, simpo-sft0.3, simpo-anchor0.3, lipo-written")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
@@ -122,9 +128,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tasks = chosen_tasks(parser, args.tasks, args.heldout)
     for name in args.methods.split(","):
         try:
-            parse_method(name)
+            how = parse_method(name)
         except ValueError as err:
             parser.error(f"--methods: {err}")
+        if how.written and (plain := [t.name for t in tasks if t.written is None]):
+            parser.error(f"--methods: {name} learns the written answers' SFT term, which task {plain[0]} has none of")
     started = time.perf_counter()
     engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # vLLM's CPU build: a fixed cache, not a share of memory
@@ -184,7 +192,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                     finished = peers.train(how.name, pairs, initial, out / "model", budget)
                 else:
                     flags = ["--loss", how.name, *(["--reference", "ref"] if how.name in NEEDS_REFERENCE else []),
-                             *how.flags]
+                             *how.flags, *(["--sft-sources", task.written] if how.written and task.written else [])]
                     finished = peers.train_rrhf(ranked, initial, out / "model", budget, *flags)
                 trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps,
                                                "kept": args.keep_models}))

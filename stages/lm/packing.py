@@ -25,7 +25,8 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
     """The model inputs plus the gather plan: for learned token n, `gather_rows[n], gather_cols[n]` is the position
     whose output predicts `target_ids[n]`, which belongs to response `target_response[n]`. `rewards` and the
     ranking `pairs` (better, worse batch indices) are there when every query carries rewards, `ref_logps` (each
-    response's reference log-prob) when every query carries them."""
+    response's reference log-prob) and `sft_targets` (whether each may be the SFT target) when every query carries
+    them."""
     rows: list[list[int]] = []
     positions: list[list[int]] = []
     response_cols: list[list[int]] = []  # where each response's tokens sit in its row (packed layout only)
@@ -98,6 +99,8 @@ def collate(queries: list[Query], pad_id: int, packed: bool) -> dict[str, torch.
         batch["pairs"] = torch.tensor(pairs, dtype=torch.long).view(-1, 2)  # (P, 2) batch indices
     if queries and all(query.refs is not None for query in queries):
         batch["ref_logps"] = torch.tensor([value for query in queries for value in query.refs or []])
+    if queries and all(query.sft_targets is not None for query in queries):
+        batch["sft_targets"] = torch.tensor([value for query in queries for value in query.sft_targets or []])
     if packed:
         prompts = [len(query.prompt) for query in queries]
         batch |= shared_prompt.layout(end_rows, response_cols, prompts, width)

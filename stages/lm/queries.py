@@ -14,14 +14,16 @@ from stages.lm.prompts import render_ids
 @dataclass
 class Query:
     """Token ids of a prompt and of each response; `rewards` (one per response) where a loss needs them,
-    `pairs`, (better, worse) response indices, where the ranking pairs were chosen rather than all, and `refs`,
-    each response's summed log-prob under a reference model, where the loss reads one."""
+    `pairs`, (better, worse) response indices, where the ranking pairs were chosen rather than all, `refs`,
+    each response's summed log-prob under a reference model, where the loss reads one, and `sft_targets`, whether
+    each response may be the SFT term's target (its source is one `--sft-sources` names), where that is limited."""
 
     prompt: list[int]
     responses: list[list[int]]
     rewards: list[float] | None = None
     pairs: list[tuple[int, int]] | None = None
     refs: list[float] | None = None
+    sft_targets: list[bool] | None = None
 
     def ranking_pairs(self) -> list[tuple[int, int]]:
         """The (better, worse) pairs the ranking loss sees: the chosen ones, or every pair whose rewards differ."""

@@ -256,3 +256,15 @@ def flag_of(model: type[BaseModel], info: ValidationInfo | None, name: str) -> s
 def deprecation(former: str, current: str) -> str:
     """The one line that says a former spelling still works, for now."""
     return f"{former} is deprecated; use {current} (kept until {KEPT_UNTIL})"
+
+
+def comma_names(value: Any) -> Any:
+    """A list setting of names as `--flag a,b` or a config file's list gives it, split into its names (`mode="before"`
+    validator); ValueError where a name is empty."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        return value
+    names = [part.strip() for item in items for part in str(item).split(",")]
+    if any(not name for name in names):
+        raise ValueError("names must not be empty")
+    return names

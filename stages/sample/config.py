@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import ValidationInfo, field_validator
 
 from stages.engines.settings import ApiSettings, VllmSettings
-from stages.runtime.config import flag_of, setting
+from stages.runtime.config import comma_names, flag_of, setting
 from stages.runtime.runs import FailurePolicy
 from stages.sample.registry import SAMPLERS
 
@@ -111,17 +111,8 @@ class SampleConfig(VllmSettings, ApiSettings, FailurePolicy):
     def _one_stop(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
-    @field_validator("include_field", mode="before")
-    @classmethod
-    def _split_fields(cls, value: Any) -> Any:
-        # `--include-field chosen,rejected` and a YAML list mean the same.
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list):
-            return value
-        names = [part.strip() for item in items for part in str(item).split(",")]
-        if any(not name for name in names):
-            raise ValueError("field names must not be empty")
-        return names
+    # `--include-field chosen,rejected` and a YAML list mean the same.
+    _split_fields = field_validator("include_field", mode="before")(comma_names)
 
     @field_validator("shard")
     @classmethod

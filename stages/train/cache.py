@@ -86,6 +86,7 @@ def data_key(
         # The reference read decides the data; the scores check decides whether it was made (so not reused unmade).
         "reference": needs.reference,
         "scores": needs.scores,
+        "sft_sources": list(needs.sft_sources),
         "versions": [transformers.__version__, tokenizers.__version__],
     }
     return fingerprint(identity)[:32]

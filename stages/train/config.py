@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, field_validator, model_validator
 
-from stages.runtime.config import setting
+from stages.runtime.config import comma_names, setting
 from stages.train.losses.catalog import DEFAULTS, LOSS_NAMES, REFERENCE_COMMAND, LossName, defaults_help
 
 if TYPE_CHECKING:  # the loss modules import torch, which `rrhf --help` must not pay for
@@ -38,6 +38,11 @@ class TrainConfig(BaseModel):
     sft_weight: float | None = setting(  # set to the loss's default after validation when unset
         None, ge=0, description="Weight of the SFT loss on the best response; 0 is pure ranking (default: the "
         "loss's, see --loss; pro scales it by (k - 1)^2 per query as its authors do)."
+    )
+    sft_sources: list[str] = setting(
+        description="Learn the SFT term only on queries whose best response comes from one of these sources (a "
+        "stronger model's or people's answers ranked beside the policy's samples); --sft-weight then defaults to 1 "
+        "where the loss's is 0. Default: every query's best.", default_factory=list, metavar="SOURCE[,SOURCE]",
     )
     anchor_weight: float = setting(
         0.0, ge=0, description="Weight of the NLL of every response of a query (their mean): on samples of the "
@@ -154,6 +159,8 @@ class TrainConfig(BaseModel):
                 raise ValueError("--optimizer-in-backward cannot unscale float16 gradients: use --bf16")
         return self
 
+    _split_sources = field_validator("sft_sources", mode="before")(comma_names)
+
     @model_validator(mode="after")
     def _loss_defaults(self) -> TrainConfig:
         # Filled in here, so a config always holds the values it trains with (and the meta records them).
@@ -180,15 +187,19 @@ class TrainConfig(BaseModel):
             self.beta = defaults.beta
         if self.gamma is None:
             self.gamma = defaults.gamma
+        if self.sft_sources and self.sft_weight == 0:
+            raise ValueError("--sft-sources limits the SFT term, which --sft-weight 0 turns off")
         if self.sft_weight is None:
-            self.sft_weight = defaults.sft_weight
+            # Naming the sources asks for the term: a loss without one by default learns them at the paper's weight.
+            self.sft_weight = defaults.sft_weight or (1.0 if self.sft_sources else 0.0)
         return self
 
     def data_needs(self) -> DataNeeds:
-        """What the loss needs of each record beyond a ranking: a reference score, or scores proper."""
+        """What the loss needs of each record beyond a ranking: a reference score, scores proper, sources."""
         from stages.train.data import DataNeeds
 
-        return DataNeeds(reference=self.reference, scores=DEFAULTS[self.loss].scores, loss=self.loss)
+        return DataNeeds(reference=self.reference, scores=DEFAULTS[self.loss].scores, loss=self.loss,
+                         sft_sources=tuple(self.sft_sources))
 
     def loss_settings(self) -> LossSettings:
         """The loss's part of the settings."""

@@ -32,20 +32,28 @@ class Candidates:
     pairs: list[tuple[int, int]] | None = None
     refs: list[float] | None = None  # each response's reference log-prob, where the loss reads one
     ended: list[bool] | None = None  # whether each response ended (not cut by the sampler's limit); None: all did
+    sft_targets: list[bool] | None = None  # whether each response may be the SFT target; None: every one may
 
     def endings(self) -> list[bool]:
         """Whether each response ended, so it is learned with its EOS."""
         return self.ended if self.ended is not None else [True] * len(self.texts)
 
+    def learns_best(self) -> bool:
+        """Whether the SFT term learns this query's best response: the first of the highest reward, as the losses
+        pick it (`losses.common.first_argmax_per_query`), is an SFT target."""
+        return self.sft_targets is None or self.sft_targets[self.rewards.index(max(self.rewards))]
+
 
 @dataclass(frozen=True)
 class DataNeeds:
     """What the loss needs of each record beyond a ranking: `reference`, the scores.NAME every response must carry
-    (its summed log-prob under the reference model); `scores`, rewards that are scores (not wins over pairs)."""
+    (its summed log-prob under the reference model); `scores`, rewards that are scores (not wins over pairs);
+    `sft_sources`, each response's source, where the SFT term learns only those sources' best answers."""
 
     reference: str | None = None
     scores: bool = False
     loss: str = "rrhf"  # named in the messages
+    sft_sources: tuple[str, ...] = ()  # the sources whose best answers the SFT term learns; (): every source's
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,9 @@ def listwise_candidates(record: Record, where: Location, needs: DataNeeds = Data
     else:
         missing = scores.index(None)
         raise BadInput(where, f"'responses[{missing}]' has no score; run `rrhf score` on this file first")
+    targets = [r.source in needs.sft_sources for r in record.responses] if needs.sft_sources else None
     return Candidates(record.prompt, [r.text for r in record.responses], rewards, pairs, refs,
-                      [r.ended for r in record.responses])
+                      [r.ended for r in record.responses], targets)
 
 
 def reference_scores(record: Record, where: Location, name: str) -> list[float]:
@@ -113,11 +122,14 @@ def preference_pair(record: Record, where: Location) -> PreferencePair:
 
 
 def check_preference(pair: PreferencePair, needs: DataNeeds, where: Location) -> None:
-    """BadInput where a preference row cannot give what `needs` asks: a reference (rows carry no scores.NAME), or
-    scores on both texts."""
+    """BadInput where a preference row cannot give what `needs` asks: a reference (rows carry no scores.NAME),
+    sources (rows have only chosen and rejected), or scores on both texts."""
     if needs.reference:
         raise BadInput(where, f"preference rows carry no scores.{needs.reference} for --reference; add it with "
                        f"`{REFERENCE_COMMAND.format(name=needs.reference)}`, which writes rrhf records")
+    if needs.sft_sources:
+        raise BadInput(where, "preference rows name no source but chosen and rejected, so --sft-sources has none to "
+                       "pick; it needs rrhf records, whose responses carry their `source`")
     if needs.scores and (pair.score_chosen is None or pair.score_rejected is None):
         raise BadInput(where, f"--loss {needs.loss} ranks by scores and this row's texts have none; run `rrhf score` "
                        "on this file first")

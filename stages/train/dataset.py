@@ -12,7 +12,7 @@ from typing import Any
 from stages.lm.queries import Query
 from stages.train.tokenise import Counts, as_query
 
-LAYOUT = 3  # the prepared folder's layout: a change makes every earlier folder a stranger
+LAYOUT = 4  # the prepared folder's layout: a change makes every earlier folder a stranger
 DATA_FILE = "data.arrow"
 INFO_FILE = "info.json"
 

@@ -27,6 +27,7 @@ SCHEMA = pa.schema([
     ("rewards", pa.list_(pa.float64())),
     ("pairs", pa.list_(pa.list_(pa.int32()))),  # null: every pair whose rewards differ
     ("refs", pa.list_(pa.float64())),  # null: the loss reads no reference log-probs
+    ("sft_targets", pa.list_(pa.bool_())),  # null: the SFT term learns every query's best response
 ])
 POOL_BYTES = 8 * 2**20  # a smaller file (a few thousand records) is tokenised here, with the tokenizer's threads
 MAX_WORKERS = 8  # beyond this many, reading and validating the input is the bottleneck
@@ -36,8 +37,9 @@ MAX_WORKERS = 8  # beyond this many, reading and validating the input is the bot
 @dataclass(frozen=True)
 class Counts:
     """What tokenising counted over queries: ranking pairs of one epoch, prompts and responses cut to fit the
-    length, responses the sampler's token limit cut (learned without EOS), and the tokens fed unpacked and packed
-    (as `packing.token_counts` counts them)."""
+    length, responses the sampler's token limit cut (learned without EOS), queries whose best response the SFT
+    term learns (all but those `--sft-sources` leaves out), and the tokens fed unpacked and packed (as
+    `packing.token_counts` counts them)."""
 
     queries: int = 0
     responses: int = 0
@@ -45,6 +47,7 @@ class Counts:
     prompts_truncated: int = 0
     responses_truncated: int = 0
     responses_unended: int = 0
+    queries_sft: int = 0
     tokens_unpacked: int = 0
     tokens_packed: int = 0
 
@@ -66,11 +69,12 @@ def tokenise(batch: Sequence[Candidates], tokenizer: Any, max_length: int) -> To
     for candidate, prompt in zip(batch, prompts, strict=True):
         responses = [next(encoded) for _ in candidate.texts]
         prompt, responses, (prompt_cut, responses_cut) = fit(prompt, responses, max_length)
-        query = Query(prompt, responses, candidate.rewards, candidate.pairs, candidate.refs)
+        query = Query(prompt, responses, candidate.rewards, candidate.pairs, candidate.refs, candidate.sft_targets)
         response_tokens = sum(map(len, responses))
         counts += Counts(queries=1, responses=len(responses), pairs=len(query.ranking_pairs()),
                          prompts_truncated=int(prompt_cut), responses_truncated=responses_cut,
                          responses_unended=candidate.endings().count(False),
+                         queries_sft=int(candidate.learns_best()),
                          tokens_unpacked=len(prompt) * len(responses) + response_tokens,
                          tokens_packed=len(prompt) + response_tokens)
         columns["prompt"].append(prompt)
@@ -78,6 +82,7 @@ def tokenise(batch: Sequence[Candidates], tokenizer: Any, max_length: int) -> To
         columns["rewards"].append(candidate.rewards)
         columns["pairs"].append(None if candidate.pairs is None else [list(p) for p in candidate.pairs])
         columns["refs"].append(candidate.refs)
+        columns["sft_targets"].append(candidate.sft_targets)
     return pa.RecordBatch.from_pydict(columns, schema=SCHEMA), counts
 
 
@@ -125,7 +130,8 @@ def as_query(row: dict[str, Any]) -> Query:
     """One row of SCHEMA as the Query the collator takes."""
     pairs = row["pairs"]
     return Query(prompt=row["prompt"], responses=row["responses"], rewards=row["rewards"],
-                 pairs=None if pairs is None else [(better, worse) for better, worse in pairs], refs=row.get("refs"))
+                 pairs=None if pairs is None else [(better, worse) for better, worse in pairs], refs=row.get("refs"),
+                 sft_targets=row.get("sft_targets"))
 
 
 _worker: dict[str, Any] = {}

@@ -147,3 +147,20 @@ def test_two_queries_are_the_mean_of_each_alone(name):
     alone_b = loss(LossBatch(logp_b, lengths_b, rewards_b, torch.tensor([0, 0]), ref_logp=ref_b), settings)
     assert batch.loss.item() == pytest.approx((alone_a.loss.item() + alone_b.loss.item()) / 2, rel=1e-6)
     assert batch.rank_pairs == alone_a.rank_pairs + alone_b.rank_pairs
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_sft_targets_leave_out_the_sft_term_of_a_query_whose_best_is_not_one(name):
+    """Query a is ONE (best: response 1, mean NLL 8/2 = 4), query b two responses (best: its second, NLL 1/4).
+    Marking every response but a's best as a target leaves out a's SFT term alone: sft_weight 0.2 x 4 over 2
+    queries = 0.4 (pro scales a's term by (3 - 1)^2 = 4: 1.6). Every response a target changes nothing."""
+    settings = LossSettings(beta=0.7, gamma=0.3, sft_weight=0.2)
+    batch = LossBatch(torch.cat([LOGP, torch.tensor([-2.0, -1.0])]), torch.cat([LENGTHS, torch.tensor([2, 4])]),
+                      torch.cat([REWARDS, torch.tensor([0.0, 0.5])]), torch.tensor([0, 0, 0, 1, 1]),
+                      ref_logp=torch.cat([REF, torch.tensor([-1.5, -1.5])]))
+    every = LOSSES[name](batch, settings)
+    limited = LOSSES[name](replace(batch, sft_targets=torch.tensor([True, False, True, False, True])), settings)
+    assert limited.loss.item() == pytest.approx(every.loss.item() - (1.6 if name == "pro" else 0.4), rel=1e-6)
+    assert limited.rank_loss.item() == pytest.approx(every.rank_loss.item(), rel=1e-6)
+    all_targets = LOSSES[name](replace(batch, sft_targets=torch.ones(5, dtype=torch.bool)), settings)
+    assert all_targets.loss.item() == pytest.approx(every.loss.item(), rel=1e-6)

@@ -166,6 +166,8 @@ def test_pro_on_pairs_without_scores_is_bad_input(tiny_models, write_jsonl, tmp_
     (["--loss", "dpo", "--reference", "ref", "--reference-model", "m"], "exclude each other"),
     (["--loss", "simpo", "--margin", "0.5"], "--margin is the rrhf loss's; --loss simpo has none"),
     (["--loss", "pro", "--rank-loss", "logistic"], "--rank-loss is the rrhf loss's"),
+    (["--loss", "simpo", "--sft-sources", "gold", "--sft-weight", "0"], "which --sft-weight 0 turns off"),
+    (["--sft-sources", "gold,,people"], "names must not be empty"),
 ])
 def test_bad_loss_settings_are_refused_in_one_line(tiny_models, scored, tmp_path, cli, flags, says):
     result = cli("train", scored, "-o", tmp_path / "out", "--model", tiny_models.policy, *flags)
@@ -187,3 +189,57 @@ def test_a_reference_model_with_another_tokenizer_is_refused(tiny_models, scored
     assert result.stderr.strip().endswith(f"--reference-model {other}: its tokenizer is not --model's, so it would "
                                           "read other tokens")
     assert not (tmp_path / "out" / "meta.json").exists()
+
+
+def _sourced(write_jsonl, best_sources):
+    """One query per entry: answers from `policy` (scores 0, 1) and `gold` (score 2 where it is the best, else
+    -1), so `best_sources` says whose answer is each query's best."""
+    return write_jsonl("sourced.jsonl", [
+        {"id": f"q{i}", "prompt": prompt, "responses": [
+            {"text": TEXTS[0], "source": "policy", "score": 0.0},
+            {"text": TEXTS[1], "source": "policy", "score": 1.0},
+            {"text": TEXTS[2], "source": "gold", "score": 2.0 if best == "gold" else -1.0}]}
+        for i, (prompt, best) in enumerate(zip(PROMPTS, best_sources, strict=True))
+    ])
+
+
+def test_sft_sources_learn_only_the_named_sources_best_answers(tiny_models, write_jsonl, tmp_path, cli):
+    """Gold is the best of q0 and q1, a policy answer of q2. `--sft-sources gold` drops q2's SFT term (the first
+    step's loss falls, every other figure the same); naming every source is the same run as naming none."""
+    data = _sourced(write_jsonl, ["gold", "gold", "policy"])
+    common = ["--model", tiny_models.policy, "--loss", "simpo", "--max-steps", "2", "--lr", "1e-2",
+              "--logging-steps", "1", "--queries-per-batch", "3"]
+    runs = {}
+    for name, flags in (("every", ["--sft-weight", "1"]), ("both", ["--sft-sources", "gold,policy"]),
+                        ("gold", ["--sft-sources", "gold"])):
+        result = cli("train", data, "-o", tmp_path / name, *common, *flags)
+        assert result.exit_code == 0, result.stderr
+        runs[name] = read_jsonl(tmp_path / name / "metrics.jsonl")
+    assert "the SFT term learns the best response of 2 of 3 queries (from gold)" in result.stderr
+    meta = json.loads((tmp_path / "gold" / "meta.json").read_text())
+    assert (meta["config"]["sft_sources"], meta["config"]["sft_weight"]) == (["gold"], 1.0)  # 1: named sources
+    assert meta["counts"]["queries_sft"] == 2
+    for every, both in zip(runs["every"], runs["both"], strict=True):
+        assert {k: both[k] for k in ("loss", "rank_loss", "sft_loss")} == pytest.approx(
+            {k: every[k] for k in ("loss", "rank_loss", "sft_loss")}, rel=1e-6)
+    first_every, first_gold = runs["every"][0], runs["gold"][0]
+    assert first_gold["rank_loss"] == pytest.approx(first_every["rank_loss"], rel=1e-6)
+    assert first_gold["sft_loss"] == pytest.approx(first_every["sft_loss"], rel=1e-6)  # logged over every query
+    assert first_gold["loss"] < first_every["loss"] - 1e-3
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_sft_sources_that_pick_nothing_are_refused(tiny_models, write_jsonl, tmp_path, cli, pairs):
+    if pairs:
+        data = write_jsonl("pairs.jsonl", [{"prompt": "Q", "chosen": "good answer", "rejected": "bad"}])
+        says = f"rrhf: error: {data}:1: preference rows name no source but chosen and rejected"
+    else:
+        data = _sourced(write_jsonl, ["policy", "policy", "policy"])
+        says = f"rrhf: error: --sft-sources gold: no query of {data} has its best response from that source"
+    out = tmp_path / "out"
+    result = cli("train", data, "-o", out, "--model", tiny_models.policy, "--sft-sources", "gold")
+    assert result.exit_code == 2
+    # Refused once the input is read (the refusal of pairs is the reading's own): no step, no model.
+    assert result.stderr.strip().splitlines()[-1].startswith(says), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()

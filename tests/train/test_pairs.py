@@ -11,7 +11,7 @@ from stages.contract.errors import BadInput, Location
 from stages.contract.inputs import InputFile
 from stages.contract.schema import Record
 from stages.lm.queries import Query
-from stages.train.data import listwise_candidates, net_wins
+from stages.train.data import DataNeeds, listwise_candidates, net_wins
 from stages.train.losses.common import LossBatch, LossSettings
 from stages.train.losses.rrhf import rrhf_loss
 from stages.train.prepare import candidates
@@ -52,6 +52,18 @@ def test_a_ranked_record_keeps_its_pairs_and_a_scored_one_means_all_pairs():
         with pytest.raises(BadInput, match="pairs"):
             listwise_candidates(Record.model_validate(scored.to_json_dict() | {"pairs": bad}), HERE)
     assert net_wins(3, [(0, 2)]) == [1.0, 0.0, -1.0]
+
+
+def test_sft_sources_mark_each_response_and_the_best_is_the_first_of_the_top_reward():
+    """Rewards [1, 2, 2]: the losses' best is the first 2, response 1, from `policy`; `gold` alone names response 2."""
+    record = Record.model_validate({"id": "1", "prompt": "p", "responses": [
+        {"text": "a", "source": "gold", "score": 1.0}, {"text": "b", "source": "policy", "score": 2.0},
+        {"text": "c", "source": "gold", "score": 2.0}]})  # fmt: skip
+    assert listwise_candidates(record, HERE).sft_targets is None
+    assert listwise_candidates(record, HERE).learns_best()
+    gold = listwise_candidates(record, HERE, DataNeeds(sft_sources=("gold",)))
+    assert (gold.sft_targets, gold.learns_best()) == ([True, False, True], False)
+    assert listwise_candidates(record, HERE, DataNeeds(sft_sources=("policy", "people"))).learns_best()
 
 
 def test_the_loss_uses_only_the_given_pairs():

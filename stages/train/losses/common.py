@@ -35,7 +35,8 @@ class LossBatch:
     logp_sum (R,): summed log-probs of each response's learned tokens; lengths (R,): their count |y_i|;
     rewards (R,); query (R,): the query index 0..Q-1 of each response; pairs (P, 2): batch indices of (better,
     worse) responses, a ranked file's chosen pairs where given; ref_logp (R,): the reference's summed log-probs,
-    for the losses that read them.
+    for the losses that read them; sft_targets (R,) bool: whether each response may be the SFT term's target
+    (None: every one may).
     """
 
     logp_sum: torch.Tensor
@@ -44,6 +45,7 @@ class LossBatch:
     query: torch.Tensor
     pairs: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
+    sft_targets: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for name in ("logp_sum", "lengths", "rewards", "ref_logp"):
@@ -54,7 +56,7 @@ class LossBatch:
     def collated(cls, batch: dict[str, torch.Tensor], logp_sum: torch.Tensor) -> LossBatch:
         """The LossBatch of a collated batch (`packing.collate`'s keys) given its responses' summed log-probs."""
         return cls(logp_sum, batch["lengths"], batch["rewards"], batch["response_query"], batch.get("pairs"),
-                   batch.get("ref_logps"))
+                   batch.get("ref_logps"), batch.get("sft_targets"))
 
     def reference(self, loss: str) -> torch.Tensor:
         """ref_logp, which loss `loss` needs."""
@@ -149,13 +151,16 @@ def assemble(
     sft_scale: torch.Tensor | None = None,
 ) -> LossParts:
     """The LossParts of a batch, averaged over its queries: rank_weight x the preference part (per query slot)
-    plus sft_weight (times `sft_scale` per slot, where given) x the NLL on each query's best, plus anchor_weight x
-    the `anchor` of each query; `score` (R,) is the loss's own score of each response, which the logged accuracy
-    and best/worst figures read."""
+    plus sft_weight (times `sft_scale` per slot, where given) x the NLL on each query's best where the batch's
+    `sft_targets` allow it, plus anchor_weight x the `anchor` of each query; `score` (R,) is the loss's own score of
+    each response, which the logged accuracy and best/worst figures read."""
     present = present_queries(batch.query)
     best = first_argmax_per_query(batch.rewards, batch.query)
     worst = first_argmax_per_query(-batch.rewards, batch.query)
     sft_per_query = sft_on_best(batch.logp_sum, batch.lengths, best, settings.sft_reduction)
+    if batch.sft_targets is not None:
+        learned = batch.sft_targets[best].float()
+        sft_scale = learned if sft_scale is None else sft_scale * learned
     sft_weight = settings.sft_weight if sft_scale is None else settings.sft_weight * sft_scale
     per_query = settings.rank_weight * rank_per_query + sft_weight * sft_per_query
     if settings.anchor_weight:
