@@ -54,7 +54,7 @@ def run_train(
             log.info("train: %d of %d responses were cut by the sampler's token limit (finish_reason \"length\"); "
                      "they are learned without an end token", counts.responses_unended, counts.responses)
         if config.sft_sources:
-            _check_sft_sources(config.sft_sources, counts.queries_sft, counts.queries, source)
+            _check_sft_sources(config.sft_sources, counts, source)
         if config.reference:  # --reference-model reads the very tokens trained
             _check_reference_cut(config.reference, config.max_length, Path(source),
                                  counts.prompts_truncated + counts.responses_truncated)
@@ -133,7 +133,8 @@ def run_train(
             "prompts_truncated": counts.prompts_truncated,
             "responses_truncated": counts.responses_truncated,
             "responses_unended": counts.responses_unended,
-        } | ({"queries_sft": counts.queries_sft} if config.sft_sources else {}), prepared_from)
+        } | ({"responses_sft": counts.responses_sft, "queries_sft": counts.queries_sft} if config.sft_sources else {}),
+            prepared_from)
         logged = read_metrics(run.metrics)
         last = logged[-1] if logged else {}
         log.info(
@@ -145,14 +146,19 @@ def run_train(
     return meta
 
 
-def _check_sft_sources(sources: list[str], learned: int, queries: int, source: str) -> None:
-    """Refuse `--sft-sources` that leave the SFT term nothing to learn (a misspelt source, say); log its reach."""
-    named = ", ".join(sources)
-    if not learned:
-        raise UsageError(f"--sft-sources {named}: no query of {source} has its best response from "
-                         f"{'that source' if len(sources) == 1 else 'those sources'}, so the SFT term would learn "
-                         "nothing (a response's source is its `source` field)")
-    log.info("train: the SFT term learns the best response of %d of %d queries (from %s)", learned, queries, named)
+def _check_sft_sources(sources: list[str], counts: Any, source: str) -> None:
+    """Refuse `--sft-sources` that no response comes from (a misspelt source, say); say how many queries' best
+    answers the SFT term learns, and warn where none (a round whose better source never won still trains)."""
+    named, those = ", ".join(sources), "that source" if len(sources) == 1 else "those sources"
+    if not counts.responses_sft:
+        raise UsageError(f"--sft-sources {named}: no response of {source} comes from {those} (a response's source is "
+                         "its `source` field)")
+    if not counts.queries_sft:
+        log.warning("train: --sft-sources %s: no query's best response comes from %s, so the SFT term learns "
+                    "nothing this run", named, those)
+        return
+    log.info("train: the SFT term learns the best response of %d of %d queries (from %s)", counts.queries_sft,
+             counts.queries, named)
 
 
 def _check_reference_cut(name: str, max_length: int, source: Path, cut: int) -> None:

@@ -37,9 +37,9 @@ MAX_WORKERS = 8  # beyond this many, reading and validating the input is the bot
 @dataclass(frozen=True)
 class Counts:
     """What tokenising counted over queries: ranking pairs of one epoch, prompts and responses cut to fit the
-    length, responses the sampler's token limit cut (learned without EOS), queries whose best response the SFT
-    term learns (all but those `--sft-sources` leaves out), and the tokens fed unpacked and packed (as
-    `packing.token_counts` counts them)."""
+    length, responses the sampler's token limit cut (learned without EOS), responses from the sources `--sft-sources`
+    names and queries whose best response the SFT term learns (every query without it), and the tokens fed
+    unpacked and packed (as `packing.token_counts` counts them)."""
 
     queries: int = 0
     responses: int = 0
@@ -47,6 +47,7 @@ class Counts:
     prompts_truncated: int = 0
     responses_truncated: int = 0
     responses_unended: int = 0
+    responses_sft: int = 0
     queries_sft: int = 0
     tokens_unpacked: int = 0
     tokens_packed: int = 0
@@ -74,7 +75,7 @@ def tokenise(batch: Sequence[Candidates], tokenizer: Any, max_length: int) -> To
         counts += Counts(queries=1, responses=len(responses), pairs=len(query.ranking_pairs()),
                          prompts_truncated=int(prompt_cut), responses_truncated=responses_cut,
                          responses_unended=candidate.endings().count(False),
-                         queries_sft=int(candidate.learns_best()),
+                         responses_sft=sum(candidate.sft_targets or []), queries_sft=int(candidate.learns_best()),
                          tokens_unpacked=len(prompt) * len(responses) + response_tokens,
                          tokens_packed=len(prompt) + response_tokens)
         columns["prompt"].append(prompt)

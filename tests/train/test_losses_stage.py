@@ -229,17 +229,27 @@ def test_sft_sources_learn_only_the_named_sources_best_answers(tiny_models, writ
 
 
 @pytest.mark.parametrize("pairs", [False, True])
-def test_sft_sources_that_pick_nothing_are_refused(tiny_models, write_jsonl, tmp_path, cli, pairs):
+def test_sft_sources_that_no_response_comes_from_are_refused(tiny_models, write_jsonl, tmp_path, cli, pairs):
     if pairs:
         data = write_jsonl("pairs.jsonl", [{"prompt": "Q", "chosen": "good answer", "rejected": "bad"}])
         says = f"rrhf: error: {data}:1: preference rows name no source but chosen and rejected"
     else:
-        data = _sourced(write_jsonl, ["policy", "policy", "policy"])
-        says = f"rrhf: error: --sft-sources gold: no query of {data} has its best response from that source"
+        data = _sourced(write_jsonl, ["gold", "policy", "policy"])
+        says = f"rrhf: error: --sft-sources people: no response of {data} comes from that source"
     out = tmp_path / "out"
-    result = cli("train", data, "-o", out, "--model", tiny_models.policy, "--sft-sources", "gold")
+    result = cli("train", data, "-o", out, "--model", tiny_models.policy, "--sft-sources", "people")
     assert result.exit_code == 2
     # Refused once the input is read (the refusal of pairs is the reading's own): no step, no model.
     assert result.stderr.strip().splitlines()[-1].startswith(says), result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_sft_sources_whose_answers_never_win_are_warned_of_and_train(tiny_models, write_jsonl, tmp_path, cli):
+    data = _sourced(write_jsonl, ["policy", "policy", "policy"])
+    out = tmp_path / "out"
+    result = cli("train", data, "-o", out, "--model", tiny_models.policy, "--sft-sources", "gold", "--max-steps", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "--sft-sources gold: no query's best response comes from that source" in result.stderr
+    counts = json.loads((out / "meta.json").read_text())["counts"]
+    assert (counts["responses_sft"], counts["queries_sft"]) == (3, 0)

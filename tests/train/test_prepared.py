@@ -258,7 +258,7 @@ def test_the_prepared_info_reads_back_as_written_and_a_stranger_reads_as_none(tm
     written = json.loads((tmp_path / dataset.INFO_FILE).read_text())
     assert written == {"layout": dataset.LAYOUT, "format": "rrhf", "records": 5, "queries": 5, "responses": 12,
                        "pairs": 9, "prompts_truncated": 0, "responses_truncated": 0, "responses_unended": 0,
-                       "queries_sft": 0, "tokens_unpacked": 80, "tokens_packed": 50}
+                       "responses_sft": 0, "queries_sft": 0, "tokens_unpacked": 80, "tokens_packed": 50}
     for stranger in ({**written, "layout": dataset.LAYOUT + 1}, {**written, "pairs": "9"}, written | {"records": None},
                      {k: v for k, v in written.items() if k != "tokens_packed"}, [written]):
         (tmp_path / dataset.INFO_FILE).write_text(json.dumps(stranger))
