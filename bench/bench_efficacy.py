@@ -36,6 +36,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "and -anchorA (--anchor-weight A), then -written (--sft-sources the task's written "
                         "answers' source), e.g. trl-dpo-beta0.5, simpo-sft0.3, simpo-anchor0.3, lipo-written")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
+    parser.add_argument("--versus", default="", metavar="METHODS", help="also pair every rrhf loss against these "
+                        "methods of --methods (comma-separated), e.g. lipo,lipo-sft1, beside the TRL trainers")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
     parser.add_argument("--reuse", action="store_true", help="keep what an earlier run of the bench finished in OUT "
@@ -126,6 +129,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.finished_only and not args.reuse:
         parser.error("--finished-only reads what --reuse keeps: give both")
     tasks = chosen_tasks(parser, args.tasks, args.heldout)
+    versus = [name for name in args.versus.split(",") if name]
+    if strangers := [name for name in versus if name not in args.methods.split(",")]:
+        parser.error(f"--versus: {strangers[0]} is not one of --methods")
     for name in args.methods.split(","):
         try:
             how = parse_method(name)
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "scheduler": SCHEDULER, "batch": 4, "eval_k": args.eval_k, "eval_seed": EVAL_SEED,
                                "seeds": seeds, "tasks": {}}
     for task in tasks:
-        figures["tasks"][task.name] = run_task(task, args.methods.split(","), seeds, initial, args, engine)
+        figures["tasks"][task.name] = run_task(task, args.methods.split(","), seeds, initial, args, engine, versus)
         _print_table(task.name, figures["tasks"][task.name])
     figures["wall_seconds"] = round(time.perf_counter() - started)
     (args.out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
@@ -167,8 +173,9 @@ def chosen_tasks(parser: argparse.ArgumentParser, names: str, heldout: list[str]
 
 
 def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, args: argparse.Namespace,
-             engine: str) -> dict[str, Any]:
-    """One round of samples, the initial model's held-out answers, then every method at every seed."""
+             engine: str, versus: Sequence[str] = ()) -> dict[str, Any]:
+    """One round of samples, the initial model's held-out answers, then every method at every seed; every rrhf
+    loss is paired against each TRL trainer and each of `versus`."""
     folder = args.out / task.name
     ranked, pairs, prompts = one_round(task, initial, folder / "round", engine, args.seed, args.reuse)
     steps = args.steps or math.ceil(prompts / 4)
@@ -203,7 +210,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
             run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
                     "win_rate": win_rate(run["per_prompt"], base["per_prompt"])}
             runs.setdefault(method, []).append(run)
-    return {"heldout": str(task.heldout), **summarise(base, runs, prompts, steps)}
+    return {"heldout": str(task.heldout), **summarise(base, runs, prompts, steps, versus)}
 
 
 def model_goes(keep_models: bool, trained: dict[str, Any], trained_now: bool) -> bool:
@@ -282,9 +289,9 @@ def _figures(report: EvalReport, folder: Path) -> dict[str, Any]:
 
 
 def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], prompts: int,
-              steps: int) -> dict[str, Any]:
+              steps: int, versus: Sequence[str] = ()) -> dict[str, Any]:
     """Per method: mean reward over seeds, its paired difference from the initial model, win rate, reference
-    perplexity and length; then the best rrhf loss against each TRL trainer, paired over prompts."""
+    perplexity and length; each rrhf loss against each TRL trainer and each of `versus`, paired over prompts."""
     per_method = {method: across_seeds([run["per_prompt"] for run in mine]) for method, mine in runs.items()}
     initial = base["per_prompt"]
     methods = {}
@@ -314,6 +321,8 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
     for method in ours:
         methods[method]["versus_peers"] = {peer: paired(per_method[method], per_method[peer]).model_dump()
                                            for peer in per_method if parse_method(peer).kind == "peer"}
+        methods[method]["versus"] = {other: paired(per_method[method], per_method[other]).model_dump()
+                                     for other in versus if other != method and other in per_method}
     return {"training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
                         "words": base["words"]},
@@ -342,14 +351,18 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
     console.print(table)
     ours = [m for m in task["methods"] if parse_method(m).kind == "loss"]
     peers = [m for m in task["methods"] if parse_method(m).kind == "peer"]
-    if ours and peers:
-        console.print(f"{name}: each rrhf loss against each TRL trainer, paired over prompts (* ahead by more than "
-                      "2 s.e.)")
-        versus = Table("rrhf loss", *(f"- {peer}" for peer in peers))
+    others = sorted({other for method in ours for other in task["methods"][method].get("versus", {})},
+                    key=list(task["methods"]).index)
+    for key, columns, what in (("versus_peers", peers, "each TRL trainer"), ("versus", others, "each of --versus")):
+        if not (ours and columns):
+            continue
+        console.print(f"{name}: each rrhf loss against {what}, paired over prompts (* ahead by more than 2 s.e.)")
+        table = Table("rrhf loss", *(f"- {column}" for column in columns))
         for method in ours:
-            diffs = [Paired(**task["methods"][method]["versus_peers"][peer]) for peer in peers]
-            versus.add_row(method, *(f"{diff}{' *' if diff.ahead else ''}" for diff in diffs))
-        console.print(versus)
+            mine = task["methods"][method].get(key, {})
+            diffs = [Paired(**mine[column]) if column in mine else None for column in columns]
+            table.add_row(method, *(f"{diff}{' *' if diff.ahead else ''}" if diff else "" for diff in diffs))
+        console.print(table)
     if len(ours) > 1:  # the leader is picked on the very prompts it is then compared on
         console.print(f"{name}: the best of {len(ours)} rrhf losses, picked on these prompts: a selection, so 2 s.e. "
                       "is a lower bar than it is for one loss chosen beforehand")
