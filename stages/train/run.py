@@ -22,6 +22,7 @@ from stages.train.cache import prepared_data
 from stages.train.checkpoints import is_write_failure, write_failure
 from stages.train.config import TrainConfig
 from stages.train.run_folder import RunFolder
+from stages.train.tokenise import Counts
 
 PACK_SAMPLE = 1000  # queries `--pack-prompt auto` estimates the saving on
 REFERENCE_BATCH = 8  # sequences per reference forward per training query: no gradients, so a few more fit
@@ -146,7 +147,7 @@ def run_train(
     return meta
 
 
-def _check_sft_sources(sources: list[str], counts: Any, source: str) -> None:
+def _check_sft_sources(sources: list[str], counts: Counts, source: str) -> None:
     """Refuse `--sft-sources` that no response comes from (a misspelt source, say); say how many queries' best
     answers the SFT term learns, and warn where none (a round whose better source never won still trains)."""
     named, those = ", ".join(sources), "that source" if len(sources) == 1 else "those sources"
