@@ -101,10 +101,11 @@ bench-scale: $(STAMP)
 	$(BIN)/python -m bench.bench_scale $(SCALE_FLAGS)
 
 # Efficacy side by side: every `rrhf train --loss` against TRL DPO and CPO-SimPO, trained from the same samples with
-# the same budget, 3 seeds, on three tasks (demo-real's sentiment reward; arithmetic, whose reward does not favour
-# longer answers; arithmetic with a written correct answer among the samples): held-out reward with paired standard
-# errors, win rate, reference perplexity, answer length. Runs in $(VLLM_VENV) (vLLM sampling) where `make
-# install-vllm` has been run and TRL is installed there, else in $(VENV) with transformers sampling.
+# the same budget, 3 seeds, on four tasks (demo-real's sentiment reward; arithmetic, whose reward does not favour
+# longer answers; arithmetic with a written correct answer among the samples, on every prompt or on half of them):
+# held-out reward with paired standard errors, win rate, reference perplexity, answer length. Runs in $(VLLM_VENV)
+# (vLLM sampling) where `make install-vllm` has been run and TRL is installed there, else in $(VENV) with
+# transformers sampling.
 # EFFICACY_FLAGS, e.g. `--tasks arithmetic --methods rrhf,lipo,trl-dpo --seeds 0`.
 bench-efficacy: $(BENCH_STAMP)
 	if [ -f $(VLLM_STAMP) ] && $(VLLM_VENV)/bin/python -c "import trl" 2>/dev/null; then \
