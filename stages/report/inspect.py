@@ -68,9 +68,14 @@ def _render(path: str, summary: Summary, meta: dict | None) -> None:
         overview.add_row("pairs", str(summary.pairs))
     console.print(overview)
     if summary.sources:
-        sources = Table("source", "responses", title="sources", title_justify="left")
+        # Which source wins how many prompts is what `rrhf train --sft-sources` is chosen by.
+        scored = bool(summary.source_scores)
+        sources = Table("source", "responses", *(("mean score", "best of a prompt") if scored else ()),
+                        title="sources", title_justify="left")
         for source, count in summary.sources.items():
-            sources.add_row(source, str(count))
+            mean = summary.source_scores.get(source)
+            sources.add_row(source, str(count), *((f"{mean.mean:.3f}" if mean else "",
+                                                   str(summary.best_sources.get(source, 0))) if scored else ()))
         console.print(sources)
     if meta:
         _render_meta(console, meta)

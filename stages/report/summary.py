@@ -30,6 +30,8 @@ class Summary(BaseModel):
     responses: int
     responses_per_prompt: Stats | None
     sources: dict[str, int]
+    source_scores: dict[str, Stats]  # each source's scores
+    best_sources: dict[str, int]  # prompts whose best response (the first of the top score) is each source's
     scored: int
     unscored: int
     score: Stats | None
@@ -68,11 +70,28 @@ def stats(values: Iterable[float]) -> Stats | None:
     return running.stats()
 
 
+def best_source(record: Record) -> str | None:
+    """The source of a record's best response, the first of the top score as `rrhf train` picks it; None where a
+    response is unscored or every score ties (no best).
+
+    >>> best_source(Record.model_validate({"id": "1", "prompt": "p", "responses": [
+    ...     {"text": "a", "source": "policy", "score": 0.2}, {"text": "b", "source": "gpt4", "score": 0.9},
+    ...     {"text": "c", "source": "policy", "score": 0.9}]}))
+    'gpt4'
+    """
+    scores = [r.score for r in record.responses]
+    if not scores or None in scores or min(scores) == max(scores):  # type: ignore[type-var]
+        return None
+    return record.responses[scores.index(max(scores))].source  # type: ignore[type-var]
+
+
 def summarize(records: Iterable[Record], fmt: str | Callable[[], str]) -> Summary:
     """Summarise records of any artifact kind (prompts, samples, scored, ranked or pairs) in one streaming pass;
     `fmt` may be given as a function, asked once the records are read (a stream knows its format then)."""
     records_seen = chat = responses = scored = 0
     sources: Counter[str] = Counter()
+    best: Counter[str] = Counter()
+    by_source: dict[str, Running] = {}
     score, per_prompt = Running(), Running()
     named: dict[str, Running] = {}
     pairs: int | None = None
@@ -86,8 +105,11 @@ def summarize(records: Iterable[Record], fmt: str | Callable[[], str]) -> Summar
             if response.score is not None:
                 scored += 1
                 score.add(response.score)
+                by_source.setdefault(response.source, Running()).add(response.score)
             for name, value in (response.scores or {}).items():
                 named.setdefault(name, Running()).add(value)
+        if (winner := best_source(record)) is not None:
+            best[winner] += 1
         listed = record.extra.get("pairs")
         if isinstance(listed, list):
             pairs = (pairs or 0) + len(listed)
@@ -99,6 +121,8 @@ def summarize(records: Iterable[Record], fmt: str | Callable[[], str]) -> Summar
         responses=responses,
         responses_per_prompt=per_prompt.stats() if responses else None,
         sources=dict(sources.most_common()),
+        source_scores={name: s for name, running in by_source.items() if (s := running.stats()) is not None},
+        best_sources=dict(best),
         scored=scored,
         unscored=responses - scored,
         score=score.stats(),

@@ -69,6 +69,9 @@ def test_inspect_json_on_every_artifact_kind(kind, write_jsonl, cli):
     if kind == "scored":
         assert summary["score"] == {"count": 2, "mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0}
         assert summary["named_scores"]["rm"]["mean"] == 2.0
+        # Per source: its scores, and the prompts whose best response is its own (what --sft-sources picks by).
+        assert {name: s["mean"] for name, s in summary["source_scores"].items()} == {"m1": 1.0, "m2": 3.0}
+        assert summary["best_sources"] == {"m2": 1}
     if kind == "ranked":
         assert summary["pairs"] == 1
     if kind == "pairs":
@@ -88,7 +91,8 @@ def test_inspect_table_shows_summary_and_meta(tmp_path, write_jsonl, cli):
     StageRun("score", Config(), out, [loaded.summary]).finish(loaded.records)
     result = cli("inspect", out)
     assert result.exit_code == 0, result.stderr
-    for text in ("records", "responses per prompt", "mean 2.000", "sources", "m1", "meta", "score (rrhf", '{"k": 4}'):
+    for text in ("records", "responses per prompt", "mean 2.000", "sources", "m1", "best of a prompt", "meta",
+                 "score (rrhf", '{"k": 4}'):
         assert text in result.stdout
     as_json = json.loads(cli("inspect", out, "--json").stdout)
     assert as_json["meta"]["stage"] == "score" and as_json["meta"]["config"] == {"k": 4}
