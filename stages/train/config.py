@@ -161,6 +161,12 @@ class TrainConfig(BaseModel):
 
     _split_sources = field_validator("sft_sources", mode="before")(comma_names)
 
+    @field_validator("sft_sources")
+    @classmethod
+    def _source_set(cls, value: list[str]) -> list[str]:
+        # A set of names: `b,a` and `a,b,a` are the run `a,b` is, for the resume check and the prepared-data cache.
+        return sorted(set(value))
+
     @model_validator(mode="after")
     def _loss_defaults(self) -> TrainConfig:
         # Filled in here, so a config always holds the values it trains with (and the meta records them).

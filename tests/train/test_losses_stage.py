@@ -210,7 +210,7 @@ def test_sft_sources_learn_only_the_named_sources_best_answers(tiny_models, writ
     common = ["--model", tiny_models.policy, "--loss", "simpo", "--max-steps", "2", "--lr", "1e-2",
               "--logging-steps", "1", "--queries-per-batch", "3"]
     runs = {}
-    for name, flags in (("every", ["--sft-weight", "1"]), ("both", ["--sft-sources", "gold,policy"]),
+    for name, flags in (("every", ["--sft-weight", "1"]), ("both", ["--sft-sources", "policy,gold,policy"]),
                         ("gold", ["--sft-sources", "gold"])):
         result = cli("train", data, "-o", tmp_path / name, *common, *flags)
         assert result.exit_code == 0, result.stderr
@@ -219,6 +219,8 @@ def test_sft_sources_learn_only_the_named_sources_best_answers(tiny_models, writ
     meta = json.loads((tmp_path / "gold" / "meta.json").read_text())
     assert (meta["config"]["sft_sources"], meta["config"]["sft_weight"]) == (["gold"], 1.0)  # 1: named sources
     assert meta["counts"]["queries_sft"] == 2
+    both = json.loads((tmp_path / "both" / "meta.json").read_text())["config"]["sft_sources"]
+    assert both == ["gold", "policy"]  # a set of names, whatever their order or repeats
     for every, both in zip(runs["every"], runs["both"], strict=True):
         assert {k: both[k] for k in ("loss", "rank_loss", "sft_loss")} == pytest.approx(
             {k: every[k] for k in ("loss", "rank_loss", "sft_loss")}, rel=1e-6)
