@@ -18,10 +18,13 @@ def _queries():
     def ids(n):
         return torch.randint(10, 300, (n,), generator=g).tolist()
 
-    # k differs per query; a reference a little off the policy so the implicit rewards are not all zero.
+    # k differs per query; a reference a little off the policy so the implicit rewards are not all zero; the SFT
+    # term learns the second query's best alone (--sft-sources), so that path is held to the same equality.
     return [
-        Query(prompt=ids(9), responses=[ids(3), ids(5), ids(2)], rewards=[0.2, 1.0, 0.0], refs=[-20.0, -35.0, -12.0]),
-        Query(prompt=ids(4), responses=[ids(6), ids(2)], rewards=[1.0, 0.5], refs=[-40.0, -11.0]),
+        Query(prompt=ids(9), responses=[ids(3), ids(5), ids(2)], rewards=[0.2, 1.0, 0.0], refs=[-20.0, -35.0, -12.0],
+              sft_targets=[True, False, True]),
+        Query(prompt=ids(4), responses=[ids(6), ids(2)], rewards=[1.0, 0.5], refs=[-40.0, -11.0],
+              sft_targets=[True, False]),
     ]
 
 
@@ -40,6 +43,7 @@ def test_packed_and_unpacked_give_the_same_loss_and_gradients(model, name):
         model.zero_grad()
         batch = collate(_queries(), 0, packed=packed)
         assert batch["ref_logps"].tolist() == [-20.0, -35.0, -12.0, -40.0, -11.0]
+        assert batch["sft_targets"].tolist() == [True, False, True, True, False]
         parts = batch_loss(name, batch, response_logprobs(model, batch, None), settings)
         parts.loss.backward()
         results[packed] = parts, {n: p.grad.clone() for n, p in model.named_parameters()}

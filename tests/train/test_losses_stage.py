@@ -219,8 +219,8 @@ def test_sft_sources_learn_only_the_named_sources_best_answers(tiny_models, writ
     meta = json.loads((tmp_path / "gold" / "meta.json").read_text())
     assert (meta["config"]["sft_sources"], meta["config"]["sft_weight"]) == (["gold"], 1.0)  # 1: named sources
     assert meta["counts"]["queries_sft"] == 2
-    both = json.loads((tmp_path / "both" / "meta.json").read_text())["config"]["sft_sources"]
-    assert both == ["gold", "policy"]  # a set of names, whatever their order or repeats
+    named = json.loads((tmp_path / "both" / "meta.json").read_text())["config"]["sft_sources"]
+    assert named == ["gold", "policy"]  # a set of names, whatever their order or repeats
     for every, both in zip(runs["every"], runs["both"], strict=True):
         assert {k: both[k] for k in ("loss", "rank_loss", "sft_loss")} == pytest.approx(
             {k: every[k] for k in ("loss", "rank_loss", "sft_loss")}, rel=1e-6)
