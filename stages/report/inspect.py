@@ -70,12 +70,14 @@ def _render(path: str, summary: Summary, meta: dict | None) -> None:
     if summary.sources:
         # Which source wins how many prompts is what `rrhf train --sft-sources` is chosen by.
         scored = bool(summary.source_scores)
-        sources = Table("source", "responses", *(("mean score", "best of a prompt") if scored else ()),
-                        title="sources", title_justify="left")
+        extra = ("mean score", "best of a prompt") if scored else ()
+        sources = Table("source", "responses", *extra, title="sources", title_justify="left")
         for source, count in summary.sources.items():
-            mean = summary.source_scores.get(source)
-            sources.add_row(source, str(count), *((f"{mean.mean:.3f}" if mean else "",
-                                                   str(summary.best_sources.get(source, 0))) if scored else ()))
+            row = [source, str(count)]
+            if scored:
+                mean = summary.source_scores.get(source)
+                row += [f"{mean.mean:.3f}" if mean else "", str(summary.best_sources.get(source, 0))]
+            sources.add_row(*row)
         console.print(sources)
     if meta:
         _render_meta(console, meta)
