@@ -45,7 +45,7 @@ from typing import Any
 
 from bench import peers
 from bench.efficacy_methods import METHODS, NEEDS_REFERENCE, parse_method
-from bench.efficacy_stats import Paired, PerPrompt, across_seeds, best, best_within_drift, paired
+from bench.efficacy_stats import Paired, PerPrompt, across_seeds, best, best_within_drift, paired, target_verdict
 from bench.peers import Budget
 from examples.demo import parse_common, run_as_command
 from examples.demo_real import EAGER, base_model
@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--versus", default="", metavar="METHODS", help="also pair every rrhf loss against these "
                         "methods of --methods (comma-separated), e.g. lipo,lipo-sft1, beside the TRL trainers")
+    parser.add_argument("--primary", default=None, metavar="METHOD", help="the rrhf method of --methods fixed "
+                        "before the run as the one that decides the target: its verdict (reference perplexity within "
+                        f"+{DRIFT_BOUND:.0%} and ahead of every TRL trainer by more than 2 s.e.) is printed and kept "
+                        "in summary.json, with no selection among methods behind it")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: one pass over the prompts)")
     parser.add_argument("--k", type=int, default=K, help="answers the initial model samples per training prompt: "
                         "rrhf's losses learn from all of them, TRL's trainers from their best-worst pair (a k other "
@@ -139,6 +143,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     versus = [name for name in args.versus.split(",") if name]
     if strangers := [name for name in versus if name not in args.methods.split(",")]:
         parser.error(f"--versus: {strangers[0]} is not one of --methods")
+    if args.primary is not None and (args.primary not in args.methods.split(",")
+                                     or parse_method(args.primary).kind != "loss"):
+        parser.error(f"--primary: {args.primary} is not an rrhf method of --methods")
     for name in args.methods.split(","):
         try:
             how = parse_method(name)
@@ -156,7 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "seeds": seeds, "tasks": {}}
     for task in tasks:
         label = labelled(task.name, args.k)
-        figures["tasks"][label] = run_task(task, args.methods.split(","), seeds, initial, args, engine, versus)
+        figures["tasks"][label] = run_task(task, args.methods.split(","), seeds, initial, args, engine, versus,
+                                           args.primary)
         _print_table(label, figures["tasks"][label])
     figures["wall_seconds"] = round(time.perf_counter() - started)
     (args.out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
@@ -191,9 +199,9 @@ def labelled(task: str, k: int) -> str:
 
 
 def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, args: argparse.Namespace,
-             engine: str, versus: Sequence[str] = ()) -> dict[str, Any]:
+             engine: str, versus: Sequence[str] = (), primary: str | None = None) -> dict[str, Any]:
     """One round of samples, the initial model's held-out answers, then every method at every seed; every rrhf
-    loss is paired against each TRL trainer and each of `versus`."""
+    loss is paired against each TRL trainer and each of `versus`, and `primary` judged by the target's rule."""
     folder = args.out / labelled(task.name, args.k)
     ranked, pairs, prompts = one_round(task, initial, folder / "round", engine, args.seed, args.reuse, args.k)
     steps = args.steps or math.ceil(prompts / 4)
@@ -228,7 +236,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
             run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
                     "win_rate": win_rate(run["per_prompt"], base["per_prompt"])}
             runs.setdefault(method, []).append(run)
-    return {"heldout": str(task.heldout), **summarise(base, runs, prompts, steps, versus)}
+    return {"heldout": str(task.heldout), **summarise(base, runs, prompts, steps, versus, primary)}
 
 
 def model_goes(keep_models: bool, trained: dict[str, Any], trained_now: bool) -> bool:
@@ -307,9 +315,10 @@ def _figures(report: EvalReport, folder: Path) -> dict[str, Any]:
 
 
 def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], prompts: int,
-              steps: int, versus: Sequence[str] = ()) -> dict[str, Any]:
+              steps: int, versus: Sequence[str] = (), primary: str | None = None) -> dict[str, Any]:
     """Per method: mean reward over seeds, its paired difference from the initial model, win rate, reference
-    perplexity and length; each rrhf loss against each TRL trainer and each of `versus`, paired over prompts."""
+    perplexity and length; each rrhf loss against each TRL trainer and each of `versus`, paired over prompts; and
+    whether `primary`, the method fixed beforehand, meets the target."""
     per_method = {method: across_seeds([run["per_prompt"] for run in mine]) for method, mine in runs.items()}
     initial = base["per_prompt"]
     methods = {}
@@ -341,7 +350,12 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
                                            for peer in per_method if parse_method(peer).kind == "peer"}
         methods[method]["versus"] = {other: paired(per_method[method], per_method[other]).model_dump()
                                      for other in versus if other != method and other in per_method}
-    return {"training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
+    verdict = None
+    if primary in methods:  # absent where --finished-only left all its runs out
+        drift = methods[primary]["reference_perplexity"] / base["reference_perplexity"] - 1
+        peers_of = {peer: Paired(**diff) for peer, diff in methods[primary]["versus_peers"].items()}
+        verdict = {"method": primary, "drift": drift, "meets_target": target_verdict(drift, DRIFT_BOUND, peers_of)}
+    return {"primary": verdict, "training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
                         "words": base["words"]},
             "methods": methods, "best_rrhf_loss": leader, "best_within_drift": bounded_leader,
@@ -391,10 +405,18 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
     # The same bound on both sides: each TRL trainer's best run within it (a peer at its default may drift past it).
     lines += [(f"both within +{DRIFT_BOUND:.0%}: {task['best_within_drift']}", task["best_within_drift"], peer)
               for peer in task.get("peers_within_drift", {}).values() if task["best_within_drift"]]
+    if primary := task.get("primary"):
+        lines = [(f"fixed beforehand ({primary['method']})", primary["method"], peer)
+                 for peer in task["methods"][primary["method"]]["versus_peers"]] + lines
     for what, loss, peer in lines:
         diff = Paired(**task["methods"][loss]["versus_peers"][peer])
         verdict = "ahead by more than 2 s.e." if diff.ahead else "not ahead by 2 s.e."
         console.print(f"{name}: {what} - {peer}: {diff} ({verdict})")
+    if primary:
+        met = "met" if primary["meets_target"] else "not met"
+        console.print(f"{name}: the target, judged on {primary['method']} alone (fixed beforehand): {met} (reference "
+                      f"perplexity {primary['drift']:+.1%}, bound +{DRIFT_BOUND:.0%}; ahead of every TRL trainer by "
+                      "more than 2 s.e. needed)")
 
 
 if __name__ == "__main__":
