@@ -352,9 +352,10 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
                                      for other in versus if other != method and other in per_method}
     verdict = None
     if primary in methods:  # absent where --finished-only left all its runs out
-        drift = methods[primary]["reference_perplexity"] / base["reference_perplexity"] - 1
+        perplexity, initial_perplexity = methods[primary]["reference_perplexity"], base["reference_perplexity"]
         peers_of = {peer: Paired(**diff) for peer, diff in methods[primary]["versus_peers"].items()}
-        verdict = {"method": primary, "drift": drift, "meets_target": target_verdict(drift, DRIFT_BOUND, peers_of)}
+        verdict = {"method": primary, "drift": perplexity / initial_perplexity - 1,
+                   "meets_target": target_verdict(perplexity, initial_perplexity, DRIFT_BOUND, peers_of)}
     return {"primary": verdict, "training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
                         "words": base["words"]},

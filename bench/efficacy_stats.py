@@ -63,16 +63,17 @@ def best_within_drift(methods: Mapping[str, PerPrompt], perplexities: Mapping[st
     return best({m: methods[m] for m in within_drift({m: perplexities[m] for m in methods}, initial, bound)})
 
 
-def target_verdict(drift: float, bound: float, versus_peers: Mapping[str, Paired]) -> bool:
+def target_verdict(perplexity: float, initial: float, bound: float, versus_peers: Mapping[str, Paired]) -> bool:
     """The target's rule for one method fixed beforehand: reference perplexity within +bound of the initial model's
-    (`drift` is the relative change) and ahead of every peer by more than 2 s.e.; never met without a peer.
+    (`within_drift`) and ahead of every peer by more than 2 s.e.; never met without a peer.
 
     >>> ahead, level = Paired(mean=0.05, se=0.01, prompts=64), Paired(mean=0.01, se=0.01, prompts=64)
-    >>> target_verdict(0.05, 0.10, {"trl-dpo": ahead, "trl-simpo": ahead})
+    >>> target_verdict(10.5, 10.0, 0.10, {"trl-dpo": ahead, "trl-simpo": ahead})
     True
-    >>> target_verdict(0.05, 0.10, {"trl-dpo": ahead, "trl-simpo": level}), target_verdict(0.12, 0.10, {"a": ahead})
-    (False, False)
-    >>> target_verdict(0.05, 0.10, {})
+    >>> target_verdict(10.5, 10.0, 0.10, {"trl-dpo": ahead, "trl-simpo": level})
     False
+    >>> target_verdict(11.2, 10.0, 0.10, {"trl-dpo": ahead}), target_verdict(10.5, 10.0, 0.10, {})
+    (False, False)
     """
-    return drift <= bound and bool(versus_peers) and all(diff.ahead for diff in versus_peers.values())
+    return (bool(within_drift({"it": perplexity}, initial, bound)) and bool(versus_peers)
+            and all(diff.ahead for diff in versus_peers.values()))
