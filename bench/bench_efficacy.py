@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "than 4 runs in OUT/TASK-kK)")
     parser.add_argument("--eval-k", type=int, default=4, help="answers per held-out prompt and model")
     parser.add_argument("--reuse", action="store_true", help="keep what an earlier run of the bench finished in OUT "
-                        "(the round, each evaluation of the same held-out file, and every finished training whose "
-                        "model is kept): an interrupted bench continues")
+                        "(the round sampled with the same settings, each evaluation of the same held-out file, and "
+                        "every finished training of that round whose model is kept): an interrupted bench continues")
     parser.add_argument("--keep-models", action="store_true", help="keep each trained model in OUT (0.5 GB a "
                         "run, about 30 GB for the whole bench), so that a later --reuse run can answer another "
                         "--heldout file without training again; by default a model this run trains is deleted once "
@@ -205,6 +205,7 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
     folder = args.out / labelled(task.name, args.k)
     ranked, pairs, prompts = one_round(task, initial, folder / "round", engine, args.seed, args.reuse, args.k)
     steps = args.steps or math.ceil(prompts / 4)
+    round_sha = file_sha256(ranked)  # what every run of this folder must have trained on to be read back
     base = evaluate(task, initial, folder / "initial", engine, args.eval_k, args.reuse)
     runs: dict[str, list[dict[str, Any]]] = {}
     for method in methods:
@@ -214,9 +215,10 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                             beta=how.beta)
             out = folder / f"{method}-seed{seed}"
             trained = out / "trained.json"  # the training's own figures, written once it finished
-            # A finished run is read back if its answers to these held-out prompts are, or its model is, still there.
-            done = args.reuse and (_answered(out / "eval", task.heldout) or
-                                   (trained.is_file() and (out / "model").is_dir()))
+            # A finished run is read back if it trained on this round and its answers to these held-out prompts
+            # are, or its model is, still there; a run of a round sampled since is trained and answered again.
+            done = args.reuse and (not trained.is_file() or same_round(json.loads(trained.read_text()), round_sha)) \
+                and (_answered(out / "eval", task.heldout) or (trained.is_file() and (out / "model").is_dir()))
             if args.finished_only and not done:
                 print(f"{task.name}: {method} seed {seed} not finished in {out}: left out", file=sys.stderr)
                 continue
@@ -228,15 +230,25 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                              *how.flags, *(["--sft-sources", task.written] if how.written and task.written else [])]
                     finished = peers.train_rrhf(ranked, initial, out / "model", budget, *flags)
                 trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps,
-                                               "kept": args.keep_models}))
+                                               "kept": args.keep_models, "round": round_sha}))
             figures = json.loads(trained.read_text()) if trained.is_file() else {"seconds": None, "steps": steps}
-            run = evaluate(task, out / "model", out / "eval", engine, args.eval_k, args.reuse)
+            run = evaluate(task, out / "model", out / "eval", engine, args.eval_k, done)
             if model_goes(args.keep_models, figures, trained_now=not done):
                 shutil.rmtree(out / "model", ignore_errors=True)  # 0.5 GB; the figures stay in trained.json, eval/
             run |= {"seed": seed, "train_seconds": figures["seconds"], "steps": figures["steps"],
                     "win_rate": win_rate(run["per_prompt"], base["per_prompt"])}
             runs.setdefault(method, []).append(run)
     return {"heldout": str(task.heldout), **summarise(base, runs, prompts, steps, versus, primary)}
+
+
+def same_round(trained: dict[str, Any], round_sha: str) -> bool:
+    """Whether a run's `trained.json` says it trained on the round whose ranked file hashes to `round_sha`; one
+    written before the round was recorded is taken as trained on it.
+
+    >>> same_round({"round": "ab"}, "ab"), same_round({"round": "ab"}, "cd"), same_round({"steps": 12}, "cd")
+    (True, False, True)
+    """
+    return trained.get("round", round_sha) == round_sha
 
 
 def model_goes(keep_models: bool, trained: dict[str, Any], trained_now: bool) -> bool:
@@ -258,14 +270,18 @@ def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
               reuse: bool = False, k: int = K) -> tuple[Path, Path, int]:
     """Sample and score the training prompts with the initial model, keep its log-prob of each answer as the
     reference, and rank two ways: the listwise file and the best-worst pairs. Returns both and the prompt count."""
-    # A round is reused only where it sampled these prompts: an edited prompt file is sampled anew.
-    if reuse and (folder / "pairs.jsonl.meta.json").is_file() and _inputs_sha(folder / "samples.jsonl") == \
-            file_sha256(task.prompts):
-        kept = json.loads((folder / "pairs.jsonl.meta.json").read_text())["counts"]["prompts_kept"]
-        return folder / "ranked.jsonl", folder / "pairs.jsonl", kept
     sample = SampleConfig(model=str(initial), engine=engine, k=k, max_new_tokens=task.max_new_tokens,
                           temperature=TEMPERATURE, seed=seed + 1, source="policy-0",
                           include_field=[task.written] if task.written else [], **EAGER)
+    # A round is reused only where it sampled these prompts with these settings: an edited prompt file, another
+    # --seed or another k is sampled anew.
+    meta = read_meta(folder / "samples.jsonl")
+    if reuse and (folder / "pairs.jsonl.meta.json").is_file() and _inputs_sha(folder / "samples.jsonl") == \
+            file_sha256(task.prompts) and meta is not None and all(
+                meta.config.get(name) == value for name, value in sample.model_dump(mode="json").items()
+                if name in ("k", "seed", "temperature", "max_new_tokens", "include_field")):
+        kept = json.loads((folder / "pairs.jsonl.meta.json").read_text())["counts"]["prompts_kept"]
+        return folder / "ranked.jsonl", folder / "pairs.jsonl", kept
     run_sample(str(task.prompts), folder / "samples.jsonl", sample, force=True)
     run_score(str(folder / "samples.jsonl"), folder / "rewarded.jsonl", ScoreConfig(scorer="python", fn=task.reward),
               force=True)
