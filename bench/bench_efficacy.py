@@ -217,10 +217,11 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
             trained = out / "trained.json"  # the training's own figures, written once it finished
             # A finished run is read back if it trained on this round and its answers to these held-out prompts
             # are, or its model is, still there; a run of a round sampled since is trained and answered again.
-            done = args.reuse and (not trained.is_file() or same_round(json.loads(trained.read_text()), round_sha)) \
-                and (_answered(out / "eval", task.heldout) or (trained.is_file() and (out / "model").is_dir()))
+            this_round = not trained.is_file() or same_round(json.loads(trained.read_text()), round_sha)
+            done = args.reuse and this_round and (_answered(out / "eval", task.heldout, args.eval_k) or
+                                                  (trained.is_file() and (out / "model").is_dir()))
             if args.finished_only and not done:
-                print(f"{task.name}: {method} seed {seed} not finished in {out}: left out", file=sys.stderr)
+                print(f"{folder.name}: {method} seed {seed} not finished in {out}: left out", file=sys.stderr)
                 continue
             if not done:
                 if how.kind == "peer":
@@ -299,8 +300,8 @@ def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
 def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int, reuse: bool = False) -> dict[str, Any]:
     """`rrhf eval` of one model on the held-out prompts: its per-prompt rewards, mean answer length (words) and
     the perplexity of the reference answers."""
-    # Answers are reused only for the same held-out prompts: an edited held-out file is answered anew.
-    if reuse and _answered(folder, task.heldout):
+    # Answers are reused only for the same held-out prompts and --eval-k: an edited held-out file is answered anew.
+    if reuse and _answered(folder, task.heldout, k):
         return _figures(EvalReport.model_validate_json((folder / "report.json").read_text()), folder)
     config = EvalConfig(
         model=str(model),
@@ -311,9 +312,11 @@ def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int, reuse: 
     return _figures(run_eval(str(task.heldout), folder, config, force=True), folder)
 
 
-def _answered(folder: Path, heldout: Path) -> bool:
-    """Whether `folder` holds a finished `rrhf eval` of the prompts in `heldout` as they are now."""
-    return (folder / "report.json").is_file() and _inputs_sha(folder / "samples-model.jsonl") == file_sha256(heldout)
+def _answered(folder: Path, heldout: Path, k: int) -> bool:
+    """Whether `folder` holds a finished `rrhf eval` of the prompts in `heldout` as they are now, k answers each."""
+    meta = read_meta(folder / "samples-model.jsonl")
+    return (folder / "report.json").is_file() and meta is not None and meta.config.get("k") == k and \
+        _inputs_sha(folder / "samples-model.jsonl") == file_sha256(heldout)
 
 
 def _inputs_sha(artifact: Path) -> str | None:
