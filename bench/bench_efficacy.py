@@ -39,43 +39,21 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bench import peers
+from bench.efficacy_files import EVAL_SEED, MAX_LENGTH, K, Task, answered, evaluate, model_goes, one_round, same_round
 from bench.efficacy_methods import METHODS, NEEDS_REFERENCE, parse_method
 from bench.efficacy_stats import Paired, PerPrompt, across_seeds, best, best_within_drift, paired, target_verdict
 from bench.peers import Budget
 from examples.demo import parse_common, run_as_command
-from examples.demo_real import EAGER, base_model
+from examples.demo_real import base_model
 from stages.contract.artifacts import file_sha256
-from stages.contract.inputs import load_records
-from stages.contract.meta import read_meta
-from stages.eval.config import EvalConfig
-from stages.eval.report import EvalReport
-from stages.eval.run import run_eval
-from stages.rank.config import RankConfig
-from stages.rank.run import run_rank
-from stages.report.paired import prompt_means, win_rate
-from stages.sample.config import SampleConfig
-from stages.sample.run import run_sample
-from stages.score.config import ScoreConfig
-from stages.score.run import run_score
+from stages.report.paired import win_rate
 
 HERE = Path(__file__).resolve().parents[1] / "examples"
-
-
-@dataclass(frozen=True)
-class Task:
-    """Prompts to train on, held-out prompts with reference answers, and the reward."""
-
-    name: str
-    prompts: Path
-    heldout: Path
-    reward: str
-    max_new_tokens: int
-    written: str | None = None  # the source of the prompt file's own answers, ranked beside the policy's samples
 
 
 TASKS = {
@@ -95,9 +73,7 @@ TASKS = {
 }
 
 
-K, TEMPERATURE = 4, 0.8
-LR, SCHEDULER, MAX_LENGTH = 2e-5, "constant", 512
-EVAL_SEED = 1000
+LR, SCHEDULER = 2e-5, "constant"
 DRIFT_BOUND = 0.10  # the target's: reference perplexity within +10% of the initial model's
 
 
@@ -217,9 +193,9 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
             trained = out / "trained.json"  # the training's own figures, written once it finished
             # A finished run is read back if it trained on this round and its answers to these held-out prompts
             # are, or its model is, still there; a run of a round sampled since is trained and answered again.
-            this_round = not trained.is_file() or same_round(json.loads(trained.read_text()), round_sha)
-            done = args.reuse and this_round and (_answered(out / "eval", task.heldout, args.eval_k) or
-                                                  (trained.is_file() and (out / "model").is_dir()))
+            record = json.loads(trained.read_text()) if trained.is_file() else None
+            done = args.reuse and (record is None or same_round(record, round_sha)) and \
+                (answered(out / "eval", task.heldout, args.eval_k) or (record is not None and (out / "model").is_dir()))
             if args.finished_only and not done:
                 print(f"{folder.name}: {method} seed {seed} not finished in {out}: left out", file=sys.stderr)
                 continue
@@ -230,9 +206,10 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                     flags = ["--loss", how.name, *(["--reference", "ref"] if how.name in NEEDS_REFERENCE else []),
                              *how.flags, *(["--sft-sources", task.written] if how.written and task.written else [])]
                     finished = peers.train_rrhf(ranked, initial, out / "model", budget, *flags)
-                trained.write_text(json.dumps({"seconds": round(finished.seconds, 1), "steps": finished.steps,
-                                               "kept": args.keep_models, "round": round_sha}))
-            figures = json.loads(trained.read_text()) if trained.is_file() else {"seconds": None, "steps": steps}
+                record = {"seconds": round(finished.seconds, 1), "steps": finished.steps, "kept": args.keep_models,
+                          "round": round_sha}
+                trained.write_text(json.dumps(record))
+            figures = record if record is not None else {"seconds": None, "steps": steps}
             run = evaluate(task, out / "model", out / "eval", engine, args.eval_k, done)
             if model_goes(args.keep_models, figures, trained_now=not done):
                 shutil.rmtree(out / "model", ignore_errors=True)  # 0.5 GB; the figures stay in trained.json, eval/
@@ -240,97 +217,6 @@ def run_task(task: Task, methods: list[str], seeds: list[int], initial: Path, ar
                     "win_rate": win_rate(run["per_prompt"], base["per_prompt"])}
             runs.setdefault(method, []).append(run)
     return {"heldout": str(task.heldout), **summarise(base, runs, prompts, steps, versus, primary)}
-
-
-def same_round(trained: dict[str, Any], round_sha: str) -> bool:
-    """Whether a run's `trained.json` says it trained on the round whose ranked file hashes to `round_sha`; one
-    written before the round was recorded is taken as trained on it.
-
-    >>> same_round({"round": "ab"}, "ab"), same_round({"round": "ab"}, "cd"), same_round({"steps": 12}, "cd")
-    (True, False, True)
-    """
-    return trained.get("round", round_sha) == round_sha
-
-
-def model_goes(keep_models: bool, trained: dict[str, Any], trained_now: bool) -> bool:
-    """Whether an evaluated run's model is deleted: unless --keep-models, one this run trained, or one an earlier run
-    without --keep-models trained and was killed before evaluating; a model kept on purpose stays.
-
-    >>> model_goes(False, {"kept": False}, trained_now=True), model_goes(True, {"kept": True}, trained_now=True)
-    (True, False)
-    >>> model_goes(False, {"kept": False}, trained_now=False)  # an earlier run died between training and eval
-    True
-    >>> model_goes(False, {"kept": True}, trained_now=False), model_goes(False, {}, trained_now=False)
-    (False, False)
-    """
-    # A trained.json from before "kept" was recorded came from a run that kept its model: it is read, not deleted.
-    return not keep_models and not trained.get("kept", not trained_now)
-
-
-def one_round(task: Task, initial: Path, folder: Path, engine: str, seed: int,
-              reuse: bool = False, k: int = K) -> tuple[Path, Path, int]:
-    """Sample and score the training prompts with the initial model, keep its log-prob of each answer as the
-    reference, and rank two ways: the listwise file and the best-worst pairs. Returns both and the prompt count."""
-    sample = SampleConfig(model=str(initial), engine=engine, k=k, max_new_tokens=task.max_new_tokens,
-                          temperature=TEMPERATURE, seed=seed + 1, source="policy-0",
-                          include_field=[task.written] if task.written else [], **EAGER)
-    # A round is reused only where it sampled these prompts with these settings: an edited prompt file, another
-    # --seed or another k is sampled anew.
-    meta = read_meta(folder / "samples.jsonl")
-    if reuse and (folder / "pairs.jsonl.meta.json").is_file() and _inputs_sha(folder / "samples.jsonl") == \
-            file_sha256(task.prompts) and meta is not None and all(
-                meta.config.get(name) == value for name, value in sample.model_dump(mode="json").items()
-                if name in ("k", "seed", "temperature", "max_new_tokens", "include_field")):
-        kept = json.loads((folder / "pairs.jsonl.meta.json").read_text())["counts"]["prompts_kept"]
-        return folder / "ranked.jsonl", folder / "pairs.jsonl", kept
-    run_sample(str(task.prompts), folder / "samples.jsonl", sample, force=True)
-    run_score(str(folder / "samples.jsonl"), folder / "rewarded.jsonl", ScoreConfig(scorer="python", fn=task.reward),
-              force=True)
-    run_score(str(folder / "rewarded.jsonl"), folder / "scored.jsonl", ScoreConfig(
-        scorer="logprob", model=str(initial), length_penalty=0.0, as_name="ref", keep_score=True, max_length=MAX_LENGTH,
-    ), force=True)
-    listwise = run_rank(str(folder / "scored.jsonl"), folder / "ranked.jsonl", RankConfig())
-    best_worst = run_rank(str(folder / "scored.jsonl"), folder / "pairs.jsonl",
-                          RankConfig(format="pairs", pairs="best-worst"))
-    # Both keep the prompts with two different scores; a mismatch would mean the trainers see different prompts.
-    assert listwise["prompts_kept"] == best_worst["prompts_kept"] == best_worst["pairs"]
-    return folder / "ranked.jsonl", folder / "pairs.jsonl", best_worst["prompts_kept"]
-
-
-def evaluate(task: Task, model: Path, folder: Path, engine: str, k: int, reuse: bool = False) -> dict[str, Any]:
-    """`rrhf eval` of one model on the held-out prompts: its per-prompt rewards, mean answer length (words) and
-    the perplexity of the reference answers."""
-    # Answers are reused only for the same held-out prompts and --eval-k: an edited held-out file is answered anew.
-    if reuse and _answered(folder, task.heldout, k):
-        return _figures(EvalReport.model_validate_json((folder / "report.json").read_text()), folder)
-    config = EvalConfig(
-        model=str(model),
-        sample={"k": k, "engine": engine, "temperature": TEMPERATURE, "max_new_tokens": task.max_new_tokens,
-                "seed": EVAL_SEED, **EAGER},
-        score={"scorer": "python", "fn": task.reward},
-    )
-    return _figures(run_eval(str(task.heldout), folder, config, force=True), folder)
-
-
-def _answered(folder: Path, heldout: Path, k: int) -> bool:
-    """Whether `folder` holds a finished `rrhf eval` of the prompts in `heldout` as they are now, k answers each."""
-    meta = read_meta(folder / "samples-model.jsonl")
-    return (folder / "report.json").is_file() and meta is not None and meta.config.get("k") == k and \
-        _inputs_sha(folder / "samples-model.jsonl") == file_sha256(heldout)
-
-
-def _inputs_sha(artifact: Path) -> str | None:
-    """The content hash of the prompts `artifact` was sampled from (its meta's first input), None if unknown."""
-    meta = read_meta(artifact)
-    return meta.inputs[0].sha256 if meta is not None and meta.inputs else None
-
-
-def _figures(report: EvalReport, folder: Path) -> dict[str, Any]:
-    records = load_records(folder / "scored-model.jsonl").records
-    scores = {r.id: [x.score for x in r.responses if x.score is not None] for r in records}
-    words = [len(x.text.split()) for r in records for x in r.responses]
-    return {"per_prompt": prompt_means(scores), "reward": report.model.mean_reward,
-            "words": statistics.fmean(words), "reference_perplexity": report.model.reference_perplexity}
 
 
 def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], prompts: int,

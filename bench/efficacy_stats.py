@@ -47,7 +47,16 @@ def within_drift(perplexities: Mapping[str, float], initial: float, bound: float
     >>> within_drift({"a": 10.9, "b": 11.1, "c": 9.0}, initial=10.0, bound=0.10)
     ['a', 'c']
     """
-    return [name for name, perplexity in perplexities.items() if perplexity <= (1 + bound) * initial]
+    return [name for name, perplexity in perplexities.items() if drifts_within(perplexity, initial, bound)]
+
+
+def drifts_within(perplexity: float, initial: float, bound: float) -> bool:
+    """Whether a reference perplexity is at most (1 + bound) times the initial model's: the target's drift bound.
+
+    >>> drifts_within(10.9, 10.0, 0.10), drifts_within(11.1, 10.0, 0.10)
+    (True, False)
+    """
+    return perplexity <= (1 + bound) * initial
 
 
 def best_within_drift(methods: Mapping[str, PerPrompt], perplexities: Mapping[str, float], initial: float,
@@ -65,7 +74,7 @@ def best_within_drift(methods: Mapping[str, PerPrompt], perplexities: Mapping[st
 
 def target_verdict(perplexity: float, initial: float, bound: float, versus_peers: Mapping[str, Paired]) -> bool:
     """The target's rule for one method fixed beforehand: reference perplexity within +bound of the initial model's
-    (`within_drift`) and ahead of every peer by more than 2 s.e.; never met without a peer.
+    (`drifts_within`) and ahead of every peer by more than 2 s.e.; never met without a peer.
 
     >>> ahead, level = Paired(mean=0.05, se=0.01, prompts=64), Paired(mean=0.01, se=0.01, prompts=64)
     >>> target_verdict(10.5, 10.0, 0.10, {"trl-dpo": ahead, "trl-simpo": ahead})
@@ -75,5 +84,5 @@ def target_verdict(perplexity: float, initial: float, bound: float, versus_peers
     >>> target_verdict(11.2, 10.0, 0.10, {"trl-dpo": ahead}), target_verdict(10.5, 10.0, 0.10, {})
     (False, False)
     """
-    return (bool(within_drift({"it": perplexity}, initial, bound)) and bool(versus_peers)
-            and all(diff.ahead for diff in versus_peers.values()))
+    return drifts_within(perplexity, initial, bound) and bool(versus_peers) and \
+        all(diff.ahead for diff in versus_peers.values())

@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = [
-    "bench.bench_efficacy", "bench.efficacy_methods", "bench.efficacy_stats", "bench.flops", "examples.rewards",
+    "bench.bench_efficacy", "bench.efficacy_files", "bench.efficacy_methods", "bench.efficacy_stats", "bench.flops",
+    "examples.rewards",
     "rrhf_cli.own_stages",
     "stages.contract.errors", "stages.report.paired", "stages.report.summary", "stages.runtime.hub",
     "stages.runtime.launch", "stages.runtime.memory", "stages.runtime.outputs", "stages.runtime.resolve",
