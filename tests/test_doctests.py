@@ -9,9 +9,9 @@ MODULES = [
     "bench.bench_efficacy", "bench.efficacy_files", "bench.efficacy_methods", "bench.efficacy_stats", "bench.flops",
     "examples.rewards",
     "rrhf_cli.own_stages",
-    "stages.contract.errors", "stages.report.paired", "stages.report.summary", "stages.runtime.hub",
-    "stages.runtime.launch", "stages.runtime.memory", "stages.runtime.outputs", "stages.runtime.resolve",
-    "stages.runtime.shares",
+    "stages.contract.errors", "stages.contract.schema", "stages.report.paired", "stages.report.summary",
+    "stages.runtime.hub", "stages.runtime.launch", "stages.runtime.memory", "stages.runtime.outputs",
+    "stages.runtime.resolve", "stages.runtime.shares",
     "stages.train.cache_admin", "stages.train.reference",
     "tests.test_docs", "tests.test_layout",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
@@ -114,6 +115,16 @@ def without_rank_fields(record: Record) -> Record:
     row = {k: v for k, v in row.items() if k not in RANK_FIELDS}
     row["responses"] = [{k: v for k, v in r.items() if k not in RESPONSE_RANK_FIELDS} for r in row["responses"]]
     return Record.model_validate(row)
+
+
+def best_index(scores: Sequence[float]) -> int:
+    """The index of a record's best response: the first of the top score, the one rule `rrhf train`'s SFT term,
+    `rrhf view` and the summaries share (`losses.common.first_argmax_per_query` is its batched form).
+
+    >>> best_index([0.2, 0.9, 0.9])
+    1
+    """
+    return max(range(len(scores)), key=scores.__getitem__)
 
 
 def kind_of(value: Any) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel
 
-from stages.contract.schema import Record
+from stages.contract.schema import Record, best_index
 
 
 class Stats(BaseModel):
@@ -82,7 +82,7 @@ def best_source(record: Record) -> str | None:
     scores = [r.score for r in record.responses]
     if not scores or None in scores or min(scores) == max(scores):  # type: ignore[type-var]
         return None
-    return record.responses[scores.index(max(scores))].source  # type: ignore[type-var]
+    return record.responses[best_index(scores)].source  # type: ignore[arg-type]
 
 
 def summarize(records: Iterable[Record], fmt: str | Callable[[], str]) -> Summary:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stages.contract.errors import BadInput, Location
-from stages.contract.schema import Prompt, Record
+from stages.contract.schema import Prompt, Record, best_index
 from stages.train.losses.catalog import REFERENCE_COMMAND
 
 PREFERENCE_FORMATS = ("trl-preference", "hh")
@@ -40,8 +40,8 @@ class Candidates:
 
     def learns_best(self) -> bool:
         """Whether the SFT term learns this query's best response: the first of the highest reward, as the losses
-        pick it (`losses.common.first_argmax_per_query`), is an SFT target."""
-        return self.sft_targets is None or self.sft_targets[self.rewards.index(max(self.rewards))]
+        pick it (`best_index`), is an SFT target."""
+        return self.sft_targets is None or self.sft_targets[best_index(self.rewards)]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from stages.contract.schema import Message, Record, Response
+from stages.contract.schema import Message, Record, Response, best_index
 
 PAIR_SOURCES = ("chosen", "rejected")
 
@@ -46,7 +46,7 @@ def scorers_disagree(responses: Sequence[Response]) -> bool:
         values = [(r.scores or {}).get(name) for r in responses]
         if any(v is None for v in values):
             continue
-        best.add(max(range(len(values)), key=lambda i: values[i]))  # type: ignore[arg-type, return-value]
+        best.add(best_index(values))  # type: ignore[arg-type]
     return len(best) > 1
 
 

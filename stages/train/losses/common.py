@@ -108,7 +108,8 @@ def present_queries(query: torch.Tensor) -> torch.Tensor:
 
 
 def first_argmax_per_query(rewards: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-    """(R,) per query slot: the first response (lowest index) holding the query's highest reward."""
+    """(R,) per query slot: the first response (lowest index) holding the query's highest reward, as
+    `contract.schema.best_index` picks it on one record."""
     slots = len(rewards)
     index = torch.arange(slots, device=rewards.device)
     top = torch.full((slots,), float("-inf"), dtype=rewards.dtype, device=rewards.device)
