@@ -320,9 +320,9 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
         console.print(f"{name}: {what} - {peer}: {diff} ({verdict})")
     if primary:
         met = "met" if primary["meets_target"] else "not met"
-        console.print(f"{name}: the target, judged on {primary['method']} alone (fixed beforehand): {met} (reference "
-                      f"perplexity {primary['drift']:+.1%}, bound +{DRIFT_BOUND:.0%}; ahead of every TRL trainer by "
-                      "more than 2 s.e. needed)")
+        console.print(f"{name}: the target, judged on {primary['method']} alone (fixed beforehand): {met} (the rule: "
+                      f"reference perplexity within +{DRIFT_BOUND:.0%}, here {primary['drift']:+.1%}, and ahead of "
+                      "every TRL trainer by more than 2 s.e., as above)")
 
 
 if __name__ == "__main__":
