@@ -68,9 +68,12 @@ test-vllm: $(VLLM_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m examples.demo --out $(OUT)/demo
 
-# LOSS=NAME (rrhf, pro, listmle, lipo, dpo, simpo) trains demo-real with that loss: `LOSS=lipo make demo-real`.
+# LOSS=NAME (rrhf, pro, listmle, lipo, dpo, simpo) trains demo-real with that loss: `LOSS=lipo make demo-real`;
+# BETA sets its beta and K the answers sampled a prompt: `LOSS=lipo BETA=0.2 K=8 make demo-real`.
 LOSS ?=
-LOSS_FLAG = $(if $(LOSS),--loss $(LOSS))
+BETA ?=
+K ?=
+LOSS_FLAG = $(if $(LOSS),--loss $(LOSS))$(if $(BETA), --beta $(BETA))$(if $(K), -k $(K))
 
 # Iterative RRHF on a real instruct model, SmolLM2-135M-Instruct (about 6 minutes on 2 CPU cores): held-out
 # reward and reference perplexity before and after; plots in $(OUT)/demo-real. Samples with vLLM where

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--loss", choices=LOSS_NAMES, default="rrhf",
                         help="train's loss; dpo, listmle and lipo take each round's starting policy as the reference")
+    parser.add_argument("--beta", type=float, default=None, help="the loss's beta (its paper's default if unset)")
     args = parse_common(parser, argv)
     out = args.out
     engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         reference = str(policy) if DEFAULTS[args.loss].reference else None
         train = TrainConfig(model=str(policy), lr=args.lr, epochs=args.epochs, queries_per_batch=4,
                             logging_steps=2, seed=args.seed, warmup_ratio=0.1, loss=args.loss,
-                            reference_model=reference)
+                            reference_model=reference, beta=args.beta)
         policies.append(rrhf_round(PROMPTS, folder, sample, REWARD, train))
         heldout_rewards.append(_heldout_reward(policies[-1], folder, args, engine))
 

@@ -38,11 +38,19 @@ def test_examples_makefile_iterates_and_reruns_only_what_changed(tmp_path):
     assert planned == ["rank", "train"]
 
 
-def test_examples_makefile_takes_a_loss(tmp_path):
-    done = _make(tmp_path, "LOSS=dpo")
+def test_examples_makefile_takes_a_loss_and_its_beta(tmp_path):
+    done = _make(tmp_path, "LOSS=dpo", "BETA=0.3")
     assert done.returncode == 0, done.stderr[-2000:]
     config = json.loads((tmp_path / "round-2" / "policy" / "meta.json").read_text())["config"]
     assert config["loss"] == "dpo" and config["reference_model"] == str(tmp_path / "round-1" / "policy")
+    assert config["beta"] == 0.3
+
+
+def test_make_demo_real_passes_loss_beta_and_k():
+    planned = subprocess.run(["make", "-n", "-C", str(ROOT), "demo-real", "LOSS=lipo", "BETA=0.2", "K=8"],
+                             capture_output=True, text=True)
+    assert planned.returncode == 0, planned.stderr
+    assert "-m examples.demo_real --out out/demo-real --loss lipo --beta 0.2 -k 8" in planned.stdout
 
 
 def test_examples_makefile_takes_a_dataset_and_nproc(tmp_path):
@@ -63,7 +71,9 @@ def test_the_demos_end_a_failure_with_one_line_as_the_cli_does(tmp_path):
         # An empty prompt file: rrhf's BadInput, exit status 2 as `rrhf sample` gives it.
         "demo.py": (["--out", str(tmp_path / "d"), "--prompts", "0"], 2, "train-prompts.jsonl: no records"),
         # An output folder that cannot be made: an OS error, exit status 1.
-        "demo_real.py": (["--out", str(blocker / "out")], 1, "Not a directory"),
+        # With the flags `LOSS=lipo BETA=0.2 K=8 make demo-real` passes, which the demo parses before it starts.
+        "demo_real.py": (["--out", str(blocker / "out"), "--loss", "lipo", "--beta", "0.2", "-k", "8"], 1,
+                         "Not a directory"),
     }
     for script, (args, status, words) in runs.items():
         module = "examples." + script.removesuffix(".py")
