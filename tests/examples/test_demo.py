@@ -47,7 +47,7 @@ def test_examples_makefile_takes_a_loss_and_its_beta(tmp_path):
 
 
 def test_make_demo_real_passes_loss_beta_and_k():
-    planned = subprocess.run(["make", "-n", "-C", str(ROOT), "demo-real", "LOSS=lipo", "BETA=0.2", "K=8"],
+    planned = subprocess.run(["make", "-n", "-C", str(ROOT), "demo-real", "LOSS=lipo", "BETA=0.2", "K=8", "OUT=out"],
                              capture_output=True, text=True)
     assert planned.returncode == 0, planned.stderr
     assert "-m examples.demo_real --out out/demo-real --loss lipo --beta 0.2 -k 8" in planned.stdout
