@@ -73,14 +73,14 @@ demo: $(STAMP)
 LOSS ?=
 BETA ?=
 K ?=
-LOSS_FLAG = $(if $(LOSS),--loss $(LOSS))$(if $(BETA), --beta $(BETA))$(if $(K), -k $(K))
+DEMO_REAL_FLAGS = $(if $(LOSS),--loss $(LOSS))$(if $(BETA), --beta $(BETA))$(if $(K), -k $(K))
 
 # Iterative RRHF on a real instruct model, SmolLM2-135M-Instruct (about 6 minutes on 2 CPU cores): held-out
 # reward and reference perplexity before and after; plots in $(OUT)/demo-real. Samples with vLLM where
 # `make install-vllm` has been run.
 demo-real: $(STAMP)
-	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python -m examples.demo_real --out $(OUT)/demo-real $(LOSS_FLAG); \
-	else $(BIN)/python -m examples.demo_real --out $(OUT)/demo-real $(LOSS_FLAG); fi
+	if [ -f $(VLLM_STAMP) ]; then $(VLLM_VENV)/bin/python -m examples.demo_real --out $(OUT)/demo-real $(DEMO_REAL_FLAGS); \
+	else $(BIN)/python -m examples.demo_real --out $(OUT)/demo-real $(DEMO_REAL_FLAGS); fi
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

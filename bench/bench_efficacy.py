@@ -46,7 +46,7 @@ from typing import Any
 from bench import peers
 from bench.efficacy_files import EVAL_SEED, MAX_LENGTH, K, Task, answered, evaluate, model_goes, one_round, same_round
 from bench.efficacy_methods import METHODS, NEEDS_REFERENCE, parse_method
-from bench.efficacy_stats import Paired, PerPrompt, across_seeds, best, best_within_drift, paired, target_verdict
+from bench.efficacy_stats import Paired, PerPrompt, across_seeds, best, best_within_drift, drift, paired, target_verdict
 from bench.peers import Budget
 from examples.demo import parse_common, run_as_command
 from examples.demo_real import base_model
@@ -259,7 +259,7 @@ def summarise(base: dict[str, Any], runs: dict[str, list[dict[str, Any]]], promp
     if primary in methods:  # absent where --finished-only left all its runs out
         perplexity, initial_perplexity = methods[primary]["reference_perplexity"], base["reference_perplexity"]
         peers_of = {peer: Paired(**diff) for peer, diff in methods[primary]["versus_peers"].items()}
-        verdict = {"method": primary, "drift": perplexity / initial_perplexity - 1,
+        verdict = {"method": primary, "drift": drift(perplexity, initial_perplexity),
                    "meets_target": target_verdict(perplexity, initial_perplexity, DRIFT_BOUND, peers_of)}
     return {"primary": verdict, "training_prompts": prompts, "steps": steps, "heldout_prompts": len(initial),
             "initial": {"reward": base["reward"], "reference_perplexity": base["reference_perplexity"],
@@ -281,9 +281,9 @@ def _print_table(name: str, task: dict[str, Any]) -> None:
                   f"{initial['words']:.1f}", "")
     for method, m in task["methods"].items():
         over = m["over_initial"]
-        drift = m["reference_perplexity"] / initial["reference_perplexity"] - 1
+        change = drift(m["reference_perplexity"], initial["reference_perplexity"])
         table.add_row(method, f"{m['reward']:.3f}", f"{over['mean']:+.3f} ± {over['se']:.3f}", f"{m['win_rate']:.3f}",
-                      f"{m['reference_perplexity']:.2f} ({drift:+.1%})", f"{m['words']:.1f}",
+                      f"{m['reference_perplexity']:.2f} ({change:+.1%})", f"{m['words']:.1f}",
                       " / ".join(f"s{run['seed']} {run['reward']:.3f}" for run in m["runs"]))
     console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(table)

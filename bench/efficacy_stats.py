@@ -50,6 +50,15 @@ def within_drift(perplexities: Mapping[str, float], initial: float, bound: float
     return [name for name, perplexity in perplexities.items() if drifts_within(perplexity, initial, bound)]
 
 
+def drift(perplexity: float, initial: float) -> float:
+    """A reference perplexity's change relative to the initial model's, as the tables print it.
+
+    >>> round(drift(11.0, 10.0), 6)
+    0.1
+    """
+    return perplexity / initial - 1
+
+
 def drifts_within(perplexity: float, initial: float, bound: float) -> bool:
     """Whether a reference perplexity is at most (1 + bound) times the initial model's: the target's drift bound.
 

@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from examples.demo import parse_common, rrhf_round, run_as_command, write_view  # flags, a round, the exit
 from stages.contract.inputs import load_records
 from stages.contract.metrics import read_metrics
@@ -61,20 +63,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--beta", type=float, default=None, help="the loss's beta (its paper's default if unset)")
     args = parse_common(parser, argv)
     out = args.out
+    initial = out / "models" / "smollm2-135m-instruct"
+    reference = str(initial) if DEFAULTS[args.loss].reference else None
+    try:  # checked before any work: a --beta the loss has not is refused now, not after the first round's sampling
+        round_one = TrainConfig(model=str(initial), lr=args.lr, epochs=args.epochs, queries_per_batch=4,
+                                logging_steps=2, seed=args.seed, warmup_ratio=0.1, loss=args.loss,
+                                reference_model=reference, beta=args.beta)
+    except ValidationError as err:
+        parser.error(err.errors()[0]["msg"].removeprefix("Value error, "))
     engine = "vllm" if importlib.util.find_spec("vllm") else "hf"
     # vLLM's CPU build: a fixed KV cache, not its default share of all memory, which training also needs.
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-    initial = base_model(out / "models" / "smollm2-135m-instruct")
+    base_model(initial)
     policies = [initial]
     heldout_rewards = [_heldout_reward(initial, out / "round-0", args, engine)]
     for round_ in range(1, args.rounds + 1):
         folder, policy = out / f"round-{round_}", policies[-1]
         sample = SampleConfig(model=str(policy), engine=engine, k=args.k, max_new_tokens=args.max_new_tokens,
                               temperature=0.8, seed=args.seed + round_, source=f"policy-{round_ - 1}", **EAGER)
-        reference = str(policy) if DEFAULTS[args.loss].reference else None
-        train = TrainConfig(model=str(policy), lr=args.lr, epochs=args.epochs, queries_per_batch=4,
-                            logging_steps=2, seed=args.seed, warmup_ratio=0.1, loss=args.loss,
-                            reference_model=reference, beta=args.beta)
+        # Each round trains the policy it sampled, with that policy as the reference where the loss reads one.
+        train = round_one.model_copy(update={"model": str(policy), "reference_model": reference and str(policy)})
         policies.append(rrhf_round(PROMPTS, folder, sample, REWARD, train))
         heldout_rewards.append(_heldout_reward(policies[-1], folder, args, engine))
 

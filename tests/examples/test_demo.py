@@ -83,6 +83,17 @@ def test_the_demos_end_a_failure_with_one_line_as_the_cli_does(tmp_path):
         assert "Traceback" not in done.stderr and lines[-1].startswith(f"{script}: error: ") and words in lines[-1]
 
 
+def test_demo_real_refuses_a_beta_its_loss_has_not_before_any_work(tmp_path):
+    import sys
+
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "examples.demo_real", "--out", str(out), "--loss", "pro", "--beta",
+                           "0.2"], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].endswith("error: --beta: --loss pro has no beta")
+    assert not (out / "models").exists()  # refused before the model was written or anything sampled
+
+
 def test_a_demo_stopped_with_sigterm_ends_in_one_line_with_status_143(tmp_path):
     import signal
     import sys
